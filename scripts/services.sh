@@ -1,0 +1,95 @@
+# Sourced by scripts/run and scripts/test: makes PostgreSQL and Redis available.
+#
+# Uses the servers on 127.0.0.1:$HB_PG_PORT (default 5432) and 127.0.0.1:$HB_REDIS_PORT (default
+# 6379) when they answer; otherwise starts private instances on those loopback ports with their
+# data under .local/ (ignored by git), installing the Debian packages when the binaries are
+# missing and we are root. A second run finds the instances the first one started and reuses them.
+# HEREABOUTS_DATABASE_URL / HEREABOUTS_REDIS_URL, when set, are used as they are.
+
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOCAL="$ROOT/.local"
+HB_PG_PORT=${HB_PG_PORT:-5432}
+HB_REDIS_PORT=${HB_REDIS_PORT:-6379}
+mkdir -p "$LOCAL"
+
+say() { printf '[services] %s\n' "$*" >&2; }
+
+apt_install() {
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+        say "missing $*: install the Debian packages '$*' (apt-get install $*) and run again"
+        exit 1
+    fi
+    say "installing $* with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_bin() {
+    local name=$1
+    if command -v "$name" >/dev/null; then command -v "$name"; return; fi
+    ls /usr/lib/postgresql/*/bin/"$name" 2>/dev/null | sort -V | tail -n 1
+}
+
+pg_answers() { # port
+    local isready
+    isready=$(pg_bin pg_isready)
+    [ -n "$isready" ] && "$isready" -q -h 127.0.0.1 -p "$1" -t 2 >/dev/null 2>&1
+}
+
+psql_do() { # port db sql
+    "$(pg_bin psql)" -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -p "$1" -U postgres -d "$2" -Atc "$3"
+}
+
+ensure_postgres() {
+    if [ -z "$(pg_bin pg_ctl)" ] || [ -z "$(pg_bin psql)" ] || [ -z "$(pg_bin initdb)" ]; then
+        apt_install postgresql
+    fi
+    if ! pg_answers "$HB_PG_PORT"; then
+        local data="$LOCAL/pg-$HB_PG_PORT"
+        local run_as=()
+        if [ "$(id -u)" -eq 0 ]; then
+            id postgres >/dev/null 2>&1 || useradd --system --home "$data" postgres
+            run_as=(runuser -u postgres --)
+        fi
+        if [ ! -f "$data/PG_VERSION" ]; then
+            say "initialising a private PostgreSQL in $data"
+            mkdir -p "$data"
+            [ "$(id -u)" -eq 0 ] && chown postgres "$data" && chmod 700 "$data"
+            "${run_as[@]}" "$(pg_bin initdb)" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
+        fi
+        say "starting a private PostgreSQL on 127.0.0.1:$HB_PG_PORT"
+        "${run_as[@]}" "$(pg_bin pg_ctl)" -D "$data" -l "$data/server.log" -w -t 60 \
+            -o "-p $HB_PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
+    fi
+    if [ -z "${HEREABOUTS_DATABASE_URL:-}" ]; then
+        if [ "$(psql_do "$HB_PG_PORT" postgres "SELECT 1 FROM pg_database WHERE datname = 'hereabouts'")" != 1 ]; then
+            psql_do "$HB_PG_PORT" postgres "CREATE DATABASE hereabouts"
+        fi
+        export HEREABOUTS_DATABASE_URL="postgres://postgres@127.0.0.1:$HB_PG_PORT/hereabouts"
+    fi
+    export HEREABOUTS_TEST_DATABASE_URL=${HEREABOUTS_TEST_DATABASE_URL:-"postgres://postgres@127.0.0.1:$HB_PG_PORT/postgres"}
+    say "PostgreSQL answers on 127.0.0.1:$HB_PG_PORT"
+}
+
+redis_answers() { # port
+    [ "$(redis-cli -h 127.0.0.1 -p "$1" --no-auth-warning ping 2>/dev/null)" = PONG ]
+}
+
+ensure_redis() {
+    if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+        apt_install redis-server
+    fi
+    if ! redis_answers "$HB_REDIS_PORT"; then
+        local dir="$LOCAL/redis-$HB_REDIS_PORT"
+        mkdir -p "$dir"
+        say "starting a private Redis on 127.0.0.1:$HB_REDIS_PORT"
+        redis-server --port "$HB_REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$dir" \
+            --save "" --appendonly no --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+        for _ in $(seq 50); do redis_answers "$HB_REDIS_PORT" && break; sleep 0.1; done
+        redis_answers "$HB_REDIS_PORT" || { say "Redis did not start; see $dir/redis.log"; exit 1; }
+    fi
+    export HEREABOUTS_REDIS_URL=${HEREABOUTS_REDIS_URL:-"redis://127.0.0.1:$HB_REDIS_PORT"}
+    export HEREABOUTS_TEST_REDIS_URL=${HEREABOUTS_TEST_REDIS_URL:-"redis://127.0.0.1:$HB_REDIS_PORT"}
+    say "Redis answers on 127.0.0.1:$HB_REDIS_PORT"
+}

@@ -1,0 +1,100 @@
+//! Extractors: the authenticated user (JWT), the admin (role re-checked in PostgreSQL), the client IP.
+
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::{LocalBoxFuture, Ready, ready};
+use std::net::IpAddr;
+use uuid::Uuid;
+
+/// The caller, from a valid bearer access token.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let h = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = h.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Unauthorized)?;
+    let claims = bearer(req)
+        .and_then(|t| state.tokens.verify(t))
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(AuthUser {
+        id: claims.sub,
+        role: claims.role,
+    })
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+/// An administrator: a valid token whose user is, right now in PostgreSQL, an unsuspended admin.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminUser {
+    pub id: Uuid,
+}
+
+impl FromRequest for AdminUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let auth = authenticate(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let auth = auth?;
+            let state = state.ok_or(ApiError::Unauthorized)?;
+            let user = crate::store::users::by_id(&state.db, auth.id)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            if user.suspended {
+                return Err(ApiError::Forbidden("this account is suspended"));
+            }
+            if user.role() != Role::Admin {
+                return Err(ApiError::Forbidden("administrators only"));
+            }
+            Ok(AdminUser { id: user.id })
+        })
+    }
+}
+
+/// The client's IP: the peer address, or the first `X-Forwarded-For` hop when configured to trust it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequest for ClientIp {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let trust = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.settings.trust_forwarded_for)
+            .unwrap_or(false);
+        let forwarded = trust
+            .then(|| req.headers().get("x-forwarded-for"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        let ip = forwarded
+            .or_else(|| req.peer_addr().map(|a| a.ip()))
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        ready(Ok(ClientIp(ip)))
+    }
+}

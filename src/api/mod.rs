@@ -1,0 +1,66 @@
+//! HTTP handlers, one module per resource: parse, call, respond. Each module exposes
+//! `config(cfg)`; extractor errors of actix are replaced by problem+json here.
+
+pub mod admin;
+pub mod auth;
+pub mod extract;
+pub mod me;
+pub mod openapi;
+pub mod ops;
+
+use crate::error::ApiError;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// Registers every route.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    ops::config(cfg);
+    auth::config(cfg);
+    me::config(cfg);
+    admin::config(cfg);
+}
+
+/// Fallback for unknown paths: 404 problem+json.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// JSON bodies: size limit (413), unparseable (400), wrong content type (415).
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req: &HttpRequest| {
+            match &err {
+                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                    ApiError::PayloadTooLarge
+                }
+                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+                JsonPayloadError::Deserialize(e) => {
+                    ApiError::BadRequest(format!("invalid JSON body: {}", json_error_text(e)))
+                }
+                JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => ApiError::PayloadTooLarge,
+                other => ApiError::BadRequest(format!("cannot read the body: {other}")),
+            }
+            .into()
+        })
+}
+
+/// Describes a serde_json error without echoing the body.
+fn json_error_text(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    // serde's messages name the field and the expected type; cap their length anyway.
+    msg.chars().take(200).collect()
+}
+
+/// Query strings that cannot be parsed: 400.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
+        let text: String = err.to_string().chars().take(200).collect();
+        ApiError::BadRequest(format!("invalid query string: {text}")).into()
+    })
+}
+
+/// Path segments that do not parse (an id that is not a UUID): no such resource.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_err: PathError, _req| ApiError::NotFound.into())
+}

@@ -1,0 +1,77 @@
+//! Operations: liveness, readiness, metrics, the OpenAPI document.
+
+use crate::error::{ApiError, ApiResult};
+use crate::startup::AppState;
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(healthz)
+        .service(readyz)
+        .service(metrics)
+        .service(openapi_yaml);
+}
+
+/// Readiness of each store.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    #[schema(example = "ok")]
+    pub postgres: &'static str,
+    #[schema(example = "ok")]
+    pub redis: &'static str,
+}
+
+/// 200 while the process runs.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "the process is running", body = Ready)))]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// 200 when PostgreSQL and Redis both answer in time, 503 otherwise.
+#[utoipa::path(tag = "operations", responses(
+    (status = 200, description = "both stores answer", body = Ready),
+    (status = 503, description = "a store is down", body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let t = state.settings.store_timeout;
+    let pg = crate::store::bounded(t, "postgres", sqlx::query("SELECT 1").execute(&state.db));
+    let (pg, redis) = futures_util::join!(pg, state.redis.ping());
+    match (&pg, &redis) {
+        (Ok(_), Ok(())) => Ok(HttpResponse::Ok().json(Ready {
+            postgres: "ok",
+            redis: "ok",
+        })),
+        _ => {
+            let mut down = vec![];
+            if pg.is_err() {
+                down.push("postgres");
+            }
+            if redis.is_err() {
+                down.push("redis");
+            }
+            Err(ApiError::Unavailable(format!("{}: not answering", down.join(" and "))))
+        }
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain")))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let gauges = crate::jobs::gauges(&state).await;
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(&gauges))
+}
+
+/// The OpenAPI 3.1 document of this server.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "the OpenAPI document", body = String, content_type = "application/yaml")))]
+#[get("/openapi.yaml")]
+pub async fn openapi_yaml() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(super::openapi::OPENAPI_YAML)
+}

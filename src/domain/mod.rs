@@ -1,0 +1,4 @@
+//! Pure logic, free of I/O: validated values, precision snapping, the H3 cover, the nearby planner.
+
+pub mod account;
+pub mod policy;

@@ -1,0 +1,37 @@
+//! The policy row and the restricted zones in PostgreSQL.
+
+use super::StoreResult;
+use crate::domain::policy::{Policy, Precision};
+use sqlx::{PgPool, Row};
+
+/// Reads the policy (the migration guarantees its one row).
+pub async fn get(db: &PgPool) -> StoreResult<Policy> {
+    let row = sqlx::query(
+        "SELECT location_sharing_enabled, max_ttl_s, min_precision, notification_cooldown_s, retention_days FROM policy",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(Policy {
+        location_sharing_enabled: row.try_get("location_sharing_enabled")?,
+        max_ttl_s: row.try_get("max_ttl_s")?,
+        min_precision: Precision::parse(row.try_get::<&str, _>("min_precision")?).unwrap_or(Precision::Exact),
+        notification_cooldown_s: row.try_get("notification_cooldown_s")?,
+        retention_days: row.try_get("retention_days")?,
+    })
+}
+
+/// Writes the whole policy.
+pub async fn put(db: &PgPool, p: &Policy) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE policy SET location_sharing_enabled = $1, max_ttl_s = $2, min_precision = $3,
+         notification_cooldown_s = $4, retention_days = $5, updated_at = now()",
+    )
+    .bind(p.location_sharing_enabled)
+    .bind(p.max_ttl_s)
+    .bind(p.min_precision.as_str())
+    .bind(p.notification_cooldown_s)
+    .bind(p.retention_days)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! The Redis connection: one server or a Redis Cluster, connected lazily, every call bounded in time.
+//!
+//! Keys are namespaced by the configured prefix. Commands that must go together use hash tags
+//! (`{...}`) so they stay in one slot; batches of independent single-key commands go as one
+//! pipeline on a single server and as concurrent commands on the multiplexed cluster connection.
+
+use super::{StoreError, StoreResult, bounded};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::RwLock;
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
+
+struct Inner {
+    urls: Vec<String>,
+    prefix: String,
+    timeout: Duration,
+    conn: RwLock<Option<Conn>>,
+}
+
+/// A cheap-to-clone handle on Redis (single server or cluster).
+#[derive(Clone)]
+pub struct Redis {
+    inner: Arc<Inner>,
+}
+
+impl Redis {
+    /// A handle that connects on first use (so the server starts while Redis is down).
+    pub fn new(urls: Vec<String>, prefix: String, timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                urls,
+                prefix,
+                timeout,
+                conn: RwLock::new(None),
+            }),
+        }
+    }
+
+    /// True when configured with several nodes (Redis Cluster).
+    pub fn is_cluster(&self) -> bool {
+        self.inner.urls.len() > 1
+    }
+
+    /// The key namespace.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// A namespaced key.
+    pub fn key(&self, rest: std::fmt::Arguments<'_>) -> String {
+        format!("{}:{}", self.inner.prefix, rest)
+    }
+
+    async fn conn(&self) -> StoreResult<Conn> {
+        if let Some(c) = self.inner.conn.read().await.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut guard = self.inner.conn.write().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let t = self.inner.timeout;
+        let conn = if self.is_cluster() {
+            let client = redis::cluster::ClusterClientBuilder::new(self.inner.urls.clone())
+                .connection_timeout(t)
+                .response_timeout(t)
+                .retries(1)
+                .build()?;
+            Conn::Cluster(bounded(t, "redis connect", client.get_async_connection()).await?)
+        } else {
+            let client = redis::Client::open(self.inner.urls[0].as_str())?;
+            let cfg = ConnectionManagerConfig::new()
+                .set_connection_timeout(t)
+                .set_response_timeout(t)
+                .set_number_of_retries(1)
+                .set_max_delay(500);
+            Conn::Single(bounded(t, "redis connect", ConnectionManager::new_with_config(client, cfg)).await?)
+        };
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs one command.
+    pub async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
+        let mut c = self.conn().await?;
+        bounded(self.inner.timeout, "redis", cmd.query_async::<T>(&mut c)).await
+    }
+
+    /// Runs a pipeline whose keys all hash to one slot (or any pipeline on a single server).
+    pub async fn run_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> StoreResult<T> {
+        let mut c = self.conn().await?;
+        bounded(self.inner.timeout, "redis", pipe.query_async::<T>(&mut c)).await
+    }
+
+    /// Runs independent single-key commands in one round trip: a pipeline on one server,
+    /// concurrent commands over the multiplexed connection on a cluster. Answers in order.
+    pub async fn run_many(&self, cmds: Vec<Cmd>) -> StoreResult<Vec<Value>> {
+        if cmds.is_empty() {
+            return Ok(vec![]);
+        }
+        let c = self.conn().await?;
+        let t = self.inner.timeout;
+        match c {
+            Conn::Single(mut c) => {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd);
+                }
+                bounded(t, "redis", pipe.query_async::<Vec<Value>>(&mut c)).await
+            }
+            Conn::Cluster(c) => {
+                let futs = cmds.into_iter().map(|cmd| {
+                    let mut c = c.clone();
+                    async move { cmd.query_async::<Value>(&mut c).await }
+                });
+                bounded(t, "redis", futures_util::future::try_join_all(futs)).await
+            }
+        }
+    }
+
+    /// Deletes every key under this handle's prefix (tests and erasure tooling only).
+    pub async fn scan_keys(&self, pattern: &str) -> StoreResult<Vec<String>> {
+        let c = self.conn().await?;
+        let mut out = Vec::new();
+        let scan_one = |mut conn: ConnectionManager, pattern: String| async move {
+            let mut keys = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                keys.extend(batch);
+                if next == 0 {
+                    return Ok::<_, redis::RedisError>(keys);
+                }
+                cursor = next;
+            }
+        };
+        match c {
+            Conn::Single(conn) => out.extend(
+                bounded(
+                    self.inner.timeout * 10,
+                    "redis scan",
+                    scan_one(conn, pattern.to_string()),
+                )
+                .await?,
+            ),
+            Conn::Cluster(_) => {
+                for url in &self.inner.urls {
+                    let client = redis::Client::open(url.as_str())?;
+                    let conn = bounded(self.inner.timeout, "redis connect", ConnectionManager::new(client)).await?;
+                    let keys = bounded(
+                        self.inner.timeout * 10,
+                        "redis scan",
+                        scan_one(conn, pattern.to_string()),
+                    )
+                    .await?;
+                    out.extend(keys);
+                }
+                out.sort();
+                out.dedup();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Answers PING (readiness).
+    pub async fn ping(&self) -> StoreResult<()> {
+        let pong: String = self.run(&redis::cmd("PING")).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!("redis answered {pong:?} to PING")))
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Black-box API tests: each test starts the real server on port 0 with its own PostgreSQL
+//! database and its own Redis key prefix (see `helpers`).
+
+mod auth;
+mod helpers;
+mod ops;
