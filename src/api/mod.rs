@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod connections;
 pub mod extract;
 pub mod me;
 pub mod openapi;
@@ -18,6 +19,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     auth::config(cfg);
     me::config(cfg);
     admin::config(cfg);
+    connections::config(cfg);
 }
 
 /// Fallback for unknown paths: 404 problem+json.

@@ -40,5 +40,12 @@ pub struct ApiDoc;
 
 /// Renders the spec as YAML (what `hereabouts openapi` prints and the committed file holds).
 pub fn render_yaml() -> anyhow::Result<String> {
-    Ok(ApiDoc::openapi().to_yaml()?)
+    Ok(document().to_yaml()?)
+}
+
+/// The whole document: the core paths plus each resource module's own `Doc`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(super::connections::Doc::openapi());
+    doc
 }

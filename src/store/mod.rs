@@ -3,6 +3,7 @@
 //! Every call here is bounded in time; a store that does not answer becomes
 //! [`StoreError::Unavailable`], which the HTTP layer turns into a 503.
 
+pub mod graph;
 pub mod policy;
 pub mod ratelimit;
 pub mod redis;

@@ -2,5 +2,6 @@
 //! database and its own Redis key prefix (see `helpers`).
 
 mod auth;
+mod connections;
 mod helpers;
 mod ops;

@@ -1,0 +1,1 @@
+//! The connection graph in PostgreSQL and each user's adjacency set in Redis.

@@ -1,0 +1,1 @@
+//! The connection graph: requests, connections, blocks, contact matching, the adjacency cache.
