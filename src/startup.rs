@@ -7,6 +7,7 @@ use crate::auth::{Passwords, TokenKeys};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::service::controls::ControlsCache;
 use crate::store::redis::Redis;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -34,6 +35,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub tokens: Arc<TokenKeys>,
     pub passwords: Passwords,
+    pub controls: ControlsCache,
     inflight: Arc<Semaphore>,
 }
 
@@ -51,6 +53,7 @@ impl AppState {
         Ok(Self {
             tokens,
             passwords,
+            controls: ControlsCache::default(),
             inflight: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
             settings: Arc::new(settings),
             db,
@@ -195,6 +198,9 @@ impl Application {
         let s = state.settings.clone();
         if s.migrate_on_start {
             migrate(&state.db).await?;
+        }
+        if let Err(e) = state.controls.reload(&state.db).await {
+            tracing::warn!(error = %e, "policy not loaded yet; defaults apply until PostgreSQL answers");
         }
         let listener = TcpListener::bind(&s.listen).with_context(|| format!("cannot listen on {}", s.listen))?;
         let port = listener.local_addr()?.port();

@@ -3,11 +3,14 @@
 
 pub mod admin;
 pub mod auth;
+pub mod checkins;
 pub mod connections;
 pub mod extract;
 pub mod me;
+pub mod nearby;
 pub mod openapi;
 pub mod ops;
+pub mod privacy;
 
 use crate::error::ApiError;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -20,6 +23,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     me::config(cfg);
     admin::config(cfg);
     connections::config(cfg);
+    privacy::config(cfg);
+    checkins::config(cfg);
+    nearby::config(cfg);
 }
 
 /// Fallback for unknown paths: 404 problem+json.

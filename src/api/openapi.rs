@@ -47,5 +47,8 @@ pub fn render_yaml() -> anyhow::Result<String> {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::connections::Doc::openapi());
+    doc.merge(super::privacy::Doc::openapi());
+    doc.merge(super::checkins::Doc::openapi());
+    doc.merge(super::nearby::Doc::openapi());
     doc
 }

@@ -1,17 +1,24 @@
 //! Use cases that span both stores (PostgreSQL first, then the Redis index), called by handlers,
 //! background jobs and the CLI.
 
+pub mod controls;
+pub mod live;
+pub mod nearby;
+pub mod privacy;
+
 use crate::startup::AppState;
-use crate::store::{StoreResult, users};
+use crate::store::{StoreResult, graph, users};
 use uuid::Uuid;
 
 /// Refreshes what the index holds about a user after their profile changed (display name).
-pub async fn profile_changed(_state: &AppState, _user: Uuid) -> StoreResult<()> {
-    Ok(())
+pub async fn profile_changed(state: &AppState, user: Uuid) -> StoreResult<()> {
+    live::sync_user(state, user).await
 }
 
 /// Erases a user and everything about them from both stores; false when no such user.
 pub async fn erase_user(state: &AppState, user: Uuid) -> StoreResult<bool> {
+    live::leave(state, user).await?;
+    graph::forget_user(&state.db, &state.redis, user).await?;
     let existed = users::delete(&state.db, user).await?;
     Ok(existed)
 }

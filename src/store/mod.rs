@@ -4,7 +4,10 @@
 //! [`StoreError::Unavailable`], which the HTTP layer turns into a 503.
 
 pub mod graph;
+pub mod index;
+pub mod live;
 pub mod policy;
+pub mod privacy;
 pub mod ratelimit;
 pub mod redis;
 pub mod users;

@@ -35,3 +35,21 @@ pub async fn put(db: &PgPool, p: &Policy) -> StoreResult<()> {
     .await?;
     Ok(())
 }
+
+/// A stored restricted zone.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ZoneRow {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub geometry: serde_json::Value,
+    pub created_at: time::OffsetDateTime,
+}
+
+/// Every restricted zone, oldest first.
+pub async fn zones(db: &PgPool) -> StoreResult<Vec<ZoneRow>> {
+    Ok(
+        sqlx::query_as("SELECT id, name, geometry, created_at FROM restricted_zones ORDER BY created_at, id")
+            .fetch_all(db)
+            .await?,
+    )
+}

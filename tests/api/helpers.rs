@@ -115,7 +115,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with setting overrides (`HEREABOUTS_*` names).
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    hereabouts::telemetry::init(hereabouts::config::LogFormat::Pretty);
+    hereabouts::telemetry::init_with_default(hereabouts::config::LogFormat::Pretty, "warn");
     let db_name = create_database().await;
     let prefix = format!("hbt:{}", Uuid::new_v4().simple());
     let settings = test_settings(&db_name, &prefix, overrides);
@@ -307,5 +307,40 @@ impl TestApp {
             refresh: v["refresh_token"].as_str().expect("refresh").to_string(),
             ..user.clone()
         }
+    }
+}
+
+impl TestApp {
+    /// `a` asks `b` for a connection and `b` accepts: they are connected.
+    pub async fn connect(&self, a: &TestUser, b: &TestUser) {
+        let r = self
+            .post("/v1/connections/requests", a.t(), json!({"to_user_id": b.id}))
+            .await;
+        assert_eq!(r.status, 201, "request {} -> {}: {}", a.email, b.email, r.text);
+        let id = r.json()["id"].as_str().expect("request id").to_string();
+        let r = self
+            .request(
+                Method::POST,
+                &format!("/v1/connections/requests/{id}/accept"),
+                b.t(),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "accept by {}: {}", b.email, r.text);
+    }
+
+    /// Deletes every Redis key of this app's prefix (never FLUSHALL: other tests share the server).
+    pub async fn flush_redis(&self) {
+        let redis = &self.state.redis;
+        let keys = redis.scan_keys(&format!("{}:*", self.prefix)).await.expect("scan keys");
+        let cmds = keys
+            .iter()
+            .map(|k| {
+                let mut c = redis::cmd("DEL");
+                c.arg(k);
+                c
+            })
+            .collect();
+        redis.run_many(cmds).await.expect("delete keys");
     }
 }

@@ -2,6 +2,8 @@
 //! database and its own Redis key prefix (see `helpers`).
 
 mod auth;
+mod checkins;
 mod connections;
 mod helpers;
+mod nearby;
 mod ops;

@@ -1,0 +1,106 @@
+//! `/v1/nearby`: connections near the caller's own live point.
+
+use super::extract::AuthUser;
+use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M};
+use crate::domain::policy::Precision;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::service::nearby;
+use crate::startup::AppState;
+use actix_web::{get, web};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_nearby);
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(get_nearby), components(schemas(NearbyResponse, NearbyItem)))]
+pub struct Doc;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct NearbyQuery {
+    /// Radius in metres, [50, 200000], default 5000.
+    #[param(minimum = 50, maximum = 200000, example = 5000)]
+    pub radius_m: Option<i64>,
+    /// At most this many items, [1, 500], default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
+    pub limit: Option<i64>,
+}
+
+/// A connection near the caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NearbyItem {
+    pub user_id: Uuid,
+    pub display_name: String,
+    /// Geodesic distance to the published point, rounded to 10 / 100 / 1,000 m by precision.
+    #[schema(example = 1230)]
+    pub distance_m: u64,
+    pub precision: Precision,
+    #[schema(example = "8928308280fffff")]
+    pub h3_cell: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NearbyResponse {
+    #[schema(example = 5000)]
+    pub radius_m: i64,
+    pub items: Vec<NearbyItem>,
+}
+
+/// Connections whose published point lies within `radius_m` of the caller's own live check-in,
+/// nearest first. 409 `no_active_checkin` without one.
+#[utoipa::path(tag = "nearby", security(("bearer" = [])), params(NearbyQuery), responses(
+    (status = 200, body = NearbyResponse),
+    (status = 400, response = crate::error::Problem),
+    (status = 401, response = crate::error::Problem),
+    (status = 409, response = crate::error::Problem),
+    (status = 422, response = crate::error::Problem),
+))]
+#[get("/v1/nearby")]
+pub async fn get_nearby(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    q: web::Query<NearbyQuery>,
+) -> ApiResult<web::Json<NearbyResponse>> {
+    let radius = q.radius_m.unwrap_or(5_000);
+    let limit = q.limit.unwrap_or(50);
+    let mut errors = vec![];
+    if !(MIN_RADIUS_M as i64..=MAX_RADIUS_M as i64).contains(&radius) {
+        errors.push(FieldError::new("radius_m", "must be in [50, 200000]"));
+    }
+    if !(1..=500).contains(&limit) {
+        errors.push(FieldError::new("limit", "must be in [1, 500]"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let answer = nearby::nearby(&state, me.id, radius as f64, limit as usize).await?;
+    let items = answer
+        .hits
+        .into_iter()
+        .map(|h| NearbyItem {
+            user_id: h.user_id,
+            display_name: h.record.display_name.clone(),
+            distance_m: h.distance_m,
+            precision: h.record.precision,
+            h3_cell: h.record.cell.clone(),
+            last_seen_at: OffsetDateTime::from_unix_timestamp(h.record.recorded_at)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            expires_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(h.record.expires_at_ms) * 1_000_000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        })
+        .collect();
+    Ok(web::Json(NearbyResponse {
+        radius_m: radius,
+        items,
+    }))
+}

@@ -1,0 +1,44 @@
+//! `/v1/me/privacy`: the user's own controls.
+
+use super::extract::AuthUser;
+use crate::error::ApiResult;
+use crate::service::privacy::{self, Privacy, PrivacyPatch};
+use crate::startup::AppState;
+use actix_web::{get, patch, web};
+use utoipa::OpenApi;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_privacy).service(patch_privacy);
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(get_privacy, patch_privacy), components(schemas(Privacy, PrivacyPatch)))]
+pub struct Doc;
+
+/// The caller's privacy settings.
+#[utoipa::path(tag = "privacy", security(("bearer" = [])), responses(
+    (status = 200, body = Privacy),
+    (status = 401, response = crate::error::Problem),
+))]
+#[get("/v1/me/privacy")]
+pub async fn get_privacy(state: web::Data<AppState>, me: AuthUser) -> ApiResult<web::Json<Privacy>> {
+    Ok(web::Json(privacy::get(&state, me.id).await?))
+}
+
+/// Changes any subset of the settings and answers the whole. Turning sharing off or pausing
+/// takes the caller out of the live index at once.
+#[utoipa::path(tag = "privacy", security(("bearer" = [])), request_body = PrivacyPatch, responses(
+    (status = 200, body = Privacy),
+    (status = 400, response = crate::error::Problem),
+    (status = 401, response = crate::error::Problem),
+    (status = 413, response = crate::error::Problem),
+    (status = 422, response = crate::error::Problem),
+))]
+#[patch("/v1/me/privacy")]
+pub async fn patch_privacy(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    body: web::Json<PrivacyPatch>,
+) -> ApiResult<web::Json<Privacy>> {
+    Ok(web::Json(privacy::update(&state, me.id, body.into_inner()).await?))
+}

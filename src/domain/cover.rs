@@ -1,0 +1,148 @@
+//! The H3 cover of a circle: a resolution from the index and a disk of cells around the centre
+//! that holds every point within the radius — across the antimeridian, at the poles and around
+//! pentagons (H3's own topology handles all three; the disk size accounts for local cell size).
+
+use super::geo::{Coord, INDEX_RESOLUTIONS};
+use h3o::{CellIndex, Resolution};
+use std::collections::HashSet;
+
+/// Smallest and largest radius the nearby query accepts, in metres.
+pub const MIN_RADIUS_M: f64 = 50.0;
+pub const MAX_RADIUS_M: f64 = 200_000.0;
+
+/// Largest disk (in rings) we accept before moving to a coarser resolution: 3k(k+1)+1 = 91 cells.
+const MAX_K: u32 = 5;
+
+/// The cells that cover a circle, all at one resolution.
+#[derive(Debug, Clone)]
+pub struct Cover {
+    pub resolution: Resolution,
+    pub cells: Vec<CellIndex>,
+    set: HashSet<CellIndex>,
+}
+
+impl Cover {
+    /// True when `cell` (at the cover's resolution) is part of the cover.
+    pub fn contains(&self, cell: CellIndex) -> bool {
+        self.set.contains(&cell)
+    }
+
+    /// True when the point's cell at the cover's resolution is in the cover.
+    pub fn contains_point(&self, p: Coord) -> bool {
+        self.contains(p.cell(self.resolution))
+    }
+}
+
+/// Rings needed around the centre cell at `res` so that the disk holds the whole circle.
+///
+/// A point q within r of p lies in a cell whose centre is within r + 2R of p's cell centre (R:
+/// circumradius = edge length). Cell centres k rings apart are at least 1.5·k·a apart (a: edge).
+/// Edge lengths vary across the globe and inside a neighbourhood, so we take the shortest edge
+/// around the centre with a 15 % margin for `a`, the longest with 15 % for `R`, and one more ring
+/// near a pentagon, whose neighbourhood is distorted.
+pub fn rings(centre: Coord, radius_m: f64, res: Resolution) -> u32 {
+    let origin = centre.cell(res);
+    let mut min_edge = f64::MAX;
+    let mut max_edge: f64 = 0.0;
+    let mut pentagon = false;
+    for cell in origin.grid_disk::<Vec<_>>(1) {
+        pentagon |= cell.is_pentagon();
+        for e in cell.edges() {
+            let l = e.length_m();
+            min_edge = min_edge.min(l);
+            max_edge = max_edge.max(l);
+        }
+    }
+    let a = min_edge * 0.85;
+    let big_r = max_edge * 1.15;
+    let k = ((radius_m + 2.0 * big_r) / (1.5 * a)).ceil() as u32;
+    k + u32::from(pentagon)
+}
+
+/// The cover of the circle of `radius_m` around `centre`: the finest indexed resolution whose
+/// disk stays within `MAX_K` rings (the coarsest resolution otherwise).
+pub fn cover(centre: Coord, radius_m: f64) -> Cover {
+    let radius_m = radius_m.clamp(0.0, MAX_RADIUS_M);
+    let mut chosen = None;
+    for res in INDEX_RESOLUTIONS {
+        let k = rings(centre, radius_m, res);
+        chosen = Some((res, k));
+        if k <= MAX_K {
+            break;
+        }
+    }
+    let (resolution, k) = chosen.unwrap_or((Resolution::Three, MAX_K));
+    let cells: Vec<CellIndex> = centre.cell(resolution).grid_disk(k);
+    let set = cells.iter().copied().collect();
+    Cover { resolution, cells, set }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::geo::distance_m;
+    use geo::{Destination, Geodesic, Point};
+    use h3o::LatLng;
+    use proptest::prelude::*;
+
+    fn centre() -> impl Strategy<Value = Coord> {
+        let pentagons: Vec<CellIndex> = Resolution::Nine
+            .pentagons()
+            .chain(Resolution::Five.pentagons())
+            .collect();
+        prop_oneof![
+            4 => (-90.0f64..=90.0, -180.0f64..=180.0).prop_map(|(lat, lng)| Coord { lat, lng }),
+            2 => (-85.0f64..=85.0, prop_oneof![179.0f64..=180.0, -180.0f64..=-179.0]).prop_map(|(lat, lng)| Coord { lat, lng }),
+            2 => (prop_oneof![88.0f64..=90.0, -90.0f64..=-88.0], -180.0f64..=180.0).prop_map(|(lat, lng)| Coord { lat, lng }),
+            2 => (0..pentagons.len(), -0.01f64..0.01, -0.01f64..0.01).prop_map(move |(i, a, b)| {
+                let c = LatLng::from(pentagons[i]);
+                Coord { lat: (c.lat() + a).clamp(-90.0, 90.0), lng: (c.lng() + b).clamp(-180.0, 180.0) }
+            }),
+        ]
+    }
+
+    fn radius() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            50.0f64..500.0,
+            500.0f64..5_000.0,
+            5_000.0f64..50_000.0,
+            50_000.0f64..=200_000.0
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+
+        /// Brute force: points at random bearings and distances up to the radius (and on its
+        /// edge) must all fall in cells of the cover.
+        #[test]
+        fn no_point_within_the_radius_is_missed(c in centre(), r in radius(), bearings in prop::collection::vec(0.0f64..360.0, 24), fracs in prop::collection::vec(0.0f64..=1.0, 24)) {
+            let cov = cover(c, r);
+            prop_assert!(cov.cells.len() <= 3 * 6 * 7 + 1 || cov.resolution == Resolution::Three, "disk stays small: {} cells", cov.cells.len());
+            for (b, f) in bearings.iter().zip(fracs.iter()) {
+                for frac in [*f, 1.0] {
+                    let d = r * frac * 0.999_999;
+                    let q = Geodesic.destination(Point::new(c.lng, c.lat), *b, d);
+                    let q = Coord { lat: q.y(), lng: q.x() };
+                    prop_assert!(distance_m(c, q) <= r + 0.01);
+                    prop_assert!(cov.contains_point(q), "missed point at {d:.0} m bearing {b:.0} (res {:?}, {} cells)", cov.resolution, cov.cells.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resolution_follows_the_radius() {
+        let c = Coord {
+            lat: 40.7128,
+            lng: -74.006,
+        };
+        assert_eq!(cover(c, 50.0).resolution, Resolution::Nine);
+        assert_eq!(cover(c, 5_000.0).resolution, Resolution::Seven);
+        assert_eq!(cover(c, 200_000.0).resolution, Resolution::Three);
+        for r in [50.0, 300.0, 1_000.0, 5_000.0, 20_000.0, 60_000.0, 200_000.0] {
+            let n = cover(c, r).cells.len();
+            assert!(n <= 91, "radius {r}: {n} cells");
+        }
+    }
+}

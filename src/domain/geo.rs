@@ -1,0 +1,168 @@
+//! Points, published points and distances: validation, precision snapping with H3, geodesic
+//! distance on WGS84 and its rounding.
+
+use super::policy::Precision;
+use crate::error::FieldError;
+use geo::{Distance, Geodesic, Point};
+use h3o::{CellIndex, LatLng, Resolution};
+
+/// The resolutions the live index keeps, finest first: one sorted set per cell at each.
+pub const INDEX_RESOLUTIONS: [Resolution; 4] =
+    [Resolution::Nine, Resolution::Seven, Resolution::Five, Resolution::Three];
+
+/// A WGS84 point, finite and in range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coord {
+    pub lat: f64,
+    pub lng: f64,
+}
+
+impl Coord {
+    /// Checks ranges: lat in [-90, 90], lng in [-180, 180], both finite.
+    pub fn new(lat: f64, lng: f64) -> Result<Coord, Vec<FieldError>> {
+        let mut errors = vec![];
+        if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+            errors.push(FieldError::new("lat", "must be a number in [-90, 90]"));
+        }
+        if !lng.is_finite() || !(-180.0..=180.0).contains(&lng) {
+            errors.push(FieldError::new("lng", "must be a number in [-180, 180]"));
+        }
+        if errors.is_empty() {
+            Ok(Coord { lat, lng })
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn latlng(self) -> LatLng {
+        // Coords come from `Coord::new` or from H3 itself, so they are finite.
+        LatLng::new(self.lat, self.lng).unwrap_or_else(|_| LatLng::new(0.0, 0.0).expect("the origin is a valid point"))
+    }
+
+    /// The cell holding this point at a resolution.
+    pub fn cell(self, res: Resolution) -> CellIndex {
+        self.latlng().to_cell(res)
+    }
+}
+
+/// What other users may learn of a check-in: a point and the cell it is published in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Published {
+    pub point: Coord,
+    pub cell: CellIndex,
+    pub precision: Precision,
+}
+
+/// Snaps a raw point to what is published at a precision: the point itself (cell at res 9),
+/// or the centre of its res-7 or res-5 cell.
+pub fn publish(raw: Coord, precision: Precision) -> Published {
+    let res = precision.resolution();
+    let cell = raw.cell(res);
+    let point = match precision {
+        Precision::Exact => raw,
+        Precision::Approximate | Precision::City => {
+            let c = LatLng::from(cell);
+            Coord {
+                lat: c.lat(),
+                lng: c.lng(),
+            }
+        }
+    };
+    Published { point, cell, precision }
+}
+
+/// Geodesic distance in metres on the WGS84 ellipsoid (Karney's algorithm).
+pub fn distance_m(a: Coord, b: Coord) -> f64 {
+    Geodesic.distance(Point::new(a.lng, a.lat), Point::new(b.lng, b.lat))
+}
+
+/// A distance rounded to the precision of the user it is measured to (10 / 100 / 1,000 m).
+pub fn round_distance(d: f64, precision: Precision) -> u64 {
+    let step = precision.rounding_m();
+    ((d / step).round() * step) as u64
+}
+
+/// The cells a published point is indexed in, at every index resolution.
+pub fn index_cells(p: Coord) -> [CellIndex; 4] {
+    INDEX_RESOLUTIONS.map(|r| p.cell(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn coord() -> impl Strategy<Value = Coord> {
+        prop_oneof![
+            (-90.0f64..=90.0, -180.0f64..=180.0),
+            // the antimeridian and the poles
+            (-90.0f64..=90.0, prop_oneof![179.9f64..=180.0, -180.0f64..=-179.9]),
+            (prop_oneof![89.9f64..=90.0, -90.0f64..=-89.9], -180.0f64..=180.0),
+        ]
+        .prop_map(|(lat, lng)| Coord { lat, lng })
+    }
+
+    fn pentagon_point() -> impl Strategy<Value = Coord> {
+        let pentagons: Vec<CellIndex> = Resolution::Nine.pentagons().collect();
+        (0..pentagons.len(), -0.001f64..0.001, -0.001f64..0.001).prop_map(move |(i, dlat, dlng)| {
+            let c = LatLng::from(pentagons[i]);
+            Coord {
+                lat: (c.lat() + dlat).clamp(-90.0, 90.0),
+                lng: (c.lng() + dlng).clamp(-180.0, 180.0),
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn snapping_lands_in_the_cell_of_the_point(p in prop_oneof![coord(), pentagon_point()]) {
+            for precision in [Precision::Exact, Precision::Approximate, Precision::City] {
+                let pubd = publish(p, precision);
+                let res = precision.resolution();
+                prop_assert_eq!(pubd.cell.resolution(), res);
+                prop_assert_eq!(pubd.cell, p.cell(res), "published cell is the raw point's cell");
+                // the published point lies in the published cell (snapping is stable)
+                prop_assert_eq!(pubd.point.cell(res), pubd.cell);
+                if precision != Precision::Exact {
+                    // and it reveals nothing finer than the cell: every point of the cell publishes the same
+                    let again = publish(pubd.point, precision);
+                    prop_assert_eq!(again.point, pubd.point);
+                }
+            }
+        }
+
+        #[test]
+        fn rounding_is_within_half_a_step(d in 0.0f64..400_000.0) {
+            for precision in [Precision::Exact, Precision::Approximate, Precision::City] {
+                let r = round_distance(d, precision) as f64;
+                let step = precision.rounding_m();
+                prop_assert!((r - d).abs() <= step / 2.0 + 1e-6);
+                prop_assert_eq!(r % step, 0.0);
+            }
+        }
+
+        #[test]
+        fn coordinates_outside_the_range_are_rejected(lat in prop::num::f64::ANY, lng in prop::num::f64::ANY) {
+            let ok = Coord::new(lat, lng).is_ok();
+            prop_assert_eq!(ok, lat.is_finite() && lng.is_finite() && lat.abs() <= 90.0 && lng.abs() <= 180.0);
+        }
+    }
+
+    #[test]
+    fn geodesic_distance_is_wgs84_not_a_sphere() {
+        // one degree of latitude at the equator is 110,574 m on WGS84 (a sphere would say 111,195)
+        let d = distance_m(Coord { lat: 0.0, lng: 0.0 }, Coord { lat: 1.0, lng: 0.0 });
+        assert!((d - 110_574.0).abs() < 1.0, "{d}");
+        // across the antimeridian the short way round
+        let d = distance_m(
+            Coord { lat: 0.0, lng: 179.999 },
+            Coord {
+                lat: 0.0,
+                lng: -179.999,
+            },
+        );
+        assert!(d < 300.0, "{d}");
+    }
+}

@@ -1,0 +1,369 @@
+//! Check-ins and the live index: accepting a check-in, reading and leaving it, and keeping a
+//! user's index entry in step with their settings, the policy and the zones (PostgreSQL first,
+//! Redis while the row is still locked).
+
+use super::controls::Controls;
+use crate::domain::geo::{Coord, publish};
+use crate::domain::nearby::LiveRecord;
+use crate::domain::policy::Precision;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::startup::AppState;
+use crate::store::live::{self, LiveRow};
+use crate::store::privacy::{self, PrivacyRecord};
+use crate::store::{StoreResult, index, ratelimit};
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, Transaction};
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// How far in the future a `recorded_at` may be (clock skew of phones).
+pub const MAX_FUTURE: Duration = Duration::minutes(5);
+
+/// A check-in as its owner sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Checkin {
+    pub id: Uuid,
+    /// The cell the user is published in: res 9 (exact), 7 (approximate) or 5 (city).
+    #[schema(example = "8928308280fffff")]
+    pub h3_cell: String,
+    pub precision: Precision,
+    /// False when the point lies in a restricted zone.
+    pub indexed: bool,
+    /// Why the check-in is not indexed: `restricted_zone`.
+    #[schema(example = json!(null))]
+    pub reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub recorded_at: OffsetDateTime,
+    /// The point as sent (only its owner ever sees it).
+    pub lat: f64,
+    pub lng: f64,
+    pub accuracy_m: Option<f64>,
+    /// What other users may learn: the published point.
+    pub published_lat: f64,
+    pub published_lng: f64,
+}
+
+impl From<&LiveRow> for Checkin {
+    fn from(r: &LiveRow) -> Self {
+        Self {
+            id: r.checkin_id,
+            h3_cell: r.h3_cell.clone(),
+            precision: Precision::parse(&r.precision).unwrap_or(Precision::Exact),
+            indexed: r.indexed,
+            reason: r.reason.clone(),
+            expires_at: r.expires_at,
+            recorded_at: r.recorded_at,
+            lat: r.lat,
+            lng: r.lng,
+            accuracy_m: r.accuracy_m,
+            published_lat: r.pub_lat,
+            published_lng: r.pub_lng,
+        }
+    }
+}
+
+/// A check-in request, as parsed from the body.
+#[derive(Debug, Clone)]
+pub struct CheckinInput {
+    pub lat: f64,
+    pub lng: f64,
+    pub accuracy_m: Option<f64>,
+    pub recorded_at: Option<OffsetDateTime>,
+    pub ttl_s: Option<i64>,
+    pub client_id: Option<String>,
+}
+
+/// What a check-in did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A new live check-in.
+    Created(Checkin),
+    /// The same `client_id` was seen within the TTL: the first answer, nothing done again.
+    Replayed(Checkin),
+    /// Older than the live check-in: ignored; the live one is returned.
+    Ignored(Checkin),
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The index record of a live row.
+pub fn record_for(row: &LiveRow, privacy: &PrivacyRecord) -> LiveRecord {
+    LiveRecord {
+        checkin_id: row.checkin_id,
+        lat: row.pub_lat,
+        lng: row.pub_lng,
+        precision: Precision::parse(&row.precision).unwrap_or(Precision::City),
+        cell: row.h3_cell.clone(),
+        recorded_at: row.recorded_at.unix_timestamp(),
+        expires_at_ms: unix_ms(row.expires_at),
+        display_name: privacy.display_name.clone(),
+        hidden_from: privacy.hidden_from.clone(),
+        own: (row.lat, row.lng),
+    }
+}
+
+fn published_of(row: &LiveRow) -> Coord {
+    Coord {
+        lat: row.pub_lat,
+        lng: row.pub_lng,
+    }
+}
+
+/// Recomputes what is published for a row from its raw point: the precision (user's choice,
+/// coarsened by the policy) and the restricted zones.
+fn publish_row(row: &mut LiveRow, privacy: &PrivacyRecord, controls: &Controls) {
+    let precision = privacy.precision().at_least(controls.policy.min_precision);
+    let p = publish(
+        Coord {
+            lat: row.lat,
+            lng: row.lng,
+        },
+        precision,
+    );
+    row.pub_lat = p.point.lat;
+    row.pub_lng = p.point.lng;
+    row.precision = precision.as_str().into();
+    row.h3_cell = p.cell.to_string();
+    let in_zone = controls.zone_at(row.lat, row.lng).is_some();
+    row.indexed = !in_zone;
+    row.reason = in_zone.then(|| "restricted_zone".to_string());
+}
+
+fn validate(input: &CheckinInput) -> ApiResult<Coord> {
+    let coord = Coord::new(input.lat, input.lng).map_err(|errors| ApiError::Validation {
+        code: "invalid_coordinates",
+        detail: "lat must be in [-90, 90] and lng in [-180, 180]".into(),
+        errors,
+    })?;
+    let mut errors = vec![];
+    if let Some(a) = input.accuracy_m
+        && (!a.is_finite() || !(0.0..=1_000_000.0).contains(&a))
+    {
+        errors.push(FieldError::new("accuracy_m", "must be a number in [0, 1000000]"));
+    }
+    if let Some(t) = input.ttl_s
+        && t < 60
+    {
+        errors.push(FieldError::new("ttl_s", "must be at least 60"));
+    }
+    if let Some(c) = &input.client_id
+        && (c.is_empty() || c.len() > 128 || c.chars().any(char::is_control))
+    {
+        errors.push(FieldError::new("client_id", "must be 1 to 128 printable characters"));
+    }
+    if errors.is_empty() {
+        Ok(coord)
+    } else {
+        Err(ApiError::invalid(errors))
+    }
+}
+
+/// Loads the privacy row (locked) and refuses accounts that may not share right now.
+async fn sharing_privacy(
+    tx: &mut Transaction<'_, Postgres>,
+    user: Uuid,
+    controls: &Controls,
+) -> ApiResult<PrivacyRecord> {
+    let privacy = privacy::get_for_update(tx, user).await?.ok_or(ApiError::Unauthorized)?;
+    if privacy.suspended {
+        return Err(ApiError::Forbidden("this account is suspended"));
+    }
+    if !controls.policy.location_sharing_enabled {
+        return Err(ApiError::Conflict(
+            "sharing_disabled",
+            "location sharing is disabled by the operator",
+        ));
+    }
+    if !privacy.is_sharing(now()) {
+        return Err(ApiError::Conflict(
+            "sharing_disabled",
+            "location sharing is off or paused for this account",
+        ));
+    }
+    Ok(privacy)
+}
+
+/// Accepts a check-in: validates, applies precision, policy and zones, stores the live row and
+/// moves the user in the index.
+pub async fn checkin(state: &AppState, user: Uuid, input: CheckinInput) -> ApiResult<Outcome> {
+    let raw = validate(&input)?;
+    let controls = state.controls.get();
+    if !controls.policy.location_sharing_enabled {
+        return Err(ApiError::Conflict(
+            "sharing_disabled",
+            "location sharing is disabled by the operator",
+        ));
+    }
+    ratelimit::hit(
+        &state.redis,
+        &format!("checkin:{user}"),
+        state.settings.rate_checkins_per_user_per_min,
+        60,
+    )
+    .await?
+    .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
+    if let Some(cid) = &input.client_id
+        && let Some(first) = live::idempotent_response(&state.db, user, cid).await?
+    {
+        let first: Checkin = serde_json::from_value(first).map_err(|e| ApiError::Internal(e.into()))?;
+        // a retry may follow a failure between the commit and the index: make the index right again
+        sync_user(state, user).await?;
+        return Ok(Outcome::Replayed(first));
+    }
+
+    let mut tx = state.db.begin().await.map_err(crate::store::StoreError::from)?;
+    let privacy = sharing_privacy(&mut tx, user, &controls).await?;
+    let max_ttl = i64::from(controls.policy.max_ttl_s);
+    let ttl = input.ttl_s.unwrap_or(i64::from(privacy.default_ttl_s)).min(max_ttl);
+    let t = now();
+    let recorded_at = input.recorded_at.unwrap_or(t);
+    if recorded_at > t + MAX_FUTURE {
+        return Err(ApiError::field(
+            "recorded_at",
+            "must not be more than 5 minutes in the future",
+        ));
+    }
+    if recorded_at < t - Duration::seconds(ttl) {
+        return Err(ApiError::field(
+            "recorded_at",
+            "is older than the check-in's lifetime (ttl_s)",
+        ));
+    }
+    let expires_at = (recorded_at + Duration::seconds(ttl)).min(t + Duration::seconds(max_ttl));
+
+    let previous = live::get_for_update(&mut tx, user).await?;
+    if let Some(prev) = &previous
+        && prev.expires_at > t
+        && prev.recorded_at > recorded_at
+    {
+        return Ok(Outcome::Ignored(Checkin::from(prev)));
+    }
+    let mut row = LiveRow {
+        user_id: user,
+        checkin_id: Uuid::now_v7(),
+        lat: raw.lat,
+        lng: raw.lng,
+        accuracy_m: input.accuracy_m,
+        pub_lat: 0.0,
+        pub_lng: 0.0,
+        precision: String::new(),
+        h3_cell: String::new(),
+        indexed: false,
+        reason: None,
+        recorded_at,
+        expires_at,
+        client_id: input.client_id.clone(),
+    };
+    publish_row(&mut row, &privacy, &controls);
+    live::upsert(&mut tx, &row).await?;
+    let answer = Checkin::from(&row);
+    if let Some(cid) = &input.client_id {
+        let json = serde_json::to_value(&answer).map_err(|e| ApiError::Internal(e.into()))?;
+        live::remember_response(&mut tx, user, cid, &json, expires_at).await?;
+    }
+    let old_published = previous.as_ref().filter(|p| p.indexed).map(published_of);
+    if row.indexed {
+        index::put(&state.redis, user, &record_for(&row, &privacy), old_published).await?;
+    } else {
+        index::remove(&state.redis, user, old_published).await?;
+    }
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    tracing::debug!(user_id = %user, lat = raw.lat, lng = raw.lng, "check-in");
+    tracing::info!(user_id = %user, cell = %row.h3_cell, indexed = row.indexed, "check-in accepted");
+    Ok(Outcome::Created(answer))
+}
+
+/// The caller's live check-in.
+pub async fn current(state: &AppState, user: Uuid) -> ApiResult<Checkin> {
+    let row = live::get(&state.db, user).await?.ok_or(ApiError::NotFound)?;
+    Ok(Checkin::from(&row))
+}
+
+/// Deletes a user's live location in both stores (leaving, sharing off, pause, suspension, purge).
+pub async fn leave(state: &AppState, user: Uuid) -> StoreResult<()> {
+    let mut tx = state.db.begin().await?;
+    let gone = live::delete(&mut *tx, user).await?;
+    index::remove(
+        &state.redis,
+        user,
+        gone.as_ref().filter(|r| r.indexed).map(published_of),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Brings a user's live row and index entry in line with their current settings, the policy and
+/// the zones: re-publishes at the right precision, drops the entry of a user who may not share,
+/// takes out a point inside a zone, refreshes name and hidden list.
+pub async fn sync_user(state: &AppState, user: Uuid) -> StoreResult<()> {
+    let controls = state.controls.get();
+    let mut tx = state.db.begin().await?;
+    let Some(privacy) = privacy::get_for_update(&mut tx, user).await? else {
+        return Ok(());
+    };
+    let Some(row) = live::get_for_update(&mut tx, user).await? else {
+        index::remove(&state.redis, user, None).await?;
+        return Ok(());
+    };
+    let t = now();
+    let allowed = privacy.is_sharing(t) && controls.policy.location_sharing_enabled && row.expires_at > t;
+    if !allowed {
+        live::delete(&mut *tx, user).await?;
+        index::remove(&state.redis, user, row.indexed.then(|| published_of(&row))).await?;
+    } else {
+        let mut next = row.clone();
+        publish_row(&mut next, &privacy, &controls);
+        let max_expiry = t + Duration::seconds(i64::from(controls.policy.max_ttl_s));
+        next.expires_at = next.expires_at.min(max_expiry);
+        live::upsert(&mut tx, &next).await?;
+        let old = row.indexed.then(|| published_of(&row));
+        if next.indexed {
+            index::put(&state.redis, user, &record_for(&next, &privacy), old).await?;
+        } else {
+            index::remove(&state.redis, user, old).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Rebuilds the whole live index from PostgreSQL (after Redis came back empty).
+pub async fn rebuild_index(state: &AppState) -> StoreResult<u64> {
+    let mut after = None;
+    let mut n = 0u64;
+    loop {
+        let rows = live::live_page(&state.db, after, 1_000).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.user_id);
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
+        let privacies: std::collections::HashMap<Uuid, PrivacyRecord> = privacy::get_many(&state.db, &ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.user_id, p))
+            .collect();
+        let t = now();
+        let batch: Vec<(Uuid, LiveRecord)> = rows
+            .iter()
+            .filter_map(|row| {
+                let p = privacies.get(&row.user_id).filter(|p| p.is_sharing(t))?;
+                Some((row.user_id, record_for(row, p)))
+            })
+            .collect();
+        n += batch.len() as u64;
+        index::put_many(&state.redis, &batch).await?;
+    }
+    index::mark_ready(&state.redis).await?;
+    Ok(n)
+}

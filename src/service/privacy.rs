@@ -1,0 +1,151 @@
+//! The user's own privacy controls and their immediate effect on the live index.
+
+use crate::domain::policy::Precision;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::startup::AppState;
+use crate::store::{StoreError, privacy};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Most users one can hide from.
+pub const MAX_HIDDEN: usize = 1_000;
+
+/// The user's privacy settings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Privacy {
+    /// Master opt-in; false for every new account.
+    pub sharing: bool,
+    pub precision: Precision,
+    /// Users who never see the caller.
+    #[schema(max_items = 1000)]
+    pub hidden_from: Vec<Uuid>,
+    /// How long a check-in stays live by default (60 .. policy max).
+    #[schema(example = 14400, minimum = 60)]
+    pub default_ttl_s: i32,
+    /// While in the future, the user is treated as not sharing.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub paused_until: Option<OffsetDateTime>,
+    pub notify_nearby: bool,
+    #[schema(example = 5000, minimum = 50, maximum = 200000)]
+    pub notify_radius_m: i32,
+    pub discoverable_by_email: bool,
+}
+
+impl From<&privacy::PrivacyRecord> for Privacy {
+    fn from(p: &privacy::PrivacyRecord) -> Self {
+        Self {
+            sharing: p.sharing,
+            precision: p.precision(),
+            hidden_from: p.hidden_from.clone(),
+            default_ttl_s: p.default_ttl_s,
+            paused_until: p.paused_until,
+            notify_nearby: p.notify_nearby,
+            notify_radius_m: p.notify_radius_m,
+            discoverable_by_email: p.discoverable_by_email,
+        }
+    }
+}
+
+fn some_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+    let raw: Option<String> = Option::deserialize(d)?;
+    match raw {
+        None => Ok(Some(None)),
+        Some(s) => OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+            .map(|t| Some(Some(t)))
+            .map_err(|_| serde::de::Error::custom("paused_until must be an RFC 3339 time or null")),
+    }
+}
+
+/// Any subset of the settings.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PrivacyPatch {
+    pub sharing: Option<bool>,
+    pub precision: Option<Precision>,
+    #[schema(max_items = 1000)]
+    pub hidden_from: Option<Vec<Uuid>>,
+    #[schema(minimum = 60)]
+    pub default_ttl_s: Option<i64>,
+    /// RFC 3339 time, or null to end a pause.
+    #[serde(default, deserialize_with = "some_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub paused_until: Option<Option<OffsetDateTime>>,
+    pub notify_nearby: Option<bool>,
+    #[schema(minimum = 50, maximum = 200000)]
+    pub notify_radius_m: Option<i64>,
+    pub discoverable_by_email: Option<bool>,
+}
+
+pub async fn get(state: &AppState, user: Uuid) -> ApiResult<Privacy> {
+    let p = privacy::get(&state.db, user).await?.ok_or(ApiError::Unauthorized)?;
+    Ok(Privacy::from(&p))
+}
+
+/// Applies a patch; leaving sharing or pausing takes the user out of the index at once, and a
+/// change of precision, hidden list or name re-publishes the live entry.
+pub async fn update(state: &AppState, user: Uuid, patch: PrivacyPatch) -> ApiResult<Privacy> {
+    let max_ttl = i64::from(state.controls.get().policy.max_ttl_s);
+    let mut errors = vec![];
+    if let Some(t) = patch.default_ttl_s
+        && !(60..=max_ttl).contains(&t)
+    {
+        errors.push(FieldError::new("default_ttl_s", format!("must be in [60, {max_ttl}]")));
+    }
+    if let Some(r) = patch.notify_radius_m
+        && !(50..=200_000).contains(&r)
+    {
+        errors.push(FieldError::new("notify_radius_m", "must be in [50, 200000]"));
+    }
+    if let Some(h) = &patch.hidden_from
+        && h.len() > MAX_HIDDEN
+    {
+        errors.push(FieldError::new("hidden_from", format!("at most {MAX_HIDDEN} users")));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let mut tx = state.db.begin().await.map_err(StoreError::from)?;
+    let mut p = privacy::get_for_update(&mut tx, user)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let before = p.clone();
+    if let Some(v) = patch.sharing {
+        p.sharing = v;
+    }
+    if let Some(v) = patch.precision {
+        p.precision = v.as_str().into();
+    }
+    if let Some(mut v) = patch.hidden_from {
+        v.sort();
+        v.dedup();
+        v.retain(|id| *id != user);
+        p.hidden_from = v;
+    }
+    if let Some(v) = patch.default_ttl_s {
+        p.default_ttl_s = v as i32;
+    }
+    if let Some(v) = patch.paused_until {
+        p.paused_until = v;
+    }
+    if let Some(v) = patch.notify_nearby {
+        p.notify_nearby = v;
+    }
+    if let Some(v) = patch.notify_radius_m {
+        p.notify_radius_m = v as i32;
+    }
+    if let Some(v) = patch.discoverable_by_email {
+        p.discoverable_by_email = v;
+    }
+    privacy::put(&mut tx, &p, p.sharing != before.sharing).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    let affects_index = p.is_sharing(OffsetDateTime::now_utc()) != before.is_sharing(OffsetDateTime::now_utc())
+        || p.precision != before.precision
+        || p.hidden_from != before.hidden_from
+        || !p.is_sharing(OffsetDateTime::now_utc());
+    if affects_index {
+        super::live::sync_user(state, user).await?;
+    }
+    Ok(Privacy::from(&p))
+}

@@ -1,0 +1,240 @@
+//! The live index in Redis.
+//!
+//! - `<prefix>:cell:<h3>` — a sorted set per H3 cell at each index resolution (9, 7, 5, 3):
+//!   member = the user's 16 raw id bytes, score = expiry in Unix ms, so expired members are
+//!   skipped by score and trimmed on write without a global sweep.
+//! - `<prefix>:live:{<user>}` — the user's [`LiveRecord`] (JSON) with its own expiry.
+//! - `<prefix>:index:ready` — set once the index was built from PostgreSQL; its absence means
+//!   Redis came back empty and the index must be rebuilt.
+//!
+//! Every command touches one key, so the index works unchanged on Redis Cluster. A move between
+//! cells adds the new memberships and the record first and removes the old memberships last;
+//! readers take a user's position from the record alone (stale memberships are filtered), so no
+//! reader sees a user in two places or in none.
+
+use super::redis::Redis;
+use super::{StoreError, StoreResult};
+use crate::domain::geo::{Coord, index_cells};
+use crate::domain::nearby::LiveRecord;
+use h3o::CellIndex;
+use redis::{Cmd, Value};
+use uuid::Uuid;
+
+pub fn cell_key(redis: &Redis, cell: CellIndex) -> String {
+    redis.key(format_args!("cell:{cell}"))
+}
+
+pub fn record_key(redis: &Redis, user: Uuid) -> String {
+    redis.key(format_args!("live:{{{user}}}"))
+}
+
+fn ready_key(redis: &Redis) -> String {
+    redis.key(format_args!("index:ready"))
+}
+
+fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+/// The commands that publish one user: memberships (trimming expired members), then the record.
+fn put_cmds(redis: &Redis, user: Uuid, rec: &LiveRecord, now: i64, cmds: &mut Vec<Cmd>) -> StoreResult<()> {
+    let ttl_ms = rec.expires_at_ms - now;
+    if ttl_ms <= 0 {
+        return Ok(());
+    }
+    let json = serde_json::to_string(rec).map_err(|e| StoreError::Internal(e.into()))?;
+    for c in index_cells(rec.published()) {
+        let key = cell_key(redis, c);
+        cmds.push(
+            redis::cmd("ZADD")
+                .arg(&key)
+                .arg(rec.expires_at_ms)
+                .arg(user.as_bytes().as_slice())
+                .clone(),
+        );
+        cmds.push(redis::cmd("ZREMRANGEBYSCORE").arg(&key).arg("-inf").arg(now).clone());
+    }
+    cmds.push(
+        redis::cmd("SET")
+            .arg(record_key(redis, user))
+            .arg(json)
+            .arg("PX")
+            .arg(ttl_ms)
+            .clone(),
+    );
+    Ok(())
+}
+
+/// Publishes many users in one round trip (rebuilds, bulk loads).
+pub async fn put_many(redis: &Redis, users: &[(Uuid, LiveRecord)]) -> StoreResult<()> {
+    let now = now_ms();
+    let mut cmds = Vec::with_capacity(users.len() * 9);
+    for (u, rec) in users {
+        put_cmds(redis, *u, rec, now, &mut cmds)?;
+    }
+    redis.run_many(cmds).await?;
+    Ok(())
+}
+
+/// Publishes a user's record and memberships; `previous` is the published point they held
+/// before (its cells are left last).
+pub async fn put(redis: &Redis, user: Uuid, rec: &LiveRecord, previous: Option<Coord>) -> StoreResult<()> {
+    let now = now_ms();
+    if rec.expires_at_ms <= now {
+        return remove(redis, user, previous).await;
+    }
+    let mut cmds = Vec::with_capacity(9);
+    put_cmds(redis, user, rec, now, &mut cmds)?;
+    redis.run_many(cmds).await?;
+    let new_cells = index_cells(rec.published());
+    if let Some(prev) = previous {
+        let stale: Vec<Cmd> = index_cells(prev)
+            .into_iter()
+            .filter(|c| !new_cells.contains(c))
+            .map(|c| {
+                redis::cmd("ZREM")
+                    .arg(cell_key(redis, c))
+                    .arg(user.as_bytes().as_slice())
+                    .clone()
+            })
+            .collect();
+        redis.run_many(stale).await?;
+    }
+    Ok(())
+}
+
+/// Takes a user out of the index: the record first, then the memberships of `published`.
+pub async fn remove(redis: &Redis, user: Uuid, published: Option<Coord>) -> StoreResult<()> {
+    redis.run::<()>(redis::cmd("DEL").arg(record_key(redis, user))).await?;
+    if let Some(p) = published {
+        let cmds = index_cells(p)
+            .into_iter()
+            .map(|c| {
+                redis::cmd("ZREM")
+                    .arg(cell_key(redis, c))
+                    .arg(user.as_bytes().as_slice())
+                    .clone()
+            })
+            .collect();
+        redis.run_many(cmds).await?;
+    }
+    Ok(())
+}
+
+fn parse_record(v: &Value) -> Option<LiveRecord> {
+    match v {
+        Value::BulkString(bytes) => serde_json::from_slice(bytes).ok(),
+        _ => None,
+    }
+}
+
+/// One user's record.
+pub async fn record(redis: &Redis, user: Uuid) -> StoreResult<Option<LiveRecord>> {
+    let v: Value = redis.run(redis::cmd("GET").arg(record_key(redis, user))).await?;
+    Ok(parse_record(&v))
+}
+
+/// Records of many users in one round trip (absent or expired users give `None`).
+pub async fn records(redis: &Redis, users: &[Uuid]) -> StoreResult<Vec<Option<LiveRecord>>> {
+    let cmds = users
+        .iter()
+        .map(|u| redis::cmd("GET").arg(record_key(redis, *u)).clone())
+        .collect();
+    Ok(redis.run_many(cmds).await?.iter().map(parse_record).collect())
+}
+
+/// Live population of each cell (O(log n) per cell), in one round trip.
+pub async fn populations(redis: &Redis, cells: &[CellIndex]) -> StoreResult<Vec<u64>> {
+    let now = now_ms();
+    let cmds = cells
+        .iter()
+        .map(|c| {
+            redis::cmd("ZCOUNT")
+                .arg(cell_key(redis, *c))
+                .arg(format!("({now}"))
+                .arg("+inf")
+                .clone()
+        })
+        .collect();
+    Ok(redis
+        .run_many(cmds)
+        .await?
+        .iter()
+        .map(|v| if let Value::Int(n) = v { *n as u64 } else { 0 })
+        .collect())
+}
+
+/// Live members of the cells, in one round trip.
+pub async fn members(redis: &Redis, cells: &[CellIndex]) -> StoreResult<Vec<Uuid>> {
+    let now = now_ms();
+    let cmds = cells
+        .iter()
+        .map(|c| {
+            redis::cmd("ZRANGE")
+                .arg(cell_key(redis, *c))
+                .arg(format!("({now}"))
+                .arg("+inf")
+                .arg("BYSCORE")
+                .clone()
+        })
+        .collect();
+    let mut out = Vec::new();
+    for v in redis.run_many(cmds).await? {
+        if let Value::Array(items) = v {
+            out.extend(items.iter().filter_map(|m| match m {
+                Value::BulkString(b) => Uuid::from_slice(b).ok(),
+                _ => None,
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `ids` are members of the set at `key` (SMISMEMBER), in one round trip.
+pub async fn set_contains(redis: &Redis, key: &str, ids: &[Uuid]) -> StoreResult<Vec<bool>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut cmd = redis::cmd("SMISMEMBER");
+    cmd.arg(key);
+    for id in ids {
+        cmd.arg(id.as_bytes().as_slice());
+    }
+    let flags: Vec<i64> = redis.run(&cmd).await?;
+    Ok(flags.into_iter().map(|f| f == 1).collect())
+}
+
+/// True when the index was built and Redis has not lost it since.
+pub async fn is_ready(redis: &Redis) -> StoreResult<bool> {
+    let n: i64 = redis.run(redis::cmd("EXISTS").arg(ready_key(redis))).await?;
+    Ok(n == 1)
+}
+
+/// Marks the index as built.
+pub async fn mark_ready(redis: &Redis) -> StoreResult<()> {
+    redis
+        .run::<()>(redis::cmd("SET").arg(ready_key(redis)).arg(now_ms()))
+        .await
+}
+
+/// Takes a short lock so that one instance rebuilds at a time; true when taken.
+pub async fn try_lock_rebuild(redis: &Redis, seconds: u64) -> StoreResult<bool> {
+    let v: Value = redis
+        .run(
+            redis::cmd("SET")
+                .arg(redis.key(format_args!("index:rebuilding")))
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(seconds),
+        )
+        .await?;
+    Ok(matches!(v, Value::Okay))
+}
+
+/// Releases the rebuild lock.
+pub async fn unlock_rebuild(redis: &Redis) -> StoreResult<()> {
+    redis
+        .run::<()>(redis::cmd("DEL").arg(redis.key(format_args!("index:rebuilding"))))
+        .await
+}
