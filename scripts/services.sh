@@ -93,3 +93,35 @@ ensure_redis() {
     export HEREABOUTS_TEST_REDIS_URL=${HEREABOUTS_TEST_REDIS_URL:-"redis://127.0.0.1:$HB_REDIS_PORT"}
     say "Redis answers on 127.0.0.1:$HB_REDIS_PORT"
 }
+
+# A local 3-master Redis Cluster on 127.0.0.1:$HB_CLUSTER_PORT..+2 (default 7101-7103), data under
+# .local/cluster-PORT; reused when it already answers with cluster_state:ok.
+HB_CLUSTER_PORT=${HB_CLUSTER_PORT:-7101}
+cluster_ok() {
+    redis-cli -h 127.0.0.1 -p "$HB_CLUSTER_PORT" cluster info 2>/dev/null | grep -q 'cluster_state:ok'
+}
+ensure_redis_cluster() {
+    local ports=("$HB_CLUSTER_PORT" "$((HB_CLUSTER_PORT + 1))" "$((HB_CLUSTER_PORT + 2))")
+    if ! cluster_ok; then
+        local nodes=()
+        for p in "${ports[@]}"; do
+            local dir="$LOCAL/cluster-$p"
+            if ! redis_answers "$p"; then
+                rm -rf "$dir" && mkdir -p "$dir"
+                redis-server --port "$p" --bind 127.0.0.1 --daemonize yes --dir "$dir" --save "" --appendonly no \
+                    --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 2000 \
+                    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+            fi
+            nodes+=("127.0.0.1:$p")
+        done
+        for p in "${ports[@]}"; do
+            for _ in $(seq 50); do redis_answers "$p" && break; sleep 0.1; done
+        done
+        say "creating a local Redis Cluster on ${nodes[*]}"
+        redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+        for _ in $(seq 100); do cluster_ok && break; sleep 0.1; done
+        cluster_ok || { say "the Redis Cluster did not become ready"; exit 1; }
+    fi
+    export HEREABOUTS_TEST_REDIS_CLUSTER_URL="redis://127.0.0.1:${ports[0]},redis://127.0.0.1:${ports[1]},redis://127.0.0.1:${ports[2]}"
+    say "Redis Cluster answers on 127.0.0.1:${ports[0]}-${ports[2]}"
+}

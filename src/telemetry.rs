@@ -5,7 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once; later calls are no-ops (tests spawn many apps).
 pub fn init(format: LogFormat) {
-    init_with_default(format, "info,sqlx=warn");
+    init_with_default(format, "info,sqlx=warn,tracing_actix_web=error");
 }
 
 /// As [`init`], with the filter used when `RUST_LOG` is not set.

@@ -808,3 +808,47 @@ pub async fn forget_user(db: &PgPool, redis: &Redis, user: Uuid) -> StoreResult<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            at: OffsetDateTime::from_unix_timestamp_nanos(1_795_000_000_123_456_000).expect("time"),
+            id: Uuid::now_v7(),
+        };
+        let text = c.encode();
+        assert_eq!(text.len(), 32);
+        assert!(
+            text.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        );
+        assert_eq!(Cursor::decode(&text), Some(c));
+        for bad in [
+            "",
+            "x",
+            "AAAA",
+            "!!!!",
+            &text[..31],
+            &format!("{text}A"),
+            &format!("{text}="),
+        ] {
+            assert_eq!(Cursor::decode(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pages_cut_the_extra_row_and_point_at_the_last_item() {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let rows: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        let key = |id: &Uuid| Cursor { at, id: *id };
+        let p = page(rows.clone(), 3, key);
+        assert_eq!(p.items, rows[..3]);
+        assert_eq!(p.next, Some(key(&rows[2])));
+        let p = page(rows[..3].to_vec(), 3, key);
+        assert_eq!(p.items.len(), 3);
+        assert_eq!(p.next, None);
+    }
+}

@@ -768,3 +768,24 @@ async fn a_user_with_30000_connections_loads_and_pages_quickly() {
     }
     assert!(raw_members(&app, hub.uuid()).await.is_empty());
 }
+
+#[tokio::test]
+async fn simultaneous_mutual_requests_still_connect_the_pair() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        let a = app.register(&format!("a{i}")).await;
+        let b = app.register(&format!("b{i}")).await;
+        let (ra, rb) = tokio::join!(
+            app.post("/v1/connections/requests", a.t(), json!({"to_user_id": b.id})),
+            app.post("/v1/connections/requests", b.t(), json!({"to_user_id": a.id})),
+        );
+        let mut statuses = [ra.status.as_u16(), rb.status.as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [200, 201], "{} / {}", ra.text, rb.text);
+        assert_eq!(connection_ids(&app, &a).await, vec![b.id.clone()]);
+        assert_eq!(connection_ids(&app, &b).await, vec![a.id.clone()]);
+        assert!(requests(&app, &a, "outgoing").await.is_empty());
+        assert!(requests(&app, &b, "outgoing").await.is_empty());
+        assert_eq!(adjacency_set(&app, a.uuid()).await, HashSet::from([b.uuid()]));
+    }
+}

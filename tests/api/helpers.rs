@@ -115,7 +115,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with setting overrides (`HEREABOUTS_*` names).
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    hereabouts::telemetry::init_with_default(hereabouts::config::LogFormat::Pretty, "warn");
+    hereabouts::telemetry::init_with_default(hereabouts::config::LogFormat::Pretty, "warn,tracing_actix_web=error");
     let db_name = create_database().await;
     let prefix = format!("hbt:{}", Uuid::new_v4().simple());
     let settings = test_settings(&db_name, &prefix, overrides);
