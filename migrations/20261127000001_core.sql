@@ -78,6 +78,7 @@ CREATE TABLE blocks (
     CHECK (blocker_id <> blocked_id)
 );
 CREATE INDEX blocks_blocked ON blocks (blocked_id);
+CREATE INDEX blocks_by_time ON blocks (blocker_id, created_at DESC, blocked_id DESC);
 
 -- The operator's policy: one row.
 CREATE TABLE policy (

@@ -89,6 +89,54 @@ pub struct Settings {
     pub refresh_interval: Duration,
     /// Trust `X-Forwarded-For` for client IPs (only behind a proxy you run).
     pub trust_forwarded_for: bool,
+    /// Push notifications (see `crate::push`): run the delivery worker inside `serve`.
+    pub push: PushSettings,
+}
+
+/// Settings of push notifications: the outbox worker and the providers.
+#[derive(Clone)]
+pub struct PushSettings {
+    /// Run the delivery worker inside `serve` (`hereabouts worker` runs it alone).
+    pub worker_enabled: bool,
+    /// How often an idle worker looks for due deliveries.
+    pub poll_interval: Duration,
+    /// Deliveries claimed per round.
+    pub batch_size: u32,
+    /// Sends in flight per worker.
+    pub concurrency: usize,
+    /// Attempts per delivery before it is marked failed.
+    pub max_attempts: u32,
+    /// How long a claimed delivery belongs to its worker; past it another worker may take it.
+    pub lease: Duration,
+    /// First retry delay; doubles per attempt (with jitter) up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Bound on every provider call.
+    pub request_timeout: Duration,
+    /// Locale of the message templates when a device gives none (`en`, `fr`, `de`, `es`).
+    pub default_locale: String,
+    /// Most registered devices per user.
+    pub max_devices_per_user: u32,
+    /// Most notifications per user per 24 h (0: no cap).
+    pub daily_cap: u32,
+    pub apns_base_url: String,
+    pub apns_team_id: Option<String>,
+    pub apns_key_id: Option<String>,
+    /// The `.p8` PEM of the APNs provider key.
+    pub apns_key_pem: Option<SecretString>,
+    /// The app's bundle id (`apns-topic`).
+    pub apns_topic: Option<String>,
+    pub fcm_base_url: String,
+    /// Default: the service account's `token_uri`.
+    pub fcm_token_uri: Option<String>,
+    /// Default: the service account's `project_id`.
+    pub fcm_project_id: Option<String>,
+    /// The service-account JSON key file's contents.
+    pub fcm_service_account_json: Option<SecretString>,
+    /// HMAC-SHA256 key of webhook signatures; webhooks are not sent without it.
+    pub webhook_secret: Option<SecretString>,
+    /// Accept webhook URLs on loopback/private addresses (and plain http to loopback): tests only.
+    pub webhook_allow_private: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -139,6 +187,29 @@ const KNOWN: &[&str] = &[
     "argon2_iterations",
     "refresh_interval_ms",
     "trust_forwarded_for",
+    "push_worker_enabled",
+    "push_poll_interval_ms",
+    "push_batch_size",
+    "push_concurrency",
+    "push_max_attempts",
+    "push_lease_s",
+    "push_backoff_base_ms",
+    "push_backoff_max_ms",
+    "push_request_timeout_ms",
+    "push_default_locale",
+    "push_max_devices_per_user",
+    "push_daily_cap",
+    "apns_base_url",
+    "apns_team_id",
+    "apns_key_id",
+    "apns_key_file",
+    "apns_topic",
+    "fcm_base_url",
+    "fcm_token_uri",
+    "fcm_project_id",
+    "fcm_service_account_file",
+    "webhook_secret",
+    "webhook_allow_private",
 ];
 
 #[derive(Deserialize)]
@@ -300,6 +371,7 @@ impl Settings {
                 ));
             }
         };
+        let push = push_settings(&get, &num, &boolean)?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) as u64;
         Ok(Settings {
             listen,
@@ -334,6 +406,7 @@ impl Settings {
             argon2_iterations: num("argon2_iterations", 2, 1, 100)? as u32,
             refresh_interval: Duration::from_millis(num("refresh_interval_ms", 2_000, 50, 600_000)?),
             trust_forwarded_for: boolean("trust_forwarded_for", false)?,
+            push,
         })
     }
 
@@ -341,6 +414,86 @@ impl Settings {
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
     }
+}
+
+/// Reads a whole number setting: name, default, min, max.
+type NumSetting<'a> = &'a dyn Fn(&str, u64, u64, u64) -> Result<u64, ConfigError>;
+
+/// The push settings (defaults: Apple's and Google's production endpoints, no credentials).
+fn push_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    num: NumSetting<'_>,
+    boolean: &dyn Fn(&str, bool) -> Result<bool, ConfigError>,
+) -> Result<PushSettings, ConfigError> {
+    let url = |k: &str, default: &str| -> Result<String, ConfigError> {
+        let v = get(k).unwrap_or_else(|| default.to_string());
+        if !(v.starts_with("https://") || v.starts_with("http://")) {
+            return Err(cfg_err(&env_name(k), "must be an http:// or https:// URL"));
+        }
+        Ok(v.trim_end_matches('/').to_string())
+    };
+    let file = |k: &str| -> Result<Option<SecretString>, ConfigError> {
+        get(k)
+            .map(|path| {
+                std::fs::read_to_string(&path)
+                    .map(SecretString::from)
+                    .map_err(|e| cfg_err(&env_name(k), format!("cannot read {path}: {e}")))
+            })
+            .transpose()
+    };
+    let default_locale = get("push_default_locale").unwrap_or_else(|| "en".into());
+    if !crate::push::templates::LOCALES.contains(&default_locale.as_str()) {
+        return Err(cfg_err(
+            "HEREABOUTS_PUSH_DEFAULT_LOCALE",
+            format!("use one of {}", crate::push::templates::LOCALES.join(", ")),
+        ));
+    }
+    let fcm_token_uri = get("fcm_token_uri");
+    if let Some(u) = &fcm_token_uri
+        && !(u.starts_with("https://") || u.starts_with("http://"))
+    {
+        return Err(cfg_err(
+            "HEREABOUTS_FCM_TOKEN_URI",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    let backoff_base = Duration::from_millis(num("push_backoff_base_ms", 2_000, 1, 3_600_000)?);
+    let backoff_max = Duration::from_millis(num("push_backoff_max_ms", 600_000, 1, 86_400_000)?);
+    if backoff_max < backoff_base {
+        return Err(cfg_err(
+            "HEREABOUTS_PUSH_BACKOFF_MAX_MS",
+            "must not be below HEREABOUTS_PUSH_BACKOFF_BASE_MS",
+        ));
+    }
+    let webhook_secret = get("webhook_secret");
+    if webhook_secret.as_ref().is_some_and(|s| s.len() < 16) {
+        return Err(cfg_err("HEREABOUTS_WEBHOOK_SECRET", "must be at least 16 characters"));
+    }
+    Ok(PushSettings {
+        worker_enabled: boolean("push_worker_enabled", true)?,
+        poll_interval: Duration::from_millis(num("push_poll_interval_ms", 1_000, 10, 600_000)?),
+        batch_size: num("push_batch_size", 32, 1, 1_000)? as u32,
+        concurrency: num("push_concurrency", 16, 1, 1_024)? as usize,
+        max_attempts: num("push_max_attempts", 8, 1, 100)? as u32,
+        lease: Duration::from_secs(num("push_lease_s", 60, 1, 3_600)?),
+        backoff_base,
+        backoff_max,
+        request_timeout: Duration::from_millis(num("push_request_timeout_ms", 5_000, 100, 60_000)?),
+        default_locale,
+        max_devices_per_user: num("push_max_devices_per_user", 10, 1, 1_000)? as u32,
+        daily_cap: num("push_daily_cap", 0, 0, 100_000)? as u32,
+        apns_base_url: url("apns_base_url", "https://api.push.apple.com")?,
+        apns_team_id: get("apns_team_id"),
+        apns_key_id: get("apns_key_id"),
+        apns_key_pem: file("apns_key_file")?,
+        apns_topic: get("apns_topic"),
+        fcm_base_url: url("fcm_base_url", "https://fcm.googleapis.com")?,
+        fcm_token_uri,
+        fcm_project_id: get("fcm_project_id"),
+        fcm_service_account_json: file("fcm_service_account_file")?,
+        webhook_secret: webhook_secret.map(SecretString::from),
+        webhook_allow_private: boolean("webhook_allow_private", false)?,
+    })
 }
 
 fn env_name(k: &str) -> String {

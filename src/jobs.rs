@@ -3,7 +3,8 @@
 //! - controls: re-read the policy and zones every `refresh_interval` (changes reach every
 //!   instance within seconds);
 //! - index watchdog: when Redis has come back empty, rebuild the live index from PostgreSQL;
-//! - purge: delete expired live rows, idempotency records and refresh tokens every minute.
+//! - purge: delete expired live rows, idempotency records and refresh tokens every minute;
+//! - push worker: delivers notifications (unless `push_worker_enabled` is off; see `crate::push`).
 
 use crate::service::live;
 use crate::startup::AppState;
@@ -61,7 +62,7 @@ pub async fn check_index(state: &AppState) -> Option<u64> {
 /// Starts the periodic jobs; their handles are aborted when the server stops.
 pub fn spawn_all(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let period = state.settings.refresh_interval;
-    vec![
+    let mut jobs = vec![
         every(period, state.clone(), |s| async move {
             if let Err(e) = s.controls.reload(&s.db).await {
                 tracing::debug!(error = %e, "policy refresh skipped");
@@ -76,13 +77,17 @@ pub fn spawn_all(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             }
             let _ = users::purge_refresh_tokens(&s.db).await;
         }),
-    ]
+    ];
+    if state.settings.push.worker_enabled {
+        jobs.extend(crate::push::spawn_worker(state));
+    }
+    jobs
 }
 
 /// Gauges for `/metrics`: (name, help, labels, value).
 pub async fn gauges(state: &AppState) -> Vec<(&'static str, &'static str, String, f64)> {
     let pool = &state.db;
-    vec![
+    let mut gauges = vec![
         (
             "db_pool_connections",
             "PostgreSQL pool connections",
@@ -101,5 +106,7 @@ pub async fn gauges(state: &AppState) -> Vec<(&'static str, &'static str, String
             String::new(),
             state.settings.max_concurrent_requests as f64,
         ),
-    ]
+    ];
+    gauges.extend(crate::push::gauges(state).await);
+    gauges
 }

@@ -12,6 +12,8 @@
 //! - [`service`] — use cases spanning both stores (erasure, index maintenance).
 //! - [`store`] — PostgreSQL repositories and the Redis index, every call bounded in time.
 //! - [`jobs`] — background jobs of the server process.
+//! - [`push`] — push notifications: arrival detection, the outbox, the delivery worker, providers.
+//! - [`loadgen`] — `hereabouts loadgen`: synthetic world, bulk seeding, HTTP phases, baselines, report.
 
 pub mod api;
 pub mod auth;
@@ -19,7 +21,9 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod loadgen;
 pub mod metrics;
+pub mod push;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -1,4 +1,5 @@
-//! The `hereabouts` command: serve the API, apply migrations, administer, print the spec.
+//! The `hereabouts` command: serve the API, run the push worker, apply migrations, administer,
+//! print the spec.
 
 use clap::{Parser, Subcommand};
 use hereabouts::auth::Role;
@@ -26,6 +27,8 @@ enum Command {
         #[arg(long)]
         no_migrate: bool,
     },
+    /// Run only the push delivery worker (no HTTP); stops on SIGTERM/SIGINT, releasing its claims.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document generated from the code.
@@ -35,6 +38,8 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Load test on this machine: seed a synthetic world, drive the HTTP API, compare baselines.
+    Loadgen(Box<hereabouts::loadgen::Args>),
 }
 
 #[derive(Subcommand)]
@@ -86,6 +91,10 @@ fn main() -> ExitCode {
                 tracing::info!("stopped");
                 Ok(())
             }
+            Command::Worker => {
+                let state = startup::AppState::new(settings)?;
+                hereabouts::push::run_worker(state).await
+            }
             Command::Migrate => {
                 let db = startup::pg_pool(&settings)?;
                 startup::migrate(&db).await?;
@@ -104,6 +113,7 @@ fn main() -> ExitCode {
                 println!("{email} is now {}", role.as_str());
                 Ok(())
             }
+            Command::Loadgen(args) => hereabouts::loadgen::run(settings, *args).await,
             Command::Openapi => Ok(()),
         }
     });

@@ -59,6 +59,10 @@ impl FromRequest for AdminUser {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let auth = auth?;
+            // a token that does not even claim the role is refused without a database round trip
+            if auth.role != Role::Admin {
+                return Err(ApiError::Forbidden("administrators only"));
+            }
             let state = state.ok_or(ApiError::Unauthorized)?;
             let user = crate::store::users::by_id(&state.db, auth.id)
                 .await?

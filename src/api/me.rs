@@ -13,7 +13,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(get_me).service(patch_me).service(delete_me);
+    cfg.service(get_me)
+        .service(patch_me)
+        .service(delete_me)
+        .service(export_me);
 }
 
 /// A user as the user sees themself.
@@ -99,4 +102,20 @@ pub async fn delete_me(state: web::Data<AppState>, me: AuthUser) -> ApiResult<Ht
         return Err(ApiError::Unauthorized);
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Everything stored about the caller, as one JSON document (GDPR access and portability):
+/// profile, privacy settings and consent history, connections, requests, blocks, devices, live
+/// location, notifications.
+#[utoipa::path(tag = "me", security(("bearer" = [])), responses(
+    (status = 200, body = Object, description = "the export document"),
+    (status = 401, response = crate::error::Problem),
+))]
+#[get("/v1/me/export")]
+pub async fn export_me(state: web::Data<AppState>, me: AuthUser) -> ApiResult<web::Json<serde_json::Value>> {
+    Ok(web::Json(
+        crate::store::admin::export(&state.db, me.id)
+            .await?
+            .ok_or(ApiError::Unauthorized)?,
+    ))
 }

@@ -5,9 +5,11 @@ pub mod admin;
 pub mod auth;
 pub mod checkins;
 pub mod connections;
+pub mod devices;
 pub mod extract;
 pub mod me;
 pub mod nearby;
+pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod privacy;
@@ -26,6 +28,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     privacy::config(cfg);
     checkins::config(cfg);
     nearby::config(cfg);
+    devices::config(cfg);
+    notifications::config(cfg);
 }
 
 /// Fallback for unknown paths: 404 problem+json.

@@ -29,10 +29,9 @@ impl utoipa::Modify for BearerAuth {
     info(title = "Hereabouts API", version = "1.0.0", description = "Which of my connections are near me right now. Errors are RFC 9457 problem+json with a stable `code`."),
     modifiers(&BearerAuth),
     paths(
-        super::ops::healthz, super::ops::readyz, super::ops::metrics, super::ops::openapi_yaml,
+        super::ops::healthz, super::ops::readyz, super::ops::metrics, super::ops::openapi_yaml, super::ops::openapi_json, super::ops::docs,
         super::auth::register, super::auth::login, super::auth::refresh, super::auth::logout,
-        super::me::get_me, super::me::patch_me, super::me::delete_me,
-        super::admin::get_policy,
+        super::me::get_me, super::me::patch_me, super::me::delete_me, super::me::export_me,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError), responses(crate::error::Problem)),
 )]
@@ -47,8 +46,11 @@ pub fn render_yaml() -> anyhow::Result<String> {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::connections::Doc::openapi());
+    doc.merge(super::admin::Doc::openapi());
     doc.merge(super::privacy::Doc::openapi());
     doc.merge(super::checkins::Doc::openapi());
     doc.merge(super::nearby::Doc::openapi());
+    doc.merge(super::devices::Doc::openapi());
+    doc.merge(super::notifications::Doc::openapi());
     doc
 }

@@ -10,7 +10,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz)
         .service(readyz)
         .service(metrics)
-        .service(openapi_yaml);
+        .service(openapi_yaml)
+        .service(openapi_json)
+        .service(docs);
 }
 
 /// Readiness of each store.
@@ -74,4 +76,24 @@ pub async fn openapi_yaml() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/yaml")
         .body(super::openapi::OPENAPI_YAML)
+}
+
+/// The OpenAPI document as JSON (what `/docs` renders).
+#[utoipa::path(tag = "operations", responses((status = 200, description = "the OpenAPI document", body = Object)))]
+#[get("/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(super::openapi::document())
+}
+
+/// A human-readable page of the API that works offline (no CDN; everything is embedded).
+#[utoipa::path(tag = "operations", responses((status = 200, description = "HTML page", body = String, content_type = "text/html")))]
+#[get("/docs")]
+pub async fn docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "content-security-policy",
+            "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+        ))
+        .body(include_str!("docs.html"))
 }

@@ -279,6 +279,10 @@ pub async fn checkin(state: &AppState, user: Uuid, input: CheckinInput) -> ApiRe
         index::remove(&state.redis, user, old_published).await?;
     }
     tx.commit().await.map_err(crate::store::StoreError::from)?;
+    if row.indexed {
+        // arrival notifications: decided in a task of their own, after this answer
+        crate::push::on_checkin(state, user, record_for(&row, &privacy));
+    }
     tracing::debug!(user_id = %user, lat = raw.lat, lng = raw.lng, "check-in");
     tracing::info!(user_id = %user, cell = %row.h3_cell, indexed = row.indexed, "check-in accepted");
     Ok(Outcome::Created(answer))
@@ -318,9 +322,11 @@ pub async fn sync_user(state: &AppState, user: Uuid) -> StoreResult<()> {
         return Ok(());
     };
     let t = now();
-    let allowed = privacy.is_sharing(t) && controls.policy.location_sharing_enabled && row.expires_at > t;
-    if !allowed {
+    if !privacy.is_sharing(t) || row.expires_at <= t {
         live::delete(&mut *tx, user).await?;
+        index::remove(&state.redis, user, row.indexed.then(|| published_of(&row))).await?;
+    } else if !controls.policy.location_sharing_enabled {
+        // the kill switch: out of the index, but the row stays to refill it when re-enabled
         index::remove(&state.redis, user, row.indexed.then(|| published_of(&row))).await?;
     } else {
         let mut next = row.clone();
@@ -339,12 +345,72 @@ pub async fn sync_user(state: &AppState, user: Uuid) -> StoreResult<()> {
     Ok(())
 }
 
+/// Re-applies the policy (kill switch, minimum precision, maximum TTL) and the zones to every
+/// live user, in pages of 1,000 (one transaction and two Redis round trips a page).
+pub async fn resync_all(state: &AppState) -> StoreResult<u64> {
+    let controls = state.controls.get();
+    let mut after = None;
+    let mut n = 0u64;
+    loop {
+        let rows = live::live_page(&state.db, after, 1_000, false).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.user_id);
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
+        let privacies: std::collections::HashMap<Uuid, PrivacyRecord> = privacy::get_many(&state.db, &ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.user_id, p))
+            .collect();
+        let t = now();
+        let max_expiry = t + Duration::seconds(i64::from(controls.policy.max_ttl_s));
+        let mut tx = state.db.begin().await?;
+        let (mut publish, mut unpublish, mut moves) = (vec![], vec![], vec![]);
+        for row in rows {
+            let old = row.indexed.then(|| published_of(&row));
+            let Some(p) = privacies.get(&row.user_id).filter(|p| p.is_sharing(t)) else {
+                live::delete(&mut *tx, row.user_id).await?;
+                unpublish.push((row.user_id, old));
+                continue;
+            };
+            let mut next = row.clone();
+            publish_row(&mut next, p, &controls);
+            next.expires_at = next.expires_at.min(max_expiry);
+            if next.pub_lat != row.pub_lat
+                || next.pub_lng != row.pub_lng
+                || next.indexed != row.indexed
+                || next.expires_at != row.expires_at
+            {
+                live::upsert(&mut tx, &next).await?;
+            }
+            if next.indexed && controls.policy.location_sharing_enabled {
+                if let Some(o) = old.filter(|o| *o != published_of(&next)) {
+                    moves.push((row.user_id, o, published_of(&next)));
+                }
+                publish.push((row.user_id, record_for(&next, p)));
+            } else {
+                unpublish.push((row.user_id, old));
+            }
+            n += 1;
+        }
+        index::remove_many(&state.redis, &unpublish).await?;
+        // new memberships and records first, old memberships last: never in none
+        index::put_many(&state.redis, &publish).await?;
+        index::drop_stale_cells(&state.redis, &moves).await?;
+        tx.commit().await?;
+    }
+    Ok(n)
+}
+
 /// Rebuilds the whole live index from PostgreSQL (after Redis came back empty).
 pub async fn rebuild_index(state: &AppState) -> StoreResult<u64> {
     let mut after = None;
     let mut n = 0u64;
+    if !state.controls.get().policy.location_sharing_enabled {
+        index::mark_ready(&state.redis).await?;
+        return Ok(0);
+    }
     loop {
-        let rows = live::live_page(&state.db, after, 1_000).await?;
+        let rows = live::live_page(&state.db, after, 1_000, true).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.user_id);
         let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();

@@ -27,6 +27,14 @@ fn now_ms() -> i64 {
 #[tracing::instrument(skip(state), fields(plan, candidates, cells))]
 pub async fn nearby(state: &AppState, user: Uuid, radius_m: f64, limit: usize) -> ApiResult<Answer> {
     let controls = state.controls.get();
+    if !controls.policy.location_sharing_enabled {
+        // the kill switch: nobody is listed until the operator re-enables sharing
+        return Ok(Answer {
+            hits: vec![],
+            plan: None,
+            candidates: 0,
+        });
+    }
     let redis = &state.redis;
     let adj_key = graph::adjacency_key(redis, user);
     // round trip 1: the caller's own record and degree

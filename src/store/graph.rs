@@ -787,7 +787,9 @@ pub async fn forget_user(db: &PgPool, redis: &Redis, user: Uuid) -> StoreResult<
         .fetch_all(db)
         .await?;
     let mut cmds: Vec<Cmd> = peers.iter().map(|p| update_cmd(redis, *p, Some(user), "rem")).collect();
-    cmds.push(update_cmd(redis, user, None, "del"));
+    // the user's own set and version counter go entirely (erasure leaves no key naming them)
+    cmds.push(redis::cmd("DEL").arg(adjacency_key(redis, user)).clone());
+    cmds.push(redis::cmd("DEL").arg(version_key(redis, user)).clone());
     let mut failed = false;
     let mut rest = cmds;
     while !rest.is_empty() {

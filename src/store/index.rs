@@ -121,6 +121,45 @@ pub async fn remove(redis: &Redis, user: Uuid, published: Option<Coord>) -> Stor
     Ok(())
 }
 
+/// Takes many users out of the index in one round trip: (user, published point they held).
+pub async fn remove_many(redis: &Redis, users: &[(Uuid, Option<Coord>)]) -> StoreResult<()> {
+    let mut cmds = Vec::with_capacity(users.len() * 5);
+    for (u, _) in users {
+        cmds.push(redis::cmd("DEL").arg(record_key(redis, *u)).clone());
+    }
+    for (u, p) in users {
+        for c in p.map(index_cells).into_iter().flatten() {
+            cmds.push(
+                redis::cmd("ZREM")
+                    .arg(cell_key(redis, c))
+                    .arg(u.as_bytes().as_slice())
+                    .clone(),
+            );
+        }
+    }
+    redis.run_many(cmds).await?;
+    Ok(())
+}
+
+/// Drops the memberships users held at an old point that their new point does not share
+/// (after [`put_many`] published the new one).
+pub async fn drop_stale_cells(redis: &Redis, moves: &[(Uuid, Coord, Coord)]) -> StoreResult<()> {
+    let mut cmds = Vec::new();
+    for (u, old, new) in moves {
+        let keep = index_cells(*new);
+        for c in index_cells(*old).into_iter().filter(|c| !keep.contains(c)) {
+            cmds.push(
+                redis::cmd("ZREM")
+                    .arg(cell_key(redis, c))
+                    .arg(u.as_bytes().as_slice())
+                    .clone(),
+            );
+        }
+    }
+    redis.run_many(cmds).await?;
+    Ok(())
+}
+
 fn parse_record(v: &Value) -> Option<LiveRecord> {
     match v {
         Value::BulkString(bytes) => serde_json::from_slice(bytes).ok(),

@@ -87,14 +87,16 @@ pub async fn delete<'e, E: sqlx::PgExecutor<'e>>(db: E, user: Uuid) -> StoreResu
     .await?)
 }
 
-/// Every live, indexed row (for rebuilding the index), in pages by user id.
-pub async fn live_page(db: &PgPool, after: Option<Uuid>, limit: i64) -> StoreResult<Vec<LiveRow>> {
+/// Live rows in pages by user id: only the indexed ones (rebuilding the index) or all of them
+/// (re-publishing after a policy or zone change).
+pub async fn live_page(db: &PgPool, after: Option<Uuid>, limit: i64, indexed_only: bool) -> StoreResult<Vec<LiveRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLS} FROM live_locations WHERE expires_at > now() AND indexed AND ($1::uuid IS NULL OR user_id > $1)
-         ORDER BY user_id LIMIT $2"
+        "SELECT {COLS} FROM live_locations WHERE expires_at > now() AND (indexed OR NOT $3)
+         AND ($1::uuid IS NULL OR user_id > $1) ORDER BY user_id LIMIT $2"
     ))
     .bind(after)
     .bind(limit)
+    .bind(indexed_only)
     .fetch_all(db)
     .await?)
 }

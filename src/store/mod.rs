@@ -3,6 +3,8 @@
 //! Every call here is bounded in time; a store that does not answer becomes
 //! [`StoreError::Unavailable`], which the HTTP layer turns into a 503.
 
+pub mod admin;
+pub mod audit;
 pub mod graph;
 pub mod index;
 pub mod live;

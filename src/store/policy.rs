@@ -21,7 +21,7 @@ pub async fn get(db: &PgPool) -> StoreResult<Policy> {
 }
 
 /// Writes the whole policy.
-pub async fn put(db: &PgPool, p: &Policy) -> StoreResult<()> {
+pub async fn put<'e, E: sqlx::PgExecutor<'e>>(db: E, p: &Policy) -> StoreResult<()> {
     sqlx::query(
         "UPDATE policy SET location_sharing_enabled = $1, max_ttl_s = $2, min_precision = $3,
          notification_cooldown_s = $4, retention_days = $5, updated_at = now()",
@@ -52,4 +52,30 @@ pub async fn zones(db: &PgPool) -> StoreResult<Vec<ZoneRow>> {
             .fetch_all(db)
             .await?,
     )
+}
+
+/// Stores a zone (validated by the caller).
+pub async fn insert_zone<'e, E: sqlx::PgExecutor<'e>>(
+    db: E,
+    name: &str,
+    geometry: &serde_json::Value,
+) -> StoreResult<ZoneRow> {
+    Ok(sqlx::query_as(
+        "INSERT INTO restricted_zones (id, name, geometry) VALUES ($1, $2, $3) RETURNING id, name, geometry, created_at",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(name)
+    .bind(geometry)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Deletes a zone; false when no such zone.
+pub async fn delete_zone<'e, E: sqlx::PgExecutor<'e>>(db: E, id: uuid::Uuid) -> StoreResult<bool> {
+    Ok(sqlx::query("DELETE FROM restricted_zones WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?
+        .rows_affected()
+        == 1)
 }

@@ -211,7 +211,7 @@ pub async fn purge_refresh_tokens(db: &PgPool) -> StoreResult<u64> {
 }
 
 /// Deletes a user; every row that references them goes with it (foreign keys cascade).
-pub async fn delete(db: &PgPool, id: Uuid) -> StoreResult<bool> {
+pub async fn delete<'e, E: sqlx::PgExecutor<'e>>(db: E, id: Uuid) -> StoreResult<bool> {
     Ok(sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
         .execute(db)

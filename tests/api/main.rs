@@ -1,9 +1,13 @@
 //! Black-box API tests: each test starts the real server on port 0 with its own PostgreSQL
 //! database and its own Redis key prefix (see `helpers`).
 
+mod admin;
 mod auth;
+mod authz;
 mod checkins;
 mod connections;
 mod helpers;
 mod nearby;
 mod ops;
+mod push;
+mod standins;

@@ -1,0 +1,183 @@
+//! `/v1/devices*`: where the caller's notifications go.
+
+use super::extract::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::push::devices::{self, DeviceRecord, Platform, Registered};
+use crate::startup::AppState;
+use crate::store::graph;
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(register_device)
+        .service(list_devices)
+        .service(delete_device);
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(register_device, list_devices, delete_device),
+    components(schemas(DeviceRequest, Device, DeviceList, Platform))
+)]
+pub struct Doc;
+
+/// A device to register.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeviceRequest {
+    pub platform: Platform,
+    /// `ios`: the APNs device token (hex); `android`: the FCM registration token; `webhook`: an
+    /// `https` URL whose host resolves to public addresses only (requests are signed, see the
+    /// `x-hereabouts-signature` header).
+    #[schema(
+        example = "740f4707bebcf74f9b7c25d48e3358945f6aa01da5ddb387462c7eaf61bb78ad",
+        max_length = 4096
+    )]
+    pub token: String,
+    /// Language of the texts sent to this device (`en`, `fr`, `de`, `es`; a tag like `fr-CA`
+    /// picks its language). Default: the server's default locale.
+    #[schema(example = "fr-CA", max_length = 35)]
+    pub locale: Option<String>,
+}
+
+/// A registered device (its token is never shown back).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Device {
+    pub id: Uuid,
+    pub platform: Platform,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// False once the provider said the token is no longer valid (registering it again reactivates it).
+    pub active: bool,
+    pub locale: Option<String>,
+}
+
+impl From<DeviceRecord> for Device {
+    fn from(d: DeviceRecord) -> Self {
+        Self {
+            id: d.id,
+            platform: d.platform().unwrap_or(Platform::Webhook),
+            created_at: d.created_at,
+            active: d.active,
+            locale: d.locale,
+        }
+    }
+}
+
+/// A page of devices; `next_cursor` is null on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceList {
+    pub items: Vec<Device>,
+    pub next_cursor: Option<String>,
+}
+
+/// `?limit=&cursor=`
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Validates `limit` (422) and decodes `cursor` (400; an empty one means the first page).
+pub(crate) fn page_params(limit: Option<i64>, cursor: Option<&str>) -> ApiResult<(i64, Option<graph::Cursor>)> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 500"));
+    }
+    let cursor = match cursor {
+        None | Some("") => None,
+        Some(c) => Some(graph::Cursor::decode(c).ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))?),
+    };
+    Ok((limit, cursor))
+}
+
+fn check_locale(locale: Option<&str>) -> ApiResult<Option<String>> {
+    match locale.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(l) if l.len() <= 35 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+            Ok(Some(l.to_string()))
+        }
+        Some(_) => Err(ApiError::field("locale", "must be a language tag such as en or fr-CA")),
+    }
+}
+
+/// Registers a device for the caller's notifications. Registering the same token again is
+/// idempotent (the same device, reactivated); a token registered by another user moves to the
+/// caller. 409 `too_many_devices` past the per-user limit; 422 for a malformed token or a
+/// webhook URL that is not `https` or resolves to a private address.
+#[utoipa::path(tag = "devices", security(("bearer" = [])), request_body = DeviceRequest, responses(
+    (status = 201, body = Device),
+    (status = 400, response = crate::error::Problem),
+    (status = 401, response = crate::error::Problem),
+    (status = 409, response = crate::error::Problem),
+    (status = 413, response = crate::error::Problem),
+    (status = 422, response = crate::error::Problem),
+    (status = 503, response = crate::error::Problem),
+))]
+#[post("/v1/devices")]
+pub async fn register_device(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    body: web::Json<DeviceRequest>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let locale = check_locale(b.locale.as_deref())?;
+    let token = devices::validate_token(b.platform, &b.token, &state.settings.push).await?;
+    let max = state.settings.push.max_devices_per_user;
+    match devices::register(&state.db, me.id, b.platform, &token, locale.as_deref(), max).await? {
+        Registered::Device(d) => {
+            tracing::info!(user_id = %me.id, device = %d.id, platform = b.platform.as_str(), "device registered");
+            Ok(HttpResponse::Created().json(Device::from(d)))
+        }
+        Registered::TooMany => Err(ApiError::Conflict(
+            "too_many_devices",
+            "this account has as many devices as allowed; delete one first",
+        )),
+    }
+}
+
+/// The caller's devices, newest first.
+#[utoipa::path(tag = "devices", security(("bearer" = [])), params(ListQuery), responses(
+    (status = 200, body = DeviceList),
+    (status = 400, response = crate::error::Problem),
+    (status = 401, response = crate::error::Problem),
+    (status = 422, response = crate::error::Problem),
+))]
+#[get("/v1/devices")]
+pub async fn list_devices(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    q: web::Query<ListQuery>,
+) -> ApiResult<web::Json<DeviceList>> {
+    let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
+    let page = devices::list(&state.db, me.id, limit, cursor).await?;
+    Ok(web::Json(DeviceList {
+        next_cursor: page.next.as_ref().map(graph::Cursor::encode),
+        items: page.items.into_iter().map(Device::from).collect(),
+    }))
+}
+
+/// Deletes one of the caller's devices (its undelivered notifications are not sent). 404 for
+/// another user's device, as for one that does not exist.
+#[utoipa::path(tag = "devices", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "device id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, response = crate::error::Problem),
+        (status = 404, response = crate::error::Problem),
+))]
+#[delete("/v1/devices/{id}")]
+pub async fn delete_device(state: web::Data<AppState>, me: AuthUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    if devices::delete(&state.db, me.id, id.into_inner()).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}

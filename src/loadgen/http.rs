@@ -1,0 +1,353 @@
+//! The phases through the real HTTP API (reqwest, keep-alive connections, one tokio task per
+//! concurrent client):
+//!
+//! 1. check-ins at a target rate (paced starts, at most `--checkin-concurrency` in flight);
+//! 2. nearby at increasing concurrency until throughput rises by less than 5 %;
+//! 3. nearby paced at 70 % of the peak throughput, latency measured from the scheduled start
+//!    (so queueing counts: no coordinated omission) — the figure the p99 target is about;
+//! 4. mixed: 90 % nearby, 10 % check-ins, at the peak concurrency.
+//!
+//! Callers are live users drawn at random (so ~10 % hall members and a few super-connectors, as in
+//! the world); check-ins move live users outside the hall by up to 200 m around their seeded point.
+
+use super::stats::{Load, Outcome, RunStats, drive, keep_climbing};
+use super::world::{World, offset};
+use super::{Args, Budget, mix, say, timed_bar};
+use crate::auth::{Role, TokenKeys};
+use crate::config::Settings;
+use anyhow::Context;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Tokens minted per pool at most.
+const POOL: usize = 20_000;
+
+/// One phase's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub run: RunStats,
+}
+
+/// Every HTTP phase.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct HttpReport {
+    pub phases: Vec<Phase>,
+    /// Nearby ramp: the peak throughput and the concurrency it was reached at.
+    pub nearby_peak_rps: f64,
+    pub nearby_peak_concurrency: usize,
+    pub skipped: Vec<String>,
+}
+
+struct Client {
+    http: reqwest::Client,
+    nearby_url: String,
+    checkin_url: String,
+}
+
+fn classify(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connect".into()
+    } else {
+        "io".into()
+    }
+}
+
+async fn get_nearby(c: &Client, token: &str) -> Result<(), String> {
+    match c.http.get(&c.nearby_url).bearer_auth(token).send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            match resp.bytes().await {
+                Ok(_) if status.is_success() => Ok(()),
+                Ok(_) => Err(status.as_u16().to_string()),
+                Err(e) => Err(classify(&e)),
+            }
+        }
+        Err(e) => Err(classify(&e)),
+    }
+}
+
+async fn post_checkin(c: &Client, token: &str, lat: f64, lng: f64, client_id: String) -> Result<(), String> {
+    let body = serde_json::json!({"lat": lat, "lng": lng, "accuracy_m": 12.0, "client_id": client_id});
+    match c.http.post(&c.checkin_url).bearer_auth(token).json(&body).send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            match resp.bytes().await {
+                Ok(_) if status.is_success() => Ok(()),
+                Ok(_) => Err(status.as_u16().to_string()),
+                Err(e) => Err(classify(&e)),
+            }
+        }
+        Err(e) => Err(classify(&e)),
+    }
+}
+
+/// Tokens of (up to `POOL`) live users, evenly spread.
+fn nearby_pool(world: &World, keys: &TokenKeys) -> anyhow::Result<Vec<String>> {
+    let live = world.live_users();
+    let step = (live / POOL).max(1);
+    (0..live)
+        .step_by(step)
+        .map(|k| keys.issue(world.ids[world.spot_owner[k] as usize], Role::User))
+        .collect()
+}
+
+/// Tokens and seeded points of live users outside the hall.
+fn checkin_pool(world: &World, keys: &TokenKeys) -> anyhow::Result<Vec<(String, f64, f64)>> {
+    let live = world.live_users();
+    let step = (live / POOL).max(1);
+    (0..live)
+        .step_by(step)
+        .filter(|&k| !world.people[world.spot_owner[k] as usize].in_hall)
+        .map(|k| {
+            let s = world.spots[k];
+            Ok((
+                keys.issue(world.ids[world.spot_owner[k] as usize], Role::User)?,
+                s.raw.lat,
+                s.raw.lng,
+            ))
+        })
+        .collect()
+}
+
+/// Runs the phases within the budget.
+pub async fn run_phases(
+    settings: &Settings,
+    args: &Args,
+    world: &World,
+    budget: &Budget,
+) -> anyhow::Result<HttpReport> {
+    let keys = TokenKeys::from_settings(settings)?;
+    let base = args.base_url.trim_end_matches('/').to_string();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1_024)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(2))
+        .build()?;
+    // preflight: the server answers, and accepts tokens minted with these settings
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .with_context(|| format!("no HTTP server answers at {base}"))?;
+    if !ready.status().is_success() {
+        anyhow::bail!("{base}/readyz answered {}: the server is not ready", ready.status());
+    }
+    let me_token = keys.issue(world.ids[world.spot_owner[0] as usize], Role::User)?;
+    let me = http.get(format!("{base}/v1/me")).bearer_auth(&me_token).send().await?;
+    if me.status().as_u16() == 401 {
+        anyhow::bail!(
+            "the server refuses tokens minted with this process's HEREABOUTS_JWT_* settings: start both with the same settings"
+        );
+    }
+    let client = Arc::new(Client {
+        http,
+        nearby_url: format!(
+            "{base}/v1/nearby?radius_m={}&limit={}",
+            args.radius_m as i64, args.limit
+        ),
+        checkin_url: format!("{base}/v1/checkins"),
+    });
+    let nearby_tokens = Arc::new(nearby_pool(world, &keys)?);
+    let checkin_users = Arc::new(checkin_pool(world, &keys)?);
+    if nearby_tokens.is_empty() || checkin_users.is_empty() {
+        anyhow::bail!("the world has no live users to drive the API with");
+    }
+    let run_id = format!(
+        "{:x}",
+        mix(time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 ^ u64::from(std::process::id()))
+    );
+    let mut rep = HttpReport::default();
+    let step = Duration::from_secs_f64(args.step_secs);
+    let phase = Duration::from_secs_f64(args.phase_secs);
+
+    let nearby_op = {
+        let (client, tokens) = (client.clone(), nearby_tokens.clone());
+        move |i: u64| {
+            let (client, tokens) = (client.clone(), tokens.clone());
+            async move {
+                let t = &tokens[(mix(i) % tokens.len() as u64) as usize];
+                (0usize, get_nearby(&client, t).await) as Outcome
+            }
+        }
+    };
+    let checkin_of = {
+        let (client, users, run_id) = (client.clone(), checkin_users.clone(), run_id.clone());
+        move |i: u64, kind: usize| {
+            let (client, users, run_id) = (client.clone(), users.clone(), run_id.clone());
+            async move {
+                let h = mix(i ^ 0xC4EC);
+                let (t, lat, lng) = &users[(h % users.len() as u64) as usize];
+                let east = ((h >> 20) % 401) as f64 - 200.0;
+                let north = ((h >> 40) % 401) as f64 - 200.0;
+                let p = offset(crate::domain::geo::Coord { lat: *lat, lng: *lng }, east, north);
+                (
+                    kind,
+                    post_checkin(&client, t, p.lat, p.lng, format!("lg-{run_id}-{i}")).await,
+                ) as Outcome
+            }
+        }
+    };
+
+    // warm-up (not reported): connections, caches
+    let warm = Load {
+        concurrency: 8,
+        duration: Duration::from_secs(2),
+        max_requests: args.max_requests,
+        rate: None,
+        from_schedule: false,
+    };
+    drive(
+        &warm,
+        &["nearby"],
+        &timed_bar(warm.duration, "http warm-up"),
+        nearby_op.clone(),
+    )
+    .await;
+
+    // 1. check-ins at a target rate
+    if budget.allows(phase) {
+        let load = Load {
+            concurrency: args.checkin_concurrency,
+            duration: phase,
+            max_requests: args.max_requests,
+            rate: Some(args.checkin_rate),
+            from_schedule: false,
+        };
+        let op = checkin_of.clone();
+        let run = drive(
+            &load,
+            &["checkin"],
+            &timed_bar(phase, &format!("http check-ins @{}/s", args.checkin_rate)),
+            move |i| op(i, 0),
+        )
+        .await;
+        say(format!(
+            "check-ins: {:.0}/s achieved of {:.0}/s offered, p99 {:.1} ms, errors {}",
+            run.total.throughput,
+            args.checkin_rate,
+            run.total.p99_ms,
+            run.total.errors_text()
+        ));
+        rep.phases.push(Phase {
+            name: "checkins".into(),
+            run,
+        });
+    } else {
+        rep.skipped.push("checkins: time budget".into());
+    }
+
+    // 2. nearby ramp
+    let mut history = Vec::new();
+    for &c in &args.concurrency {
+        if !budget.allows(step) {
+            rep.skipped.push(format!("nearby c={c}: time budget"));
+            break;
+        }
+        let load = Load {
+            concurrency: c,
+            duration: step,
+            max_requests: args.max_requests,
+            rate: None,
+            from_schedule: false,
+        };
+        let run = drive(
+            &load,
+            &["nearby"],
+            &timed_bar(step, &format!("http nearby c={c}")),
+            nearby_op.clone(),
+        )
+        .await;
+        say(format!(
+            "nearby c={c}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+            run.total.throughput,
+            run.total.p50_ms,
+            run.total.p99_ms,
+            run.total.errors_text()
+        ));
+        history.push(run.total.throughput);
+        if run.total.throughput > rep.nearby_peak_rps {
+            rep.nearby_peak_rps = run.total.throughput;
+            rep.nearby_peak_concurrency = c;
+        }
+        rep.phases.push(Phase {
+            name: format!("nearby c={c}"),
+            run,
+        });
+        if !keep_climbing(&history, 0.05) {
+            break;
+        }
+    }
+
+    // 3. nearby at 70 % of the peak, paced, latency from the schedule
+    if rep.nearby_peak_rps > 0.0 && budget.allows(phase) {
+        let rate = 0.7 * rep.nearby_peak_rps;
+        let load = Load {
+            concurrency: (rep.nearby_peak_concurrency * 4).max(32),
+            duration: phase,
+            max_requests: args.max_requests,
+            rate: Some(rate),
+            from_schedule: true,
+        };
+        let run = drive(
+            &load,
+            &["nearby"],
+            &timed_bar(phase, &format!("http nearby @{rate:.0}/s")),
+            nearby_op.clone(),
+        )
+        .await;
+        say(format!(
+            "nearby at 70 % of peak ({rate:.0}/s): p50 {:.2} ms, p99 {:.2} ms, errors {}",
+            run.total.p50_ms,
+            run.total.p99_ms,
+            run.total.errors_text()
+        ));
+        rep.phases.push(Phase {
+            name: "nearby @70% peak".into(),
+            run,
+        });
+    } else {
+        rep.skipped.push("nearby @70%: no peak or time budget".into());
+    }
+
+    // 4. mixed 90/10 at the peak concurrency
+    if budget.allows(phase) {
+        let load = Load {
+            concurrency: rep.nearby_peak_concurrency.max(1),
+            duration: phase,
+            max_requests: args.max_requests,
+            rate: None,
+            from_schedule: false,
+        };
+        let (nearby, checkin) = (nearby_op.clone(), checkin_of.clone());
+        let run = drive(
+            &load,
+            &["nearby", "checkin"],
+            &timed_bar(phase, "http mixed 90/10"),
+            move |i| {
+                let n = nearby.clone();
+                let c = checkin.clone();
+                async move { if i % 10 == 9 { c(i, 1).await } else { n(i).await } }
+            },
+        )
+        .await;
+        say(format!(
+            "mixed 90/10: {:.0}/s, p99 {:.2} ms, errors {}",
+            run.total.throughput,
+            run.total.p99_ms,
+            run.total.errors_text()
+        ));
+        rep.phases.push(Phase {
+            name: "mixed 90/10".into(),
+            run,
+        });
+    } else {
+        rep.skipped.push("mixed: time budget".into());
+    }
+    Ok(rep)
+}

@@ -1,0 +1,256 @@
+//! Registered devices: validation of tokens and webhook URLs, and the `devices` table.
+//!
+//! A token belongs to one user at a time: registering it again for the same user is idempotent
+//! (the same device, reactivated); registering it for another user deletes the old row — with its
+//! pending deliveries, so nothing meant for the old owner reaches the new one — and creates a new
+//! device.
+
+use super::net;
+use crate::config::PushSettings;
+use crate::error::{ApiError, ApiResult};
+use crate::store::StoreResult;
+use crate::store::graph::{Cursor, Page};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Where a device receives notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Apple Push Notification service; the token is the hex device token.
+    Ios,
+    /// Firebase Cloud Messaging; the token is the FCM registration token.
+    Android,
+    /// A signed HTTPS POST; the token is the URL.
+    Webhook,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Ios => "ios",
+            Platform::Android => "android",
+            Platform::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Platform> {
+        match s {
+            "ios" => Some(Platform::Ios),
+            "android" => Some(Platform::Android),
+            "webhook" => Some(Platform::Webhook),
+            _ => None,
+        }
+    }
+}
+
+/// A device row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub platform: String,
+    pub token: String,
+    pub locale: Option<String>,
+    pub active: bool,
+    pub deactivated_reason: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+impl DeviceRecord {
+    pub fn platform(&self) -> Option<Platform> {
+        Platform::parse(&self.platform)
+    }
+}
+
+/// What registering did.
+#[derive(Debug)]
+pub enum Registered {
+    Device(DeviceRecord),
+    /// The user has as many devices as allowed.
+    TooMany,
+}
+
+/// First key of the advisory lock taken on a token while it is registered.
+const TOKEN_LOCK_CLASS: i32 = 0x7075_7368; // "push"
+
+const COLUMNS: &str = "id, user_id, platform, token, locale, active, deactivated_reason, created_at";
+
+fn token_error(message: impl Into<String>) -> ApiError {
+    ApiError::field("token", message)
+}
+
+/// Checks a token for its platform and returns it normalised (APNs tokens lowercase).
+/// Webhook URLs are resolved: every address must be public unless the settings allow private ones.
+pub async fn validate_token(platform: Platform, token: &str, settings: &PushSettings) -> ApiResult<String> {
+    let token = token.trim();
+    match platform {
+        Platform::Ios => {
+            // APNs tokens are hex (64 digits today); anything else Apple answers BadDeviceToken for
+            if !(16..=200).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(token_error(
+                    "an APNs device token is 16 to 200 letters and digits (hex)",
+                ));
+            }
+            if token.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(token.to_ascii_lowercase())
+            } else {
+                Ok(token.to_string())
+            }
+        }
+        Platform::Android => {
+            if !(8..=4_096).contains(&token.len())
+                || !token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'))
+            {
+                return Err(token_error(
+                    "an FCM registration token is 8 to 4096 characters of [A-Za-z0-9-_:.]",
+                ));
+            }
+            Ok(token.to_string())
+        }
+        Platform::Webhook => {
+            let url = net::check_webhook_url(token, settings.webhook_allow_private)
+                .await
+                .map_err(token_error)?;
+            Ok(url.to_string())
+        }
+    }
+}
+
+/// Registers (or re-registers) a token for `user`.
+pub async fn register(
+    db: &PgPool,
+    user: Uuid,
+    platform: Platform,
+    token: &str,
+    locale: Option<&str>,
+    max_devices: u32,
+) -> StoreResult<Registered> {
+    let mut tx = db.begin().await?;
+    // serialise registrations of one user (the device cap) and of one token (moves)
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(TOKEN_LOCK_CLASS)
+        .bind(format!("{}:{token}", platform.as_str()))
+        .execute(&mut *tx)
+        .await?;
+    let existing: Option<DeviceRecord> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM devices WHERE platform = $1 AND token = $2 FOR UPDATE"
+    ))
+    .bind(platform.as_str())
+    .bind(token)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(d) = existing {
+        if d.user_id == user {
+            let d: DeviceRecord = sqlx::query_as(&format!(
+                "UPDATE devices SET active = true, deactivated_reason = NULL, locale = COALESCE($2, locale),
+                 updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+            ))
+            .bind(d.id)
+            .bind(locale)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Registered::Device(d));
+        }
+        // the token moved to another account (a phone changed hands, a user logged in elsewhere)
+        sqlx::query("DELETE FROM devices WHERE id = $1")
+            .bind(d.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM devices WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await?;
+    if count >= i64::from(max_devices) {
+        return Ok(Registered::TooMany);
+    }
+    let d: DeviceRecord = sqlx::query_as(&format!(
+        "INSERT INTO devices (id, user_id, platform, token, locale) VALUES ($1, $2, $3, $4, $5)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(user)
+    .bind(platform.as_str())
+    .bind(token)
+    .bind(locale)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Registered::Device(d))
+}
+
+/// The user's devices, newest first, after `cursor`.
+pub async fn list(db: &PgPool, user: Uuid, limit: i64, cursor: Option<Cursor>) -> StoreResult<Page<DeviceRecord>> {
+    let rows: Vec<DeviceRecord> = match cursor {
+        None => {
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM devices WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+            ))
+            .bind(user)
+            .bind(limit + 1)
+            .fetch_all(db)
+            .await?
+        }
+        Some(c) => {
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM devices WHERE user_id = $1 AND (created_at, id) < ($3, $4)
+                 ORDER BY created_at DESC, id DESC LIMIT $2"
+            ))
+            .bind(user)
+            .bind(limit + 1)
+            .bind(c.at)
+            .bind(c.id)
+            .fetch_all(db)
+            .await?
+        }
+    };
+    Ok(super::page(rows, limit, |d| Cursor {
+        at: d.created_at,
+        id: d.id,
+    }))
+}
+
+/// Deletes one of the user's devices (its pending deliveries go with it); false when the user
+/// has no such device.
+pub async fn delete(db: &PgPool, user: Uuid, id: Uuid) -> StoreResult<bool> {
+    Ok(sqlx::query("DELETE FROM devices WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user)
+        .execute(db)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+/// Marks a device as no longer reachable (the provider said the token is gone) and fails its
+/// other pending deliveries.
+pub async fn deactivate(db: &PgPool, id: Uuid, reason: &str) -> StoreResult<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE devices SET active = false, deactivated_reason = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE deliveries SET status = 'failed', last_error = 'device deactivated: ' || $2,
+             lease_until = NULL, lease_token = NULL, updated_at = now()
+         WHERE device_id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

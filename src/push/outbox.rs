@@ -1,0 +1,257 @@
+//! The durable outbox in PostgreSQL: `notifications` (one row per decision to notify) and
+//! `deliveries` (one row per notification and active device).
+//!
+//! A delivery is `pending` until a worker claims it: `sending` with a lease (`lease_until`, also
+//! copied to `next_attempt_at`, so one partial index serves "due" for both states) and a
+//! `lease_token` that the worker must present to record the outcome. A delivery whose lease ran
+//! out is due again: a worker that died mid-send loses nothing, and a worker that comes back too
+//! late cannot overwrite what the next one recorded. Delivery is therefore at-least-once.
+
+use crate::store::StoreResult;
+use crate::store::graph::{Cursor, Page};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One notification to write.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub user_id: Uuid,
+    pub actor_user_id: Uuid,
+    pub distance_m: i64,
+}
+
+/// Writes notifications and one pending delivery per active device of each recipient.
+/// Returns (notifications, deliveries) written.
+pub async fn insert(tx: &mut Transaction<'_, Postgres>, items: &[NewNotification]) -> StoreResult<(u64, u64)> {
+    if items.is_empty() {
+        return Ok((0, 0));
+    }
+    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
+    let users: Vec<Uuid> = items.iter().map(|n| n.user_id).collect();
+    let actors: Vec<Uuid> = items.iter().map(|n| n.actor_user_id).collect();
+    let distances: Vec<i32> = items
+        .iter()
+        .map(|n| i32::try_from(n.distance_m).unwrap_or(i32::MAX))
+        .collect();
+    let n = sqlx::query(
+        "INSERT INTO notifications (id, user_id, actor_user_id, kind, distance_m)
+         SELECT id, u, a, 'connection_nearby', d FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[]) AS t(id, u, a, d)",
+    )
+    .bind(&ids)
+    .bind(&users)
+    .bind(&actors)
+    .bind(&distances)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    let d = sqlx::query(
+        "INSERT INTO deliveries (id, notification_id, device_id)
+         SELECT gen_random_uuid(), n.id, v.id FROM notifications n JOIN devices v ON v.user_id = n.user_id AND v.active
+         WHERE n.id = ANY($1)",
+    )
+    .bind(&ids)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok((n, d))
+}
+
+/// A notification as its recipient lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NotificationRecord {
+    pub id: Uuid,
+    pub kind: String,
+    pub actor_user_id: Uuid,
+    pub actor_display_name: String,
+    pub distance_m: i32,
+    pub created_at: OffsetDateTime,
+    /// `pending`, `delivered`, `failed` or `no_device`.
+    pub delivery: String,
+}
+
+const LIST: &str =
+    "SELECT n.id, n.kind, n.actor_user_id, u.display_name AS actor_display_name, n.distance_m, n.created_at,
+        CASE WHEN bool_or(d.status = 'delivered') THEN 'delivered'
+             WHEN bool_or(d.status IN ('pending', 'sending')) THEN 'pending'
+             WHEN count(d.id) = 0 THEN 'no_device'
+             ELSE 'failed' END AS delivery
+    FROM notifications n JOIN users u ON u.id = n.actor_user_id
+    LEFT JOIN deliveries d ON d.notification_id = n.id
+    WHERE n.user_id = $1";
+
+/// The user's notifications, newest first, after `cursor`.
+pub async fn list(
+    db: &PgPool,
+    user: Uuid,
+    limit: i64,
+    cursor: Option<Cursor>,
+) -> StoreResult<Page<NotificationRecord>> {
+    const TAIL: &str = "GROUP BY n.id, u.display_name ORDER BY n.created_at DESC, n.id DESC LIMIT $2";
+    let rows: Vec<NotificationRecord> = match cursor {
+        None => {
+            sqlx::query_as(&format!("{LIST} {TAIL}"))
+                .bind(user)
+                .bind(limit + 1)
+                .fetch_all(db)
+                .await?
+        }
+        Some(c) => {
+            sqlx::query_as(&format!("{LIST} AND (n.created_at, n.id) < ($3, $4) {TAIL}"))
+                .bind(user)
+                .bind(limit + 1)
+                .bind(c.at)
+                .bind(c.id)
+                .fetch_all(db)
+                .await?
+        }
+    };
+    Ok(super::page(rows, limit, |n| Cursor {
+        at: n.created_at,
+        id: n.id,
+    }))
+}
+
+/// A claimed delivery with what sending it needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    /// Attempts including this one.
+    pub attempts: i32,
+    pub notification_id: Uuid,
+    pub user_id: Uuid,
+    pub actor_user_id: Uuid,
+    pub actor_display_name: String,
+    pub distance_m: i32,
+    pub notification_created_at: OffsetDateTime,
+    pub device_id: Uuid,
+    pub platform: String,
+    pub token: String,
+    pub locale: Option<String>,
+    pub device_active: bool,
+    /// Since the decision, the pair was blocked (either way) or disconnected, or the actor hid
+    /// from the recipient: do not send.
+    pub withdrawn: bool,
+}
+
+/// Claims up to `limit` due deliveries for `lease` under `token` (`FOR UPDATE SKIP LOCKED`: two
+/// workers never claim the same row).
+pub async fn claim(db: &PgPool, limit: u32, lease: Duration, token: Uuid) -> StoreResult<Vec<Claimed>> {
+    Ok(sqlx::query_as(
+        "WITH due AS (
+             SELECT id FROM deliveries
+             WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()
+             ORDER BY next_attempt_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE deliveries d
+         SET status = 'sending', attempts = d.attempts + 1, lease_token = $3,
+             lease_until = now() + make_interval(secs => $2), next_attempt_at = now() + make_interval(secs => $2),
+             updated_at = now()
+         FROM due, notifications n, devices v, users a
+         WHERE d.id = due.id AND n.id = d.notification_id AND v.id = d.device_id AND a.id = n.actor_user_id
+         RETURNING d.id, d.attempts, n.id AS notification_id, n.user_id, n.actor_user_id,
+             a.display_name AS actor_display_name, n.distance_m, n.created_at AS notification_created_at,
+             v.id AS device_id, v.platform, v.token, v.locale, v.active AS device_active,
+             (NOT EXISTS (SELECT 1 FROM connections c WHERE c.user_id = n.user_id AND c.peer_id = n.actor_user_id)
+              OR EXISTS (SELECT 1 FROM blocks b
+                         WHERE (b.blocker_id = n.user_id AND b.blocked_id = n.actor_user_id)
+                            OR (b.blocker_id = n.actor_user_id AND b.blocked_id = n.user_id))
+              OR EXISTS (SELECT 1 FROM privacy_settings p
+                         WHERE p.user_id = n.actor_user_id AND n.user_id = ANY(p.hidden_from))) AS withdrawn",
+    )
+    .bind(i64::from(limit))
+    .bind(lease.as_secs_f64())
+    .bind(token)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Records a successful send; false when the lease was lost meanwhile.
+pub async fn delivered(db: &PgPool, id: Uuid, token: Uuid) -> StoreResult<bool> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET status = 'delivered', delivered_at = now(), lease_until = NULL, lease_token = NULL,
+             last_error = NULL, updated_at = now()
+         WHERE id = $1 AND lease_token = $2 AND status = 'sending'",
+    )
+    .bind(id)
+    .bind(token)
+    .execute(db)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Puts a delivery back to pending, due after `delay`; false when the lease was lost meanwhile.
+pub async fn retry_later(db: &PgPool, id: Uuid, token: Uuid, delay: Duration, error: &str) -> StoreResult<bool> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = now() + make_interval(secs => $3),
+             lease_until = NULL, lease_token = NULL, last_error = $4, updated_at = now()
+         WHERE id = $1 AND lease_token = $2 AND status = 'sending'",
+    )
+    .bind(id)
+    .bind(token)
+    .bind(delay.as_secs_f64())
+    .bind(truncate(error))
+    .execute(db)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Marks a delivery failed for good; false when the lease was lost meanwhile.
+pub async fn failed(db: &PgPool, id: Uuid, token: Uuid, error: &str) -> StoreResult<bool> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET status = 'failed', lease_until = NULL, lease_token = NULL, last_error = $3,
+             updated_at = now()
+         WHERE id = $1 AND lease_token = $2 AND status = 'sending'",
+    )
+    .bind(id)
+    .bind(token)
+    .bind(truncate(error))
+    .execute(db)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Gives back what a stopping worker still holds: due again at once, the attempt not counted.
+pub async fn release(db: &PgPool, token: Uuid) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = now(), lease_until = NULL, lease_token = NULL,
+             attempts = GREATEST(attempts - 1, 0), updated_at = now()
+         WHERE lease_token = $1 AND status = 'sending'",
+    )
+    .bind(token)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// Queue depth (pending or sending) and the age in seconds of the oldest pending delivery.
+pub async fn stats(db: &PgPool) -> StoreResult<(i64, f64)> {
+    let (depth, age): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8
+         FROM deliveries WHERE status IN ('pending', 'sending')",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((depth, age.unwrap_or(0.0).max(0.0)))
+}
+
+/// Deletes notifications (and their deliveries) older than the retention; how many.
+pub async fn purge(db: &PgPool, retention_days: i32) -> StoreResult<u64> {
+    Ok(
+        sqlx::query("DELETE FROM notifications WHERE created_at < now() - make_interval(days => $1)")
+            .bind(retention_days.max(1))
+            .execute(db)
+            .await?
+            .rows_affected(),
+    )
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(500).collect()
+}

@@ -1,0 +1,282 @@
+//! The delivery worker: claims due deliveries (`FOR UPDATE SKIP LOCKED`, with a lease), sends
+//! them through their provider, and records the outcome — delivered; retried later with
+//! exponential backoff and jitter; failed after `push_max_attempts` or on a permanent refusal;
+//! or the device deactivated when the provider says the token is gone.
+//!
+//! Several workers (in several processes) share the queue safely. On a graceful stop the worker
+//! hands back what it claimed but has not finished (pending again, the attempt not counted); if
+//! it dies instead, its leases run out and another worker takes the deliveries again.
+
+use super::apns::Apns;
+use super::devices::{self, Platform};
+use super::fcm::Fcm;
+use super::outbox::{self, Claimed};
+use super::templates;
+use super::webhook::Webhook;
+use super::{Outcome, Payload};
+use crate::startup::AppState;
+use futures_util::StreamExt;
+use rand::Rng;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How often the worker re-reads the policy and purges notifications past the retention.
+const HOUSEKEEPING: Duration = Duration::from_secs(60);
+
+/// The providers a worker sends through (each `None` when not configured).
+pub struct Providers {
+    pub apns: Option<Apns>,
+    pub fcm: Option<Fcm>,
+    pub webhook: Option<Webhook>,
+}
+
+impl Providers {
+    /// Builds the configured providers; an error names the setting that is wrong.
+    pub fn from_settings(s: &crate::config::PushSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            apns: Apns::from_settings(s)?,
+            fcm: Fcm::from_settings(s)?,
+            webhook: Webhook::from_settings(s)?,
+        })
+    }
+}
+
+/// A delivery worker.
+pub struct Worker {
+    state: AppState,
+    providers: Providers,
+}
+
+/// Exponential backoff with jitter: `base · 2^(attempt-1)`, capped, then a uniformly random
+/// point in its upper half (so retries of many deliveries spread out but never come early).
+pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
+    let exp = attempt.saturating_sub(1).min(30);
+    let full = base.saturating_mul(1u32 << exp).min(max);
+    let half = full / 2;
+    let jitter = rand::rng().random_range(0..=half.as_millis().min(u128::from(u64::MAX)) as u64);
+    half + Duration::from_millis(jitter)
+}
+
+impl Worker {
+    pub fn new(state: AppState) -> anyhow::Result<Self> {
+        let providers = Providers::from_settings(&state.settings.push)?;
+        for (name, on) in [
+            ("apns", providers.apns.is_some()),
+            ("fcm", providers.fcm.is_some()),
+            ("webhook", providers.webhook.is_some()),
+        ] {
+            if !on {
+                tracing::info!(provider = name, "push provider not configured; its deliveries fail");
+            }
+        }
+        Ok(Self { state, providers })
+    }
+
+    /// Runs until `shutdown` completes, then releases what it still holds.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let s = self.state.settings.push.clone();
+        let mut last_housekeeping: Option<Instant> = None;
+        tracing::info!("push worker started");
+        loop {
+            if last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING) {
+                last_housekeeping = Some(Instant::now());
+                self.housekeeping().await;
+            }
+            let lease = Uuid::new_v4();
+            let claimed = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                c = outbox::claim(&self.state.db, s.batch_size, s.lease, lease) => c,
+            };
+            let batch = match claimed {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming deliveries failed; retrying");
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(s.poll_interval) => continue,
+                    }
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(s.poll_interval) => continue,
+                }
+            }
+            let work = futures_util::stream::iter(batch)
+                .map(|d| self.process(d, lease))
+                .buffer_unordered(s.concurrency)
+                .collect::<Vec<()>>();
+            let stopped = tokio::select! {
+                () = &mut shutdown => true,
+                _ = work => false,
+            };
+            if stopped {
+                self.release(lease).await;
+                break;
+            }
+        }
+        tracing::info!("push worker stopped");
+    }
+
+    async fn release(&self, lease: Uuid) {
+        match outbox::release(&self.state.db, lease).await {
+            Ok(n) if n > 0 => tracing::info!(deliveries = n, "released claimed deliveries"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot release claimed deliveries; their lease will expire"),
+        }
+    }
+
+    async fn housekeeping(&self) {
+        let db = &self.state.db;
+        let _ = self.state.controls.reload(db).await;
+        let days = self.state.controls.get().policy.retention_days;
+        match outbox::purge(db, days).await {
+            Ok(n) if n > 0 => tracing::info!(notifications = n, "purged notifications past the retention"),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "notification purge skipped"),
+        }
+    }
+
+    fn count(&self, name: &'static str, help: &'static str, platform: &str, extra: Option<(&str, &str)>) {
+        let mut labels = vec![("platform", platform)];
+        labels.extend(extra);
+        self.state.metrics.count(name, help, &labels, 1.0);
+    }
+
+    /// Sends one claimed delivery and records the outcome.
+    async fn process(&self, d: Claimed, lease: Uuid) {
+        let db = &self.state.db;
+        let s = &self.state.settings.push;
+        let platform = Platform::parse(&d.platform);
+        let label = platform.map_or("unknown", Platform::as_str);
+        let outcome = if d.withdrawn {
+            Outcome::Reject("withdrawn: the pair is no longer allowed to see each other".into())
+        } else if !d.device_active {
+            Outcome::Reject("device deactivated".into())
+        } else if d.attempts > i32::try_from(s.max_attempts).unwrap_or(i32::MAX) {
+            // claimed again after leases ran out, beyond the limit
+            Outcome::Retry("the lease of the last attempt ran out".into())
+        } else {
+            let payload = Payload {
+                delivery_id: d.id,
+                notification_id: d.notification_id,
+                actor_user_id: d.actor_user_id,
+                actor_display_name: d.actor_display_name.clone(),
+                distance_m: i64::from(d.distance_m),
+                created_at: d.notification_created_at,
+                message: templates::connection_nearby(
+                    d.locale.as_deref(),
+                    &s.default_locale,
+                    &d.actor_display_name,
+                    i64::from(d.distance_m),
+                ),
+            };
+            let started = Instant::now();
+            let o = match (platform, &self.providers) {
+                (Some(Platform::Ios), Providers { apns: Some(p), .. }) => p.send(&d.token, &payload).await,
+                (Some(Platform::Android), Providers { fcm: Some(p), .. }) => p.send(&d.token, &payload).await,
+                (Some(Platform::Webhook), Providers { webhook: Some(p), .. }) => p.send(&d.token, &payload).await,
+                _ => Outcome::Reject(format!("{label}: provider not configured")),
+            };
+            self.state.metrics.observe(
+                "push_send_duration_seconds",
+                "time of one provider call, by platform",
+                &[("platform", label)],
+                started.elapsed().as_secs_f64(),
+            );
+            o
+        };
+        let attempts = u32::try_from(d.attempts).unwrap_or(0);
+        let recorded = match &outcome {
+            Outcome::Delivered => {
+                self.count("push_sent_total", "deliveries accepted by the provider", label, None);
+                outbox::delivered(db, d.id, lease).await
+            }
+            Outcome::Retry(e) if attempts < s.max_attempts => {
+                self.count(
+                    "push_retried_total",
+                    "deliveries scheduled for another attempt",
+                    label,
+                    None,
+                );
+                let delay = backoff(attempts, s.backoff_base, s.backoff_max);
+                tracing::debug!(delivery = %d.id, attempts, delay_ms = delay.as_millis() as u64, error = %e, "delivery will be retried");
+                outbox::retry_later(db, d.id, lease, delay, e).await
+            }
+            Outcome::Retry(e) => {
+                self.count(
+                    "push_failed_total",
+                    "deliveries given up",
+                    label,
+                    Some(("reason", "exhausted")),
+                );
+                tracing::warn!(delivery = %d.id, attempts, error = %e, "delivery failed after the last attempt");
+                outbox::failed(db, d.id, lease, e).await
+            }
+            Outcome::Reject(e) => {
+                self.count(
+                    "push_failed_total",
+                    "deliveries given up",
+                    label,
+                    Some(("reason", "rejected")),
+                );
+                tracing::warn!(delivery = %d.id, error = %e, "delivery refused");
+                outbox::failed(db, d.id, lease, e).await
+            }
+            Outcome::Unregistered(e) => {
+                self.count(
+                    "push_failed_total",
+                    "deliveries given up",
+                    label,
+                    Some(("reason", "unregistered")),
+                );
+                self.count(
+                    "push_devices_deactivated_total",
+                    "devices the provider no longer knows",
+                    label,
+                    None,
+                );
+                tracing::info!(device = %d.device_id, error = %e, "device unregistered by its provider; deactivated");
+                let r = outbox::failed(db, d.id, lease, e).await;
+                if let Err(err) = devices::deactivate(db, d.device_id, e).await {
+                    tracing::warn!(error = %err, "cannot deactivate device");
+                }
+                r
+            }
+        };
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(delivery = %d.id, "lease lost before the outcome was recorded"),
+            Err(e) => {
+                tracing::warn!(delivery = %d.id, error = %e, "cannot record a delivery outcome; its lease will expire")
+            }
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

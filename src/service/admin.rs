@@ -1,0 +1,361 @@
+//! The operator's controls. Every call writes an audit entry — reads of personal data included —
+//! in the same transaction as the change it records.
+
+use crate::domain::policy::{COOLDOWN_RANGE, MAX_TTL_RANGE, Policy, Precision, RETENTION_RANGE};
+use crate::domain::zones::parse_geometry;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::startup::AppState;
+use crate::store::{StoreError, admin, audit, policy};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Any subset of the policy.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PolicyPatch {
+    pub location_sharing_enabled: Option<bool>,
+    #[schema(minimum = 60, maximum = 604800)]
+    pub max_ttl_s: Option<i64>,
+    pub min_precision: Option<Precision>,
+    #[schema(minimum = 0, maximum = 2592000)]
+    pub notification_cooldown_s: Option<i64>,
+    #[schema(minimum = 1, maximum = 3650)]
+    pub retention_days: Option<i64>,
+}
+
+/// A restricted zone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ZoneView {
+    pub id: Uuid,
+    pub name: String,
+    /// GeoJSON Polygon or MultiPolygon.
+    #[schema(value_type = Object)]
+    pub geometry: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// A user as an administrator sees them: `User` plus account state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminUser {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: crate::auth::Role,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    pub suspended: bool,
+    pub sharing: bool,
+    pub has_live_location: bool,
+}
+
+impl From<admin::AdminUserRow> for AdminUser {
+    fn from(r: admin::AdminUserRow) -> Self {
+        Self {
+            id: r.id,
+            email: r.email,
+            display_name: r.display_name,
+            role: crate::auth::Role::parse(&r.role),
+            created_at: r.created_at,
+            suspended: r.suspended,
+            sharing: r.sharing,
+            has_live_location: r.has_live_location,
+        }
+    }
+}
+
+/// An audit entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    #[schema(example = "1042")]
+    pub id: String,
+    pub actor_user_id: Option<Uuid>,
+    #[schema(example = "user.suspend")]
+    pub action: String,
+    pub target_user_id: Option<Uuid>,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+}
+
+/// A page of items and the cursor of the next page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+async fn begin(state: &AppState) -> ApiResult<Tx> {
+    Ok(state.db.begin().await.map_err(StoreError::from)?)
+}
+
+async fn commit(tx: Tx) -> ApiResult<()> {
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+pub async fn get_policy(state: &AppState, actor: Uuid) -> ApiResult<Policy> {
+    let mut tx = begin(state).await?;
+    audit::record(&mut *tx, actor, "policy.read", None, json!({})).await?;
+    let p = policy::get(&state.db).await?;
+    commit(tx).await?;
+    Ok(p)
+}
+
+/// Changes the policy; its effects on live users apply at once on this instance and within the
+/// refresh interval on every other.
+pub async fn patch_policy(state: &AppState, actor: Uuid, patch: PolicyPatch) -> ApiResult<Policy> {
+    let mut errors = vec![];
+    let mut check = |name: &str, v: Option<i64>, (lo, hi): (i32, i32)| -> Option<i32> {
+        let v = v?;
+        if v < i64::from(lo) || v > i64::from(hi) {
+            errors.push(FieldError::new(name, format!("must be in [{lo}, {hi}]")));
+            return None;
+        }
+        Some(v as i32)
+    };
+    let max_ttl = check("max_ttl_s", patch.max_ttl_s, MAX_TTL_RANGE);
+    let cooldown = check("notification_cooldown_s", patch.notification_cooldown_s, COOLDOWN_RANGE);
+    let retention = check("retention_days", patch.retention_days, RETENTION_RANGE);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let mut tx = begin(state).await?;
+    let before = policy::get(&state.db).await?;
+    let mut p = before.clone();
+    if let Some(v) = patch.location_sharing_enabled {
+        p.location_sharing_enabled = v;
+    }
+    if let Some(v) = max_ttl {
+        p.max_ttl_s = v;
+    }
+    if let Some(v) = patch.min_precision {
+        p.min_precision = v;
+    }
+    if let Some(v) = cooldown {
+        p.notification_cooldown_s = v;
+    }
+    if let Some(v) = retention {
+        p.retention_days = v;
+    }
+    policy::put(&mut *tx, &p).await?;
+    audit::record(
+        &mut *tx,
+        actor,
+        "policy.update",
+        None,
+        json!({"before": before, "after": p}),
+    )
+    .await?;
+    commit(tx).await?;
+    state.controls.reload(&state.db).await?;
+    let live_affected = p.location_sharing_enabled != before.location_sharing_enabled
+        || p.max_ttl_s < before.max_ttl_s
+        || p.min_precision != before.min_precision;
+    if live_affected {
+        crate::service::live::resync_all(state).await?;
+    }
+    Ok(p)
+}
+
+pub async fn create_zone(
+    state: &AppState,
+    actor: Uuid,
+    name: &str,
+    geometry: serde_json::Value,
+) -> ApiResult<ZoneView> {
+    let name = name.trim();
+    let mut errors = vec![];
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    }
+    if let Err(e) = parse_geometry(&geometry) {
+        errors.push(e);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let mut tx = begin(state).await?;
+    let z = policy::insert_zone(&mut *tx, name, &geometry).await?;
+    audit::record(
+        &mut *tx,
+        actor,
+        "zone.create",
+        None,
+        json!({"zone_id": z.id, "name": z.name}),
+    )
+    .await?;
+    commit(tx).await?;
+    state.controls.reload(&state.db).await?;
+    crate::service::live::resync_all(state).await?;
+    Ok(zone_view(z))
+}
+
+fn zone_view(z: policy::ZoneRow) -> ZoneView {
+    ZoneView {
+        id: z.id,
+        name: z.name,
+        geometry: z.geometry,
+        created_at: z.created_at,
+    }
+}
+
+pub async fn list_zones(state: &AppState, actor: Uuid) -> ApiResult<Page<ZoneView>> {
+    let mut tx = begin(state).await?;
+    audit::record(&mut *tx, actor, "zone.list", None, json!({})).await?;
+    let zones = policy::zones(&state.db).await?;
+    commit(tx).await?;
+    Ok(Page {
+        items: zones.into_iter().map(zone_view).collect(),
+        next_cursor: None,
+    })
+}
+
+pub async fn delete_zone(state: &AppState, actor: Uuid, id: Uuid) -> ApiResult<()> {
+    let mut tx = begin(state).await?;
+    if !policy::delete_zone(&mut *tx, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    audit::record(&mut *tx, actor, "zone.delete", None, json!({"zone_id": id})).await?;
+    commit(tx).await?;
+    state.controls.reload(&state.db).await?;
+    crate::service::live::resync_all(state).await?;
+    Ok(())
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+}
+
+pub async fn search_users(
+    state: &AppState,
+    actor: Uuid,
+    email: &str,
+    limit: i64,
+    cursor: Option<&str>,
+) -> ApiResult<Page<AdminUser>> {
+    let after = match cursor {
+        None => None,
+        Some(c) => Some(
+            b64()
+                .decode(c)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<(String, Uuid)>(&b).ok())
+                .ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))?,
+        ),
+    };
+    let mut tx = begin(state).await?;
+    audit::record(&mut *tx, actor, "user.search", None, json!({"email_prefix": email})).await?;
+    let rows = admin::search(&mut *tx, email.trim(), after, limit + 1).await?;
+    commit(tx).await?;
+    let mut items: Vec<AdminUser> = rows.into_iter().map(AdminUser::from).collect();
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .and_then(|u| serde_json::to_vec(&(u.email.to_lowercase(), u.id)).ok())
+            .map(|b| b64().encode(b))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+pub async fn get_user(state: &AppState, actor: Uuid, id: Uuid) -> ApiResult<AdminUser> {
+    let mut tx = begin(state).await?;
+    let user = admin::user(&mut *tx, id).await?.ok_or(ApiError::NotFound)?;
+    audit::record(&mut *tx, actor, "user.read", Some(id), json!({})).await?;
+    commit(tx).await?;
+    Ok(user.into())
+}
+
+/// Suspends (out of the index, sessions revoked, invisible everywhere) or reinstates a user.
+pub async fn set_suspended(state: &AppState, actor: Uuid, id: Uuid, suspended: bool) -> ApiResult<()> {
+    let mut tx = begin(state).await?;
+    if !admin::set_suspended(&mut *tx, id, suspended).await? {
+        return Err(ApiError::NotFound);
+    }
+    if suspended {
+        admin::revoke_all_tokens(&mut *tx, id).await?;
+    }
+    let action = if suspended { "user.suspend" } else { "user.unsuspend" };
+    audit::record(&mut *tx, actor, action, Some(id), json!({})).await?;
+    commit(tx).await?;
+    if suspended {
+        crate::service::live::leave(state, id).await?;
+    }
+    Ok(())
+}
+
+/// Purges a user's live location and check-in history.
+pub async fn purge_location(state: &AppState, actor: Uuid, id: Uuid) -> ApiResult<()> {
+    let mut tx = begin(state).await?;
+    admin::user(&mut *tx, id).await?.ok_or(ApiError::NotFound)?;
+    admin::purge_history(&mut *tx, id).await?;
+    audit::record(&mut *tx, actor, "user.purge_location", Some(id), json!({})).await?;
+    commit(tx).await?;
+    crate::service::live::leave(state, id).await?;
+    Ok(())
+}
+
+pub async fn export_user(state: &AppState, actor: Uuid, id: Uuid) -> ApiResult<serde_json::Value> {
+    let mut tx = begin(state).await?;
+    admin::user(&mut *tx, id).await?.ok_or(ApiError::NotFound)?;
+    audit::record(&mut *tx, actor, "user.export", Some(id), json!({})).await?;
+    commit(tx).await?;
+    admin::export(&state.db, id).await?.ok_or(ApiError::NotFound)
+}
+
+/// Erases a user. The audit entry keeps no id of theirs (erasure is about forgetting them).
+pub async fn erase_user(state: &AppState, actor: Uuid, id: Uuid) -> ApiResult<()> {
+    if admin::user(&state.db, id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    crate::service::erase_user(state, id).await?;
+    audit::record(&state.db, actor, "user.erase", None, json!({})).await?;
+    Ok(())
+}
+
+pub async fn audit_log(
+    state: &AppState,
+    actor: Uuid,
+    target: Option<Uuid>,
+    limit: i64,
+    cursor: Option<&str>,
+) -> ApiResult<Page<AuditEntry>> {
+    let before = match cursor {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::BadRequest("invalid cursor".into()))?,
+        ),
+    };
+    let mut tx = begin(state).await?;
+    audit::record(&mut *tx, actor, "audit.read", target, json!({})).await?;
+    let rows = audit::list(&mut *tx, target, before, limit + 1).await?;
+    commit(tx).await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<AuditEntry> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|r| AuditEntry {
+            id: r.id.to_string(),
+            actor_user_id: r.actor_user_id,
+            action: r.action,
+            target_user_id: r.target_user_id,
+            detail: r.detail,
+            at: r.at,
+        })
+        .collect();
+    let next_cursor = if more { items.last().map(|e| e.id.clone()) } else { None };
+    Ok(Page { items, next_cursor })
+}
