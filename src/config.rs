@@ -543,6 +543,27 @@ mod tests {
     }
 
     #[test]
+    fn push_settings_have_defaults_and_name_bad_values() {
+        let s = Settings::from_sources(&env(BASE)).expect("valid");
+        assert!(s.push.worker_enabled);
+        assert!(!s.push.webhook_allow_private);
+        assert_eq!(s.push.apns_base_url, "https://api.push.apple.com");
+        assert_eq!(s.push.default_locale, "en");
+        for (k, v) in [
+            ("HEREABOUTS_PUSH_DEFAULT_LOCALE", "xx"),
+            ("HEREABOUTS_APNS_BASE_URL", "ftp://x"),
+            ("HEREABOUTS_WEBHOOK_SECRET", "short"),
+            ("HEREABOUTS_APNS_KEY_FILE", "/nonexistent/key.p8"),
+            ("HEREABOUTS_PUSH_MAX_ATTEMPTS", "0"),
+        ] {
+            let mut e = env(BASE);
+            e.push((k.into(), v.into()));
+            let err = Settings::from_sources(&e).expect_err("error").to_string();
+            assert!(err.contains(k), "{err}");
+        }
+    }
+
+    #[test]
     fn file_layer_is_overridden_by_env_and_rejects_unknown_keys() {
         let dir = std::env::temp_dir().join(format!("hb-cfg-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("dir");

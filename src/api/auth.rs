@@ -42,6 +42,16 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+impl RefreshRequest {
+    /// Refresh tokens are 43 characters; anything past 200 is not one.
+    fn check(&self) -> ApiResult<()> {
+        if self.refresh_token.len() > 200 {
+            return Err(ApiError::field("refresh_token", "at most 200 characters"));
+        }
+        Ok(())
+    }
+}
+
 /// A new session: the user and a token pair.
 #[derive(Serialize, ToSchema)]
 pub struct AuthResponse {
@@ -182,9 +192,11 @@ pub async fn login(state: web::Data<AppState>, ip: ClientIp, body: web::Json<Log
     (status = 401, response = crate::error::Problem),
     (status = 403, response = crate::error::Problem),
     (status = 413, response = crate::error::Problem),
+    (status = 422, response = crate::error::Problem),
 ))]
 #[post("/v1/auth/refresh")]
 pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshRequest>) -> ApiResult<HttpResponse> {
+    body.check()?;
     let old = crate::auth::hash_token(&body.refresh_token);
     let (token, new) = crate::auth::new_refresh_token();
     let expires = OffsetDateTime::now_utc() + state.settings.refresh_token_ttl;
@@ -200,9 +212,11 @@ pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshRequest>
     (status = 204, description = "signed out"),
     (status = 400, response = crate::error::Problem),
     (status = 413, response = crate::error::Problem),
+    (status = 422, response = crate::error::Problem),
 ))]
 #[post("/v1/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, body: web::Json<RefreshRequest>) -> ApiResult<HttpResponse> {
+    body.check()?;
     users::revoke_family_of(&state.db, &crate::auth::hash_token(&body.refresh_token)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

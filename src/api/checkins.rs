@@ -97,3 +97,95 @@ pub async fn delete_current(state: web::Data<AppState>, me: AuthUser) -> ApiResu
     live::leave(&state, me.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hostile input: whatever a client sends, parsing and validation answer without panicking,
+    //! and whatever they accept is in range.
+    use super::*;
+    use crate::service::privacy::PrivacyPatch;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinities", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            ".{0,40}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,12}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn field() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "lat",
+            "lng",
+            "accuracy_m",
+            "recorded_at",
+            "ttl_s",
+            "client_id",
+            "sharing",
+            "precision",
+            "hidden_from",
+            "default_ttl_s",
+            "paused_until",
+            "notify_nearby",
+            "notify_radius_m",
+            "discoverable_by_email",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn checkin_bodies_never_panic_and_accepted_ones_are_in_range(
+            fields in prop::collection::vec((field(), any_json()), 0..8),
+            lat in -1000.0f64..1000.0,
+            lng in -1000.0f64..1000.0,
+        ) {
+            let mut body = serde_json::Map::new();
+            body.insert("lat".into(), json!(lat));
+            body.insert("lng".into(), json!(lng));
+            for (k, v) in fields {
+                body.insert(k.into(), v);
+            }
+            let body = Value::Object(body);
+            if let Ok(req) = serde_json::from_value::<CheckinRequest>(body.clone()) {
+                let input = CheckinInput {
+                    lat: req.lat,
+                    lng: req.lng,
+                    accuracy_m: req.accuracy_m,
+                    recorded_at: req.recorded_at,
+                    ttl_s: req.ttl_s,
+                    client_id: req.client_id,
+                };
+                if crate::service::live::validate_input(&input).is_ok() {
+                    prop_assert!((-90.0..=90.0).contains(&input.lat) && (-180.0..=180.0).contains(&input.lng));
+                    prop_assert!(input.ttl_s.is_none_or(|t| t >= 60));
+                    prop_assert!(input.accuracy_m.is_none_or(|a| a >= 0.0));
+                }
+            }
+            let _ = serde_json::from_value::<PrivacyPatch>(body);
+        }
+
+        #[test]
+        fn any_json_is_parsed_or_refused_without_panic(v in any_json()) {
+            let _ = serde_json::from_value::<CheckinRequest>(v.clone());
+            let _ = serde_json::from_value::<PrivacyPatch>(v.clone());
+            let _ = crate::domain::zones::parse_geometry(&v);
+            let _ = crate::domain::zones::parse_geometry(&json!({"type": "Polygon", "coordinates": v.clone()}));
+            let _ = crate::domain::zones::parse_geometry(&json!({"type": "MultiPolygon", "coordinates": [v]}));
+        }
+    }
+}

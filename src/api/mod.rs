@@ -32,9 +32,12 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     notifications::config(cfg);
 }
 
-/// Fallback for unknown paths: 404 problem+json.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+/// Fallback: 405 with `Allow` for a known path and another method, else 404 problem+json.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    match openapi::allowed_methods(req.path()) {
+        Some(methods) if !methods.is_empty() => Err(ApiError::MethodNotAllowed(methods.join(", "))),
+        _ => Err(ApiError::NotFound),
+    }
 }
 
 /// JSON bodies: size limit (413), unparseable (400), wrong content type (415).
@@ -74,5 +77,12 @@ pub fn query_config() -> web::QueryConfig {
 
 /// Path segments that do not parse (an id that is not a UUID): no such resource.
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|_err: PathError, _req| ApiError::NotFound.into())
+    web::PathConfig::default().error_handler(|_err: PathError, req| {
+        // `/v1/connections/requests` with DELETE lands on `/v1/connections/{user_id}`: a known
+        // path with another method is a 405, anything else no such resource
+        match openapi::allowed_methods(req.path()) {
+            Some(m) if !m.contains(&req.method().as_str()) => ApiError::MethodNotAllowed(m.join(", ")).into(),
+            _ => ApiError::NotFound.into(),
+        }
+    })
 }

@@ -24,11 +24,18 @@ pub struct Ready {
     pub redis: &'static str,
 }
 
+/// Liveness.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
 /// 200 while the process runs.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "the process is running", body = Ready)))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "the process is running", body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// 200 when PostgreSQL and Redis both answer in time, 503 otherwise.

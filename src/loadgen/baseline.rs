@@ -287,14 +287,25 @@ pub async fn run_all(
         limit: args.limit,
         ..Default::default()
     };
-    let mut engines = vec![Engine::Hereabouts(state.clone())];
-    match seeder.build_postgis().await? {
+    let wanted = |name: &str| args.store_impls.iter().any(|i| i == name);
+    let mut engines = Vec::new();
+    if wanted("hereabouts") {
+        engines.push(Engine::Hereabouts(state.clone()));
+    }
+    match if wanted("postgis") {
+        seeder.build_postgis().await?
+    } else {
+        Err("not requested (--store-impls)".into())
+    } {
         Ok(step) => {
             rep.builds.push(step);
             let max_c = args.store_concurrency.iter().copied().max().unwrap_or(1) as u32;
             let opts = PgConnectOptions::from_str(settings.database_url())?
                 .application_name("hereabouts-loadgen-postgis")
-                .options([("statement_timeout", "10000"), ("plan_cache_mode", "force_custom_plan")]);
+                .options([
+                    ("statement_timeout", "10000"),
+                    ("plan_cache_mode", args.postgis_plan_cache.as_str()),
+                ]);
             let pool = PgPoolOptions::new()
                 .max_connections(max_c)
                 .min_connections(max_c)
@@ -307,17 +318,22 @@ pub async fn run_all(
             rep.skipped.push(format!("postgis: {why}"));
         }
     }
-    let (step, geo_bytes) = seeder.build_geo().await?;
-    rep.geo_set_bytes_per_live_user = geo_bytes as f64 / (world.live_users().max(1)) as f64;
-    rep.builds.push(step);
-    engines.push(Engine::RedisGeo {
-        redis: state.redis.clone(),
-        key: seeder.geo_key(),
-    });
+    if wanted("redis-geo") {
+        let (step, geo_bytes) = seeder.build_geo().await?;
+        rep.geo_set_bytes_per_live_user = geo_bytes as f64 / (world.live_users().max(1)) as f64;
+        rep.builds.push(step);
+        engines.push(Engine::RedisGeo {
+            redis: state.redis.clone(),
+            key: seeder.geo_key(),
+        });
+    }
 
     let (radius, limit) = (args.radius_m, args.limit);
     let secs = Duration::from_secs_f64(args.store_secs);
     for (wname, idx) in workloads(world) {
+        if !args.store_workloads.iter().any(|w| w == wname) {
+            continue;
+        }
         if idx.is_empty() {
             rep.skipped.push(format!("{wname}: no callers in this world"));
             continue;

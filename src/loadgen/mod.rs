@@ -84,6 +84,15 @@ pub struct Args {
     /// Seconds per store-level run.
     #[arg(long, default_value_t = 3.0)]
     pub store_secs: f64,
+    /// Store-level implementations to run: hereabouts, postgis, redis-geo.
+    #[arg(long, value_delimiter = ',', default_value = "hereabouts,postgis,redis-geo")]
+    pub store_impls: Vec<String>,
+    /// Store-level workloads to run: typical, super-connector, hall.
+    #[arg(long, value_delimiter = ',', default_value = "typical,super-connector,hall")]
+    pub store_workloads: Vec<String>,
+    /// `plan_cache_mode` of the PostGIS baseline's sessions (auto, force_custom_plan, force_generic_plan).
+    #[arg(long, default_value = "auto")]
+    pub postgis_plan_cache: String,
     /// Radius of the nearby queries, metres.
     #[arg(long, default_value_t = 5_000.0)]
     pub radius_m: f64,
@@ -190,6 +199,19 @@ pub fn check_targets(settings: &Settings, args: &Args) -> anyhow::Result<()> {
     }
     if !(50.0..=200_000.0).contains(&args.radius_m) || !(1..=500).contains(&args.limit) {
         anyhow::bail!("--radius-m must be in [50, 200000] and --limit in [1, 500]");
+    }
+    for i in &args.store_impls {
+        if !["hereabouts", "postgis", "redis-geo"].contains(&i.as_str()) {
+            anyhow::bail!("--store-impls: {i:?} is not one of hereabouts, postgis, redis-geo");
+        }
+    }
+    for w in &args.store_workloads {
+        if !["typical", "super-connector", "hall"].contains(&w.as_str()) {
+            anyhow::bail!("--store-workloads: {w:?} is not one of typical, super-connector, hall");
+        }
+    }
+    if !["auto", "force_custom_plan", "force_generic_plan"].contains(&args.postgis_plan_cache.as_str()) {
+        anyhow::bail!("--postgis-plan-cache: auto, force_custom_plan or force_generic_plan");
     }
     for (name, v) in [
         ("--step-secs", args.step_secs),

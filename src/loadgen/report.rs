@@ -30,6 +30,10 @@ pub struct Machine {
     pub postgis_available: Option<String>,
     pub redis: String,
     pub server_workers: usize,
+    /// `/proc/loadavg` when the run started and when it ended (other work on the machine skews
+    /// every figure).
+    pub load_average_start: String,
+    pub load_average_end: String,
 }
 
 /// The world's shape.
@@ -157,6 +161,8 @@ pub async fn machine(settings: &Settings, state: &AppState) -> Machine {
         postgis_available: postgis,
         redis,
         server_workers: settings.workers,
+        load_average_start: read("/proc/loadavg").trim().to_string(),
+        load_average_end: String::new(),
     }
 }
 
@@ -211,6 +217,7 @@ impl Report {
     /// Evaluates the targets.
     pub fn finish(&mut self, total_s: f64) {
         self.total_s = total_s;
+        self.machine.load_average_end = read("/proc/loadavg").trim().to_string();
         let mut t = Vec::new();
         let at_most = |name: &str, goal: f64, measured: Option<f64>, unit: &str, note: String| Target {
             name: name.into(),
@@ -365,13 +372,15 @@ pub fn print(r: &Report) {
     let w = &r.world;
     println!("\n== hereabouts loadgen: Social Shake-Up, {} users ==", w.users);
     println!(
-        "machine: {} cores, {:.1} GiB, {}; PostgreSQL {}; Redis {}; server workers {}",
+        "machine: {} cores, {:.1} GiB, {}; PostgreSQL {}; Redis {}; server workers {}; load average at start {}, at end {}",
         r.machine.nproc,
         r.machine.memory_total_kib as f64 / 1_048_576.0,
         r.machine.cpu_model,
         r.machine.postgres.split_whitespace().nth(1).unwrap_or("?"),
         r.machine.redis,
-        r.machine.server_workers
+        r.machine.server_workers,
+        r.machine.load_average_start,
+        r.machine.load_average_end
     );
     println!(
         "world: {} live, {} connections ({} rows), degree p10/p50/p90/p99/max {}/{}/{}/{}/{} (mean {:.0}), super-connectors {:?}, hall {} ({} super-connectors) in {}; generated in {:.1} s",
@@ -809,6 +818,27 @@ pub fn svg_chart(title: &str, panels: &[Panel]) -> String {
                 tick(v)
             );
         }
+        // light 2x and 5x lines inside each decade
+        for e in (xa as i32)..(xb as i32) {
+            for m in [2.0, 5.0] {
+                let x = px(m * 10f64.powi(e));
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{:.1}" stroke="#f0f0f0"/>"##,
+                    y0 + h
+                );
+            }
+        }
+        for e in (ya as i32)..(yb as i32) {
+            for m in [2.0, 5.0] {
+                let y = py(m * 10f64.powi(e));
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{x0:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#f0f0f0"/>"##,
+                    x0 + w
+                );
+            }
+        }
         for e in (ya as i32)..=(yb as i32) {
             let v = 10f64.powi(e);
             let y = py(v);
@@ -917,7 +947,7 @@ fn num(v: &Value, ptr: &str) -> f64 {
     v.pointer(ptr).and_then(Value::as_f64).unwrap_or(f64::NAN)
 }
 
-fn find<'v>(arr: Option<&'v Value>, pred: impl Fn(&Value) -> bool) -> Option<&'v Value> {
+fn find(arr: Option<&Value>, pred: impl Fn(&Value) -> bool) -> Option<&Value> {
     arr.and_then(Value::as_array).and_then(|a| a.iter().find(|x| pred(x)))
 }
 
@@ -1059,7 +1089,7 @@ mod tests {
             }
             let gt = rest[lt..].find('>').ok_or("unclosed tag")? + lt;
             let tag = &rest[lt + 1..gt];
-            if tag.matches('"').count() % 2 != 0 || tag.contains('<') {
+            if !tag.matches('"').count().is_multiple_of(2) || tag.contains('<') {
                 return Err(format!("bad tag {tag:?}"));
             }
             if let Some(name) = tag.strip_prefix('/') {
@@ -1149,14 +1179,16 @@ mod tests {
 
     #[test]
     fn targets_say_by_how_much() {
-        let mut r = Report::default();
-        r.memory = Some(Memory {
-            redis: super::super::seed::RedisMemory {
-                index_bytes_per_live_user_per_resolution: 250.0,
+        let mut r = Report {
+            memory: Some(Memory {
+                redis: super::super::seed::RedisMemory {
+                    index_bytes_per_live_user_per_resolution: 250.0,
+                    ..Default::default()
+                },
                 ..Default::default()
-            },
+            }),
             ..Default::default()
-        });
+        };
         r.finish(1.0);
         let mem = r.targets.iter().find(|t| t.name.starts_with("Redis")).expect("target");
         assert_eq!(mem.met, Some(false));

@@ -229,8 +229,8 @@ impl<'w> Seeder<'w> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
             .fetch_one(&mut conn)
             .await?;
-        let first: Option<Uuid> = sqlx::query_scalar("SELECT min(id) FROM users")
-            .fetch_one(&mut conn)
+        let first: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users ORDER BY id LIMIT 1")
+            .fetch_optional(&mut conn)
             .await?;
         if n as usize != self.world.ids.len() || first != self.world.ids.first().copied() {
             anyhow::bail!(
@@ -250,7 +250,7 @@ impl<'w> Seeder<'w> {
         let recorded_at = self.now - time::Duration::seconds(i64::from(spot.age_s));
         let row = LiveRow {
             user_id: w.ids[i],
-            checkin_id: derived_uuid(w.spec.seed ^ 0xC4EC_1D, i as u64),
+            checkin_id: derived_uuid(w.spec.seed ^ 0x00C4_EC1D, i as u64),
             lat: spot.raw.lat,
             lng: spot.raw.lng,
             accuracy_m: Some(5.0 + f64::from(spot.age_s % 40)),
@@ -367,9 +367,9 @@ impl<'w> Seeder<'w> {
         for i in 0..n {
             let email = email(i);
             buf.extend_from_slice(&self.id_text[i]);
-            write!(
+            writeln!(
                 buf,
-                "\t{email}\t\\\\x{}\t{}\t{hash}\n",
+                "\t{email}\t\\\\x{}\t{}\t{hash}",
                 hex::encode(crate::auth::email_sha256(&email)),
                 display_name(i)
             )?;

@@ -91,7 +91,7 @@ pub fn parse_cities(text: &str) -> anyhow::Result<Vec<City>> {
             lng: num(f[2])?,
             weight: num(f[3])?,
         };
-        if Coord::new(city.lat, city.lng).is_err() || !(city.weight > 0.0) {
+        if Coord::new(city.lat, city.lng).is_err() || city.weight.is_nan() || city.weight <= 0.0 {
             anyhow::bail!("cities line {}: coordinates out of range or weight not positive", n + 1);
         }
         out.push(city);
@@ -504,7 +504,7 @@ impl World {
 fn for_each_pick(spec: &WorldSpec, people: &[Person], hall: &[u32], mut f: impl FnMut(u32, u32)) {
     let weights: Vec<f64> = people.iter().map(|p| f64::from(p.target_degree)).collect();
     let alias = Alias::new(&weights);
-    let mut rng = SmallRng::seed_from_u64(spec.seed ^ 0x5EED_0F_C0FFEE);
+    let mut rng = SmallRng::seed_from_u64(spec.seed ^ 0x5EED_0FC0_FFEE);
     for (i, p) in people.iter().enumerate() {
         let i = i as u32;
         let d = p.target_degree;

@@ -280,3 +280,25 @@ pub async fn signal() {
         let _ = ctrl_c.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_in_the_upper_half_and_is_capped() {
+        let base = Duration::from_millis(200);
+        let max = Duration::from_secs(2);
+        for _ in 0..200 {
+            let one = backoff(1, base, max);
+            assert!(one >= Duration::from_millis(100) && one <= base, "{one:?}");
+            let three = backoff(3, base, max);
+            assert!(
+                three >= Duration::from_millis(400) && three <= Duration::from_millis(800),
+                "{three:?}"
+            );
+            let many = backoff(40, base, max);
+            assert!(many >= max / 2 && many <= max, "{many:?}");
+        }
+    }
+}

@@ -140,7 +140,8 @@ fn publish_row(row: &mut LiveRow, privacy: &PrivacyRecord, controls: &Controls) 
     row.reason = in_zone.then(|| "restricted_zone".to_string());
 }
 
-fn validate(input: &CheckinInput) -> ApiResult<Coord> {
+/// Checks a check-in request: coordinates (422 `invalid_coordinates`), accuracy, TTL, client id.
+pub fn validate_input(input: &CheckinInput) -> ApiResult<Coord> {
     let coord = Coord::new(input.lat, input.lng).map_err(|errors| ApiError::Validation {
         code: "invalid_coordinates",
         detail: "lat must be in [-90, 90] and lng in [-180, 180]".into(),
@@ -197,7 +198,7 @@ async fn sharing_privacy(
 /// Accepts a check-in: validates, applies precision, policy and zones, stores the live row and
 /// moves the user in the index.
 pub async fn checkin(state: &AppState, user: Uuid, input: CheckinInput) -> ApiResult<Outcome> {
-    let raw = validate(&input)?;
+    let raw = validate_input(&input)?;
     let controls = state.controls.get();
     if !controls.policy.location_sharing_enabled {
         return Err(ApiError::Conflict(

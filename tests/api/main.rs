@@ -7,6 +7,7 @@ mod authz;
 mod checkins;
 mod connections;
 mod helpers;
+mod limits;
 mod nearby;
 mod ops;
 mod push;

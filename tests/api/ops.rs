@@ -184,3 +184,22 @@ async fn docs_page_works_offline() {
     assert_eq!(spec["openapi"], "3.1.0");
     assert!(spec["paths"]["/v1/nearby"]["get"].is_object());
 }
+
+#[tokio::test]
+async fn other_methods_on_known_paths_are_405_with_allow() {
+    let app = spawn_app().await;
+    let r = app.request(reqwest::Method::PUT, "/v1/nearby", None, None).await;
+    r.assert_problem(405, "method_not_allowed");
+    assert_eq!(r.header("allow").as_deref(), Some("GET"));
+    let r = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/v1/admin/users/{}", uuid::Uuid::new_v4()),
+            None,
+            None,
+        )
+        .await;
+    r.assert_problem(405, "method_not_allowed");
+    assert_eq!(r.header("allow").as_deref(), Some("GET, DELETE"));
+    app.get("/v1/nearbyx", None).await.assert_problem(404, "not_found");
+}

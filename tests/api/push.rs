@@ -841,3 +841,24 @@ async fn erasure_deletes_the_cooldown_keys_and_the_outbox() {
         .expect("count");
     assert_eq!(devices_left, 0);
 }
+
+#[tokio::test]
+async fn the_daily_cap_bounds_notifications_per_user() {
+    let p = Providers::start().await;
+    let app = push_app(&p, &[("HEREABOUTS_PUSH_DAILY_CAP", "1")]).await;
+    let bea = live_user(&app, "bea", L).await;
+    let ann = app.register("ann").await;
+    share(&app, &ann).await;
+    befriend(&app, &ann, &bea).await;
+    checkin(&app, &ann, NORTH_500.0, NORTH_500.1).await;
+    wait_notified(&app, &bea, 1, "no_device").await;
+    // cid arrives near bea (capped) and near a witness (not capped)
+    let cid = app.register("cid").await;
+    share(&app, &cid).await;
+    befriend(&app, &cid, &bea).await;
+    let witness = live_user(&app, "witness", offset(NORTH_500, 20.0, 0.0)).await;
+    befriend(&app, &cid, &witness).await;
+    checkin(&app, &cid, NORTH_500.0, NORTH_500.1).await;
+    wait_notified(&app, &witness, 1, "no_device").await;
+    assert_eq!(notifications(&app, &bea).await.len(), 1, "bea reached her cap");
+}
