@@ -91,7 +91,7 @@ pub fn parse_cities(text: &str) -> anyhow::Result<Vec<City>> {
             lng: num(f[2])?,
             weight: num(f[3])?,
         };
-        if Coord::new(city.lat, city.lng).is_err() || city.weight.is_nan() || city.weight <= 0.0 {
+        if Coord::new(city.lat, city.lng).is_err() || !city.weight.is_finite() || city.weight <= 0.0 {
             anyhow::bail!("cities line {}: coordinates out of range or weight not positive", n + 1);
         }
         out.push(city);

@@ -559,9 +559,9 @@ async fn contact_matching_returns_only_discoverable_unblocked_others() {
     app.post("/v1/contacts/match", None, json!({"email_sha256": []}))
         .await
         .assert_problem(401, "unauthorized");
-    app.get("/v1/contacts/match", ann.t())
-        .await
-        .assert_problem(404, "not_found");
+    let r = app.get("/v1/contacts/match", ann.t()).await;
+    r.assert_problem(405, "method_not_allowed");
+    assert_eq!(r.header("allow").as_deref(), Some("POST"));
 }
 
 #[tokio::test]
