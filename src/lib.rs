@@ -1,7 +1,7 @@
 //! Hereabouts: the backend of a proximity-aware app — which of my connections are near me now.
 //!
 //! Layout:
-//! - `main.rs` — the CLI (`serve`, `migrate`, `admin …`, `openapi`); thin, calls into this library.
+//! - `main.rs` — the CLI (`serve`, `worker`, `migrate`, `admin …`, `openapi`, `loadgen`); thin, calls into this library.
 //! - [`config`] — settings: defaults < TOML file < `HEREABOUTS_*` environment.
 //! - [`startup`] — shared state, the one app factory, the request guard, graceful shutdown.
 //! - [`telemetry`] — tracing subscriber (JSON or human lines); [`metrics`] — Prometheus text.
