@@ -1,6 +1,7 @@
 //! `/v1/connections*`, `/v1/blocks*`, `/v1/contacts/match`: the connection graph.
 
 use super::extract::AuthUser;
+use super::page_params;
 use crate::domain::account;
 use crate::error::{ApiError, ApiResult};
 use crate::startup::AppState;
@@ -221,19 +222,6 @@ pub struct ContactMatch {
 #[derive(Serialize, ToSchema)]
 pub struct ContactMatches {
     pub matches: Vec<ContactMatch>,
-}
-
-/// Validates `limit` (422) and decodes `cursor` (400; an empty one means the first page).
-fn page_params(limit: Option<i64>, cursor: Option<&str>) -> ApiResult<(i64, Option<graph::Cursor>)> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 500"));
-    }
-    let cursor = match cursor {
-        None | Some("") => None,
-        Some(c) => Some(graph::Cursor::decode(c).ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))?),
-    };
-    Ok((limit, cursor))
 }
 
 fn next_cursor<T>(page: &graph::Page<T>) -> Option<String> {

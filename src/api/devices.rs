@@ -1,6 +1,7 @@
 //! `/v1/devices*`: where the caller's notifications go.
 
 use super::extract::AuthUser;
+use super::page_params;
 use crate::error::{ApiError, ApiResult};
 use crate::push::devices::{self, DeviceRecord, Platform, Registered};
 use crate::startup::AppState;
@@ -83,19 +84,6 @@ pub struct ListQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-/// Validates `limit` (422) and decodes `cursor` (400; an empty one means the first page).
-pub(crate) fn page_params(limit: Option<i64>, cursor: Option<&str>) -> ApiResult<(i64, Option<graph::Cursor>)> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 500"));
-    }
-    let cursor = match cursor {
-        None | Some("") => None,
-        Some(c) => Some(graph::Cursor::decode(c).ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))?),
-    };
-    Ok((limit, cursor))
 }
 
 fn check_locale(locale: Option<&str>) -> ApiResult<Option<String>> {

@@ -86,3 +86,22 @@ pub fn path_config() -> web::PathConfig {
         }
     })
 }
+
+/// Validates a list's `limit` (422 outside [1, 500], default 50) and decodes its `cursor` (400
+/// when it is not one; an empty one means the first page).
+pub fn page_params(
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<(i64, Option<crate::store::paging::Cursor>), ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 500"));
+    }
+    let cursor = match cursor {
+        None | Some("") => None,
+        Some(c) => {
+            Some(crate::store::paging::Cursor::decode(c).ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))?)
+        }
+    };
+    Ok((limit, cursor))
+}

@@ -1,7 +1,8 @@
 //! `/v1/notifications`: what the caller was notified of, and whether it reached a device.
 
-use super::devices::{ListQuery, page_params};
+use super::devices::ListQuery;
 use super::extract::AuthUser;
+use super::page_params;
 use crate::error::ApiResult;
 use crate::push::outbox::{self, NotificationRecord};
 use crate::startup::AppState;

@@ -16,6 +16,7 @@
 //! world), which favours them slightly. Callers publish exactly, so the three agree on the centre;
 //! the answers of a sample of callers are compared (Jaccard similarity of the returned ids).
 
+use super::cpu::{Meter, PerOp, per_op};
 use super::seed::{Seeder, Step};
 use super::stats::{Load, Outcome, Stats, drive};
 use super::world::World;
@@ -37,6 +38,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
+/// `application_name` of the PostGIS baseline's sessions.
+const POSTGIS_APP: &str = "hereabouts-loadgen-postgis";
 /// Callers per workload at most.
 const CALLERS: usize = 1_000;
 /// Callers whose answers are compared across implementations.
@@ -66,6 +69,8 @@ pub struct StoreRun {
     pub mean_hits: f64,
     /// Hereabouts only: how often each plan was taken.
     pub plans: BTreeMap<String, u64>,
+    /// CPU per query: this process (the query's client side), Redis, PostgreSQL backends.
+    pub cpu: PerOp,
 }
 
 /// Hereabouts ÷ baseline at one concurrency: throughput ratio (> 1: Hereabouts serves more) and
@@ -78,6 +83,8 @@ pub struct Ratio {
     pub throughput_ratio: f64,
     pub p50_ratio: f64,
     pub speedup_p50: f64,
+    /// Baseline CPU per query ÷ Hereabouts CPU per query (all processes): > 1, Hereabouts is cheaper.
+    pub cpu_ratio: f64,
 }
 
 /// Ratios summarised per workload and baseline: peak throughput over peak throughput, and the
@@ -88,6 +95,8 @@ pub struct RatioSummary {
     pub baseline: String,
     pub peak_throughput_ratio: f64,
     pub p50_ratio_lowest_concurrency: f64,
+    /// Baseline ÷ Hereabouts CPU per query at the highest concurrency.
+    pub cpu_ratio_highest_concurrency: f64,
 }
 
 /// How far the baselines' answers agree with Hereabouts'.
@@ -105,6 +114,10 @@ pub struct WorkloadInfo {
     pub name: String,
     pub callers: usize,
     pub mean_degree: f64,
+    /// The H3 cover of the first caller's circle: resolution, cells, live users in them.
+    pub cover_resolution: u8,
+    pub cover_cells: usize,
+    pub cover_population: u64,
 }
 
 /// Everything of the store-level comparison.
@@ -130,6 +143,27 @@ enum Engine {
 }
 
 impl Engine {
+    /// The processes whose CPU a query of this engine uses (besides this one).
+    fn meter(&self) -> Meter {
+        match self {
+            Engine::Hereabouts(state) => Meter {
+                server_pid: None,
+                redis: Some(state.redis.clone()),
+                pg: None,
+            },
+            Engine::PostGis(pool) => Meter {
+                server_pid: None,
+                redis: None,
+                pg: Some((pool.clone(), vec![POSTGIS_APP.to_string()])),
+            },
+            Engine::RedisGeo { redis, .. } => Meter {
+                server_pid: None,
+                redis: Some(redis.clone()),
+                pg: None,
+            },
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Engine::Hereabouts(_) => "hereabouts",
@@ -301,7 +335,7 @@ pub async fn run_all(
             rep.builds.push(step);
             let max_c = args.store_concurrency.iter().copied().max().unwrap_or(1) as u32;
             let opts = PgConnectOptions::from_str(settings.database_url())?
-                .application_name("hereabouts-loadgen-postgis")
+                .application_name(POSTGIS_APP)
                 .options([
                     ("statement_timeout", "10000"),
                     ("plan_cache_mode", args.postgis_plan_cache.as_str()),
@@ -339,10 +373,21 @@ pub async fn run_all(
             continue;
         }
         let callers: Arc<Vec<Uuid>> = Arc::new(idx.iter().map(|&i| world.ids[i as usize]).collect());
+        let first = world.people[idx[0] as usize]
+            .spot
+            .map(|s| world.spots[s as usize].raw)
+            .unwrap_or(crate::domain::geo::Coord { lat: 0.0, lng: 0.0 });
+        let cov = crate::domain::cover::cover(first, radius);
         rep.workloads.push(WorkloadInfo {
             name: wname.into(),
             callers: callers.len(),
             mean_degree: idx.iter().map(|&i| world.graph.degree(i as usize) as f64).sum::<f64>() / idx.len() as f64,
+            cover_resolution: u8::from(cov.resolution),
+            cover_cells: cov.cells.len(),
+            cover_population: index::populations(&state.redis, &cov.cells)
+                .await
+                .map(|p| p.iter().sum())
+                .unwrap_or(0),
         });
         // agreement of the answers
         let mut answers: BTreeMap<&str, Vec<Vec<Uuid>>> = BTreeMap::new();
@@ -389,6 +434,8 @@ pub async fn run_all(
                     continue;
                 }
                 let counters = Arc::new(Counters::default());
+                let meter = e.meter();
+                let before = meter.sample().await;
                 let load = Load {
                     concurrency: c,
                     duration: secs,
@@ -403,6 +450,7 @@ pub async fn run_all(
                     op(e, &callers, radius, limit, Some(counters.clone())),
                 )
                 .await;
+                let cpu = per_op(&before, &meter.sample().await, run.total.requests);
                 let ok = run.total.ok.max(1) as f64;
                 let mut plans = BTreeMap::new();
                 if let Engine::Hereabouts(_) = e {
@@ -425,6 +473,7 @@ pub async fn run_all(
                     mean_hits: counters.hits.load(Ordering::Relaxed) as f64 / ok,
                     stats: run.total,
                     plans,
+                    cpu,
                 });
             }
         }
@@ -502,6 +551,11 @@ pub fn compute_ratios(rep: &mut StoreReport) {
                         throughput_ratio: h.stats.throughput / b.stats.throughput,
                         p50_ratio: h.stats.p50_ms / b.stats.p50_ms,
                         speedup_p50: b.stats.p50_ms / h.stats.p50_ms,
+                        cpu_ratio: if h.cpu.total_us > 0.0 {
+                            b.cpu.total_us / h.cpu.total_us
+                        } else {
+                            f64::NAN
+                        },
                     });
                 }
             }
@@ -517,12 +571,17 @@ pub fn compute_ratios(rep: &mut StoreReport) {
                 .iter()
                 .filter(|r| r.workload == *w && r.baseline == base)
                 .min_by_key(|r| r.concurrency);
+            let high = ratios
+                .iter()
+                .filter(|r| r.workload == *w && r.baseline == base)
+                .max_by_key(|r| r.concurrency);
             if hp > 0.0 && bp > 0.0 {
                 summary.push(RatioSummary {
                     workload: w.clone(),
                     baseline: base.into(),
                     peak_throughput_ratio: hp / bp,
                     p50_ratio_lowest_concurrency: low.map(|r| r.p50_ratio).unwrap_or(f64::NAN),
+                    cpu_ratio_highest_concurrency: high.map(|r| r.cpu_ratio).unwrap_or(f64::NAN),
                 });
             }
         }
@@ -547,6 +606,10 @@ mod tests {
             },
             mean_hits: 0.0,
             plans: BTreeMap::new(),
+            cpu: PerOp {
+                total_us: 1_000.0 / tput,
+                ..Default::default()
+            },
         }
     }
 
@@ -557,6 +620,9 @@ mod tests {
                 name: "hall".into(),
                 callers: 1,
                 mean_degree: 1.0,
+                cover_resolution: 5,
+                cover_cells: 37,
+                cover_population: 1,
             }],
             runs: vec![
                 run("hereabouts", "hall", 1, 1_000.0, 1.0),
@@ -574,9 +640,11 @@ mod tests {
         assert_eq!(pg1.throughput_ratio, 20.0);
         assert_eq!(pg1.p50_ratio, 0.05);
         assert_eq!(pg1.speedup_p50, 20.0);
+        assert_eq!(pg1.cpu_ratio, 20.0);
         let s = &rep.summary[0];
         assert_eq!(s.peak_throughput_ratio, 30.0);
         assert_eq!(s.p50_ratio_lowest_concurrency, 0.05);
+        assert_eq!(s.cpu_ratio_highest_concurrency, 30.0);
         assert_eq!(rep.summary[1].peak_throughput_ratio, 15.0);
     }
 

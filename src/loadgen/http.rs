@@ -10,11 +10,13 @@
 //! Callers are live users drawn at random (so ~10 % hall members and a few super-connectors, as in
 //! the world); check-ins move live users outside the hall by up to 200 m around their seeded point.
 
+use super::cpu::{Meter, PerOp, per_op};
 use super::stats::{Load, Outcome, RunStats, drive, keep_climbing};
 use super::world::{World, offset};
 use super::{Args, Budget, mix, say, timed_bar};
 use crate::auth::{Role, TokenKeys};
 use crate::config::Settings;
+use crate::startup::AppState;
 use anyhow::Context;
 use serde::Serialize;
 use std::sync::Arc;
@@ -28,6 +30,8 @@ const POOL: usize = 20_000;
 pub struct Phase {
     pub name: String,
     pub run: RunStats,
+    /// CPU per request: loadgen, server (with --server-pid), Redis, PostgreSQL backends of the server.
+    pub cpu: PerOp,
 }
 
 /// Every HTTP phase.
@@ -118,9 +122,15 @@ pub async fn run_phases(
     settings: &Settings,
     args: &Args,
     world: &World,
+    state: &AppState,
     budget: &Budget,
 ) -> anyhow::Result<HttpReport> {
     let keys = TokenKeys::from_settings(settings)?;
+    let meter = Meter {
+        server_pid: args.server_pid,
+        redis: Some(state.redis.clone()),
+        pg: Some((state.db.clone(), vec!["hereabouts".to_string()])),
+    };
     let base = args.base_url.trim_end_matches('/').to_string();
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -220,6 +230,7 @@ pub async fn run_phases(
             from_schedule: false,
         };
         let op = checkin_of.clone();
+        let before = meter.sample().await;
         let run = drive(
             &load,
             &["checkin"],
@@ -234,9 +245,11 @@ pub async fn run_phases(
             run.total.p99_ms,
             run.total.errors_text()
         ));
+        let cpu = per_op(&before, &meter.sample().await, run.total.requests);
         rep.phases.push(Phase {
             name: "checkins".into(),
             run,
+            cpu,
         });
     } else {
         rep.skipped.push("checkins: time budget".into());
@@ -256,6 +269,7 @@ pub async fn run_phases(
             rate: None,
             from_schedule: false,
         };
+        let before = meter.sample().await;
         let run = drive(
             &load,
             &["nearby"],
@@ -275,9 +289,11 @@ pub async fn run_phases(
             rep.nearby_peak_rps = run.total.throughput;
             rep.nearby_peak_concurrency = c;
         }
+        let cpu = per_op(&before, &meter.sample().await, run.total.requests);
         rep.phases.push(Phase {
             name: format!("nearby c={c}"),
             run,
+            cpu,
         });
         if !keep_climbing(&history, 0.05) {
             break;
@@ -294,6 +310,7 @@ pub async fn run_phases(
             rate: Some(rate),
             from_schedule: true,
         };
+        let before = meter.sample().await;
         let run = drive(
             &load,
             &["nearby"],
@@ -307,9 +324,11 @@ pub async fn run_phases(
             run.total.p99_ms,
             run.total.errors_text()
         ));
+        let cpu = per_op(&before, &meter.sample().await, run.total.requests);
         rep.phases.push(Phase {
             name: "nearby @70% peak".into(),
             run,
+            cpu,
         });
     } else {
         rep.skipped.push("nearby @70%: no peak or time budget".into());
@@ -325,6 +344,7 @@ pub async fn run_phases(
             from_schedule: false,
         };
         let (nearby, checkin) = (nearby_op.clone(), checkin_of.clone());
+        let before = meter.sample().await;
         let run = drive(
             &load,
             &["nearby", "checkin"],
@@ -342,9 +362,11 @@ pub async fn run_phases(
             run.total.p99_ms,
             run.total.errors_text()
         ));
+        let cpu = per_op(&before, &meter.sample().await, run.total.requests);
         rep.phases.push(Phase {
             name: "mixed 90/10".into(),
             run,
+            cpu,
         });
     } else {
         rep.skipped.push("mixed: time budget".into());

@@ -17,9 +17,11 @@
 //!
 //! Modules: [`world`] (pure generation), [`seed`] (COPY, pipelined Redis writes, memory),
 //! [`http`] (phases through the API), [`baseline`] (store-level runs), [`stats`] (driver and
-//! percentiles), [`report`] (table, JSON, SVG, machine description).
+//! percentiles), [`cpu`] (CPU time per operation by process), [`report`] (table, JSON, SVG,
+//! machine description).
 
 pub mod baseline;
+pub mod cpu;
 pub mod http;
 pub mod report;
 pub mod seed;
@@ -111,6 +113,9 @@ pub struct Args {
     /// A `name,lat,lng,weight` CSV to use instead of the built-in 20 cities.
     #[arg(long)]
     pub cities: Option<PathBuf>,
+    /// Pid of the server under test (to report its CPU time per request; scripts/bench passes it).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// Print a scaling table from the JSON reports in this directory and exit.
     #[arg(long)]
     pub summarize: Option<PathBuf>,
@@ -321,7 +326,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     rep.memory = Some(memory);
 
     if !args.skip_http {
-        rep.http = Some(http::run_phases(&settings, &args, &world, &budget).await?);
+        rep.http = Some(http::run_phases(&settings, &args, &world, &state, &budget).await?);
     }
     if !args.skip_store {
         rep.store = Some(baseline::run_all(&settings, &args, &world, &state, &seeder, &budget).await?);

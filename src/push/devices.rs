@@ -9,7 +9,7 @@ use super::net;
 use crate::config::PushSettings;
 use crate::error::{ApiError, ApiResult};
 use crate::store::StoreResult;
-use crate::store::graph::{Cursor, Page};
+use crate::store::paging::{self, Cursor, Page, Sorted};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -192,33 +192,23 @@ pub async fn register(
 
 /// The user's devices, newest first, after `cursor`.
 pub async fn list(db: &PgPool, user: Uuid, limit: i64, cursor: Option<Cursor>) -> StoreResult<Page<DeviceRecord>> {
-    let rows: Vec<DeviceRecord> = match cursor {
-        None => {
-            sqlx::query_as(&format!(
-                "SELECT {COLUMNS} FROM devices WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
-            ))
-            .bind(user)
-            .bind(limit + 1)
-            .fetch_all(db)
-            .await?
-        }
-        Some(c) => {
-            sqlx::query_as(&format!(
-                "SELECT {COLUMNS} FROM devices WHERE user_id = $1 AND (created_at, id) < ($3, $4)
-                 ORDER BY created_at DESC, id DESC LIMIT $2"
-            ))
-            .bind(user)
-            .bind(limit + 1)
-            .bind(c.at)
-            .bind(c.id)
-            .fetch_all(db)
-            .await?
-        }
-    };
-    Ok(super::page(rows, limit, |d| Cursor {
-        at: d.created_at,
-        id: d.id,
-    }))
+    let select = format!("SELECT {COLUMNS} FROM devices WHERE user_id = $1");
+    paging::keyset(
+        db,
+        Sorted {
+            select: &select,
+            by: ("created_at", "id"),
+            tail: "",
+        },
+        user,
+        limit,
+        cursor,
+        |d: &DeviceRecord| Cursor {
+            at: d.created_at,
+            id: d.id,
+        },
+    )
+    .await
 }
 
 /// Deletes one of the user's devices (its pending deliveries go with it); false when the user

@@ -30,7 +30,6 @@ pub mod worker;
 use crate::domain::nearby::LiveRecord;
 use crate::startup::AppState;
 use crate::store::StoreResult;
-use crate::store::graph::{Cursor, Page};
 use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -86,18 +85,6 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
             None => s,
         }
     }
-}
-
-/// Cuts `limit + 1` fetched rows to a page.
-pub(crate) fn page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Page<T> {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    let next = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(key)
-    } else {
-        None
-    };
-    Page { items: rows, next }
 }
 
 /// Called after `user`'s check-in was committed and indexed: decides, in a task of its own,

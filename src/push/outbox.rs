@@ -8,7 +8,7 @@
 //! late cannot overwrite what the next one recorded. Delivery is therefore at-least-once.
 
 use crate::store::StoreResult;
-use crate::store::graph::{Cursor, Page};
+use crate::store::paging::{self, Cursor, Page, Sorted};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -88,29 +88,23 @@ pub async fn list(
     limit: i64,
     cursor: Option<Cursor>,
 ) -> StoreResult<Page<NotificationRecord>> {
-    const TAIL: &str = "GROUP BY n.id, u.display_name ORDER BY n.created_at DESC, n.id DESC LIMIT $2";
-    let rows: Vec<NotificationRecord> = match cursor {
-        None => {
-            sqlx::query_as(&format!("{LIST} {TAIL}"))
-                .bind(user)
-                .bind(limit + 1)
-                .fetch_all(db)
-                .await?
-        }
-        Some(c) => {
-            sqlx::query_as(&format!("{LIST} AND (n.created_at, n.id) < ($3, $4) {TAIL}"))
-                .bind(user)
-                .bind(limit + 1)
-                .bind(c.at)
-                .bind(c.id)
-                .fetch_all(db)
-                .await?
-        }
-    };
-    Ok(super::page(rows, limit, |n| Cursor {
-        at: n.created_at,
-        id: n.id,
-    }))
+    let tail = "GROUP BY n.id, u.display_name";
+    paging::keyset(
+        db,
+        Sorted {
+            select: LIST,
+            by: ("n.created_at", "n.id"),
+            tail,
+        },
+        user,
+        limit,
+        cursor,
+        |n: &NotificationRecord| Cursor {
+            at: n.created_at,
+            id: n.id,
+        },
+    )
+    .await
 }
 
 /// A claimed delivery with what sending it needs.

@@ -411,7 +411,9 @@ pub async fn rebuild_index(state: &AppState) -> StoreResult<u64> {
         return Ok(0);
     }
     loop {
-        let rows = live::live_page(&state.db, after, 1_000, true).await?;
+        // the page stays locked until its users are in Redis (see `indexed_page_for_share`)
+        let mut tx = state.db.begin().await?;
+        let rows = live::indexed_page_for_share(&mut tx, after, 1_000).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.user_id);
         let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
@@ -430,6 +432,7 @@ pub async fn rebuild_index(state: &AppState) -> StoreResult<u64> {
             .collect();
         n += batch.len() as u64;
         index::put_many(&state.redis, &batch).await?;
+        tx.commit().await?;
     }
     index::mark_ready(&state.redis).await?;
     Ok(n)

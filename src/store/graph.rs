@@ -23,9 +23,9 @@
 //!   writes when the counter is still what it was before its SQL query (else it reads again).
 
 use super::StoreResult;
+pub use super::paging::{Cursor, Page};
+use super::paging::{Sorted, keyset};
 use super::redis::Redis;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::{Cmd, Value};
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -104,55 +104,6 @@ pub struct ContactMatch {
     pub display_name: String,
 }
 
-/// Position in a list ordered by `(time DESC, id DESC)`: the last item returned.
-/// On the wire it is opaque: base64url of 8 bytes of microseconds since the epoch and 16 id bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub at: OffsetDateTime,
-    pub id: Uuid,
-}
-
-impl Cursor {
-    pub fn encode(&self) -> String {
-        let micros = (self.at.unix_timestamp_nanos() / 1_000) as i64;
-        let mut buf = [0u8; 24];
-        buf[..8].copy_from_slice(&micros.to_be_bytes());
-        buf[8..].copy_from_slice(self.id.as_bytes());
-        URL_SAFE_NO_PAD.encode(buf)
-    }
-
-    /// `None` when the text is not a cursor of this shape.
-    pub fn decode(text: &str) -> Option<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
-        let bytes: [u8; 24] = bytes.try_into().ok()?;
-        let micros = i64::from_be_bytes(bytes[..8].try_into().ok()?);
-        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()?;
-        Some(Self {
-            at,
-            id: Uuid::from_bytes(bytes[8..].try_into().ok()?),
-        })
-    }
-}
-
-/// One page of a list; `next` is set when more items may follow.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next: Option<Cursor>,
-}
-
-/// Cuts `limit + 1` fetched rows to a page.
-fn page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Page<T> {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    let next = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(key)
-    } else {
-        None
-    };
-    Page { items: rows, next }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reads
 
@@ -188,29 +139,22 @@ pub async fn list_connections(
 ) -> StoreResult<Page<ConnectionRecord>> {
     const SELECT: &str = "SELECT c.peer_id AS user_id, u.display_name, c.connected_at
                           FROM connections c JOIN users u ON u.id = c.peer_id WHERE c.user_id = $1";
-    const ORDER: &str = "ORDER BY c.connected_at DESC, c.peer_id DESC LIMIT $2";
-    let rows: Vec<ConnectionRecord> = match cursor {
-        None => {
-            sqlx::query_as(&format!("{SELECT} {ORDER}"))
-                .bind(user)
-                .bind(limit + 1)
-                .fetch_all(db)
-                .await?
-        }
-        Some(c) => {
-            sqlx::query_as(&format!("{SELECT} AND (c.connected_at, c.peer_id) < ($3, $4) {ORDER}"))
-                .bind(user)
-                .bind(limit + 1)
-                .bind(c.at)
-                .bind(c.id)
-                .fetch_all(db)
-                .await?
-        }
-    };
-    Ok(page(rows, limit, |r| Cursor {
-        at: r.connected_at,
-        id: r.user_id,
-    }))
+    keyset(
+        db,
+        Sorted {
+            select: SELECT,
+            by: ("c.connected_at", "c.peer_id"),
+            tail: "",
+        },
+        user,
+        limit,
+        cursor,
+        |r: &ConnectionRecord| Cursor {
+            at: r.connected_at,
+            id: r.user_id,
+        },
+    )
+    .await
 }
 
 /// Which requests to list.
@@ -236,29 +180,22 @@ pub async fn list_requests(
     };
     let select =
         format!("SELECT id, from_user_id, to_user_id, created_at FROM connection_requests WHERE {column} = $1");
-    const ORDER: &str = "ORDER BY created_at DESC, id DESC LIMIT $2";
-    let rows: Vec<RequestRecord> = match cursor {
-        None => {
-            sqlx::query_as(&format!("{select} {ORDER}"))
-                .bind(user)
-                .bind(limit + 1)
-                .fetch_all(db)
-                .await?
-        }
-        Some(c) => {
-            sqlx::query_as(&format!("{select} AND (created_at, id) < ($3, $4) {ORDER}"))
-                .bind(user)
-                .bind(limit + 1)
-                .bind(c.at)
-                .bind(c.id)
-                .fetch_all(db)
-                .await?
-        }
-    };
-    Ok(page(rows, limit, |r| Cursor {
-        at: r.created_at,
-        id: r.id,
-    }))
+    keyset(
+        db,
+        Sorted {
+            select: &select,
+            by: ("created_at", "id"),
+            tail: "",
+        },
+        user,
+        limit,
+        cursor,
+        |r: &RequestRecord| Cursor {
+            at: r.created_at,
+            id: r.id,
+        },
+    )
+    .await
 }
 
 /// The users the caller blocked, newest first (`created_at DESC, blocked_id DESC`), after `cursor`.
@@ -270,29 +207,22 @@ pub async fn list_blocks(
 ) -> StoreResult<Page<BlockRecord>> {
     const SELECT: &str = "SELECT b.blocked_id AS user_id, u.display_name, b.created_at AS blocked_at
                           FROM blocks b JOIN users u ON u.id = b.blocked_id WHERE b.blocker_id = $1";
-    const ORDER: &str = "ORDER BY b.created_at DESC, b.blocked_id DESC LIMIT $2";
-    let rows: Vec<BlockRecord> = match cursor {
-        None => {
-            sqlx::query_as(&format!("{SELECT} {ORDER}"))
-                .bind(user)
-                .bind(limit + 1)
-                .fetch_all(db)
-                .await?
-        }
-        Some(c) => {
-            sqlx::query_as(&format!("{SELECT} AND (b.created_at, b.blocked_id) < ($3, $4) {ORDER}"))
-                .bind(user)
-                .bind(limit + 1)
-                .bind(c.at)
-                .bind(c.id)
-                .fetch_all(db)
-                .await?
-        }
-    };
-    Ok(page(rows, limit, |r| Cursor {
-        at: r.blocked_at,
-        id: r.user_id,
-    }))
+    keyset(
+        db,
+        Sorted {
+            select: SELECT,
+            by: ("b.created_at", "b.blocked_id"),
+            tail: "",
+        },
+        user,
+        limit,
+        cursor,
+        |r: &BlockRecord| Cursor {
+            at: r.blocked_at,
+            id: r.user_id,
+        },
+    )
+    .await
 }
 
 /// The users among `hashes` (sha256 of normalised emails) who may be found by email: discoverable,
@@ -839,18 +769,5 @@ mod tests {
         ] {
             assert_eq!(Cursor::decode(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn pages_cut_the_extra_row_and_point_at_the_last_item() {
-        let at = OffsetDateTime::UNIX_EPOCH;
-        let rows: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
-        let key = |id: &Uuid| Cursor { at, id: *id };
-        let p = page(rows.clone(), 3, key);
-        assert_eq!(p.items, rows[..3]);
-        assert_eq!(p.next, Some(key(&rows[2])));
-        let p = page(rows[..3].to_vec(), 3, key);
-        assert_eq!(p.items.len(), 3);
-        assert_eq!(p.next, None);
     }
 }

@@ -101,6 +101,24 @@ pub async fn live_page(db: &PgPool, after: Option<Uuid>, limit: i64, indexed_onl
     .await?)
 }
 
+/// The indexed live rows in pages by user id, locked `FOR SHARE` until `tx` ends (rebuilding the
+/// index): a check-in, move or removal of one of these users waits until the rebuild has written
+/// them to Redis, so the rebuild never writes an older row over a newer check-in.
+pub async fn indexed_page_for_share(
+    tx: &mut Transaction<'_, Postgres>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> StoreResult<Vec<LiveRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLS} FROM live_locations WHERE expires_at > now() AND indexed
+         AND ($1::uuid IS NULL OR user_id > $1) ORDER BY user_id LIMIT $2 FOR SHARE"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 /// The stored answer to an earlier check-in with this client id, if still live.
 pub async fn idempotent_response(db: &PgPool, user: Uuid, client_id: &str) -> StoreResult<Option<serde_json::Value>> {
     let row: Option<(serde_json::Value,)> = sqlx::query_as(

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod graph;
 pub mod index;
 pub mod live;
+pub mod paging;
 pub mod policy;
 pub mod privacy;
 pub mod ratelimit;
@@ -41,11 +42,11 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unavailable(format!("postgres: {e}"))
             }
             E::Database(db) => match db.code().as_deref() {
-                // query_canceled (statement_timeout), admin/crash shutdown, cannot connect now,
-                // too many connections, read-only during failover
-                Some("57014" | "57P01" | "57P02" | "57P03" | "53300" | "25006" | "08000" | "08003" | "08006") => {
-                    StoreError::Unavailable(format!("postgres: {e}"))
-                }
+                // query_canceled (statement_timeout), lock_not_available (lock_timeout), admin/crash
+                // shutdown, cannot connect now, too many connections, read-only during failover
+                Some(
+                    "57014" | "55P03" | "57P01" | "57P02" | "57P03" | "53300" | "25006" | "08000" | "08003" | "08006",
+                ) => StoreError::Unavailable(format!("postgres: {e}")),
                 _ => StoreError::Internal(e.into()),
             },
             E::Protocol(_) => StoreError::Unavailable(format!("postgres: {e}")),
