@@ -209,7 +209,8 @@ impl Application {
         let server = HttpServer::new(move || create_app(app_state.clone()))
             .listen(listener)?
             .workers(s.workers)
-            .max_connections(s.max_connections)
+            // actix counts connections per worker; the setting caps the whole instance
+            .max_connections(s.max_connections.div_ceil(s.workers.max(1)))
             .client_request_timeout(std::time::Duration::from_secs(5))
             .client_disconnect_timeout(std::time::Duration::from_secs(1))
             .shutdown_timeout(s.shutdown_grace.as_secs())

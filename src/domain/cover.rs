@@ -37,30 +37,46 @@ impl Cover {
     }
 }
 
+/// Local cell size around a point at a resolution: the shortest and longest edge of the cell
+/// holding it, and whether a pentagon is within one ring (its neighbourhood is distorted).
+struct Local {
+    min_edge: f64,
+    max_edge: f64,
+    pentagon: bool,
+}
+
+fn local(centre: Coord, res: Resolution) -> Local {
+    let origin = centre.cell(res);
+    let (mut min_edge, mut max_edge) = (f64::MAX, 0.0f64);
+    for e in origin.edges() {
+        let l = e.length_m();
+        min_edge = min_edge.min(l);
+        max_edge = max_edge.max(l);
+    }
+    let pentagon = origin.grid_disk::<Vec<_>>(1).iter().any(|c| c.is_pentagon());
+    Local {
+        min_edge,
+        max_edge,
+        pentagon,
+    }
+}
+
 /// Rings needed around the centre cell at `res` so that the disk holds the whole circle.
 ///
 /// A point q within r of p lies in a cell whose centre is within r + 2R of p's cell centre (R:
 /// circumradius = edge length). Cell centres k rings apart are at least 1.5·k·a apart (a: edge).
-/// Edge lengths vary across the globe and inside a neighbourhood, so we take the shortest edge
-/// around the centre with a 15 % margin for `a`, the longest with 15 % for `R`, and one more ring
-/// near a pentagon, whose neighbourhood is distorted.
+/// Edge lengths vary across the globe and, slowly, across a neighbourhood, so we take the shortest
+/// edge of the centre cell with a 20 % margin for `a`, the longest with 25 % for `R`, and one more
+/// ring near a pentagon. (Six edge lengths per call: this runs on every query.)
 pub fn rings(centre: Coord, radius_m: f64, res: Resolution) -> u32 {
-    let origin = centre.cell(res);
-    let mut min_edge = f64::MAX;
-    let mut max_edge: f64 = 0.0;
-    let mut pentagon = false;
-    for cell in origin.grid_disk::<Vec<_>>(1) {
-        pentagon |= cell.is_pentagon();
-        for e in cell.edges() {
-            let l = e.length_m();
-            min_edge = min_edge.min(l);
-            max_edge = max_edge.max(l);
-        }
-    }
-    let a = min_edge * 0.85;
-    let big_r = max_edge * 1.15;
+    rings_for(&local(centre, res), radius_m)
+}
+
+fn rings_for(l: &Local, radius_m: f64) -> u32 {
+    let a = l.min_edge * 0.8;
+    let big_r = l.max_edge * 1.25;
     let k = ((radius_m + 2.0 * big_r) / (1.5 * a)).ceil() as u32;
-    k + u32::from(pentagon)
+    k + u32::from(l.pentagon)
 }
 
 /// The cover of the circle of `radius_m` around `centre`: the finest indexed resolution whose
@@ -69,13 +85,23 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
     let radius_m = radius_m.clamp(0.0, MAX_RADIUS_M);
     let mut chosen = None;
     for res in INDEX_RESOLUTIONS {
-        let k = rings(centre, radius_m, res);
-        chosen = Some((res, k));
-        if k <= MAX_K {
+        let l = local(centre, res);
+        let k = rings_for(&l, radius_m);
+        let done = k <= MAX_K;
+        chosen = Some((res, k, l));
+        if done {
             break;
         }
     }
-    let (resolution, k) = chosen.unwrap_or((Resolution::Three, MAX_K));
+    let Some((resolution, k, l)) = chosen else {
+        return Cover {
+            resolution: Resolution::Three,
+            cells: vec![],
+            set: HashSet::new(),
+        };
+    };
+    // a cell's circumradius, generously: cells far from the centre may be a little larger
+    let reach = l.max_edge * 2.0 + 10.0;
     let disk: Vec<CellIndex> = centre.cell(resolution).grid_disk(k);
     // drop the disk's corners: a cell whose centre is farther than the radius plus its own
     // circumradius (longest edge, with margins for the spherical approximation) holds no point
@@ -84,7 +110,6 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
         .into_iter()
         .filter(|c| {
             let centre_of = LatLng::from(*c);
-            let reach = c.edges().map(|e| e.length_m()).fold(0.0, f64::max) * 1.5 + 10.0;
             let d = Haversine.distance(
                 Point::new(centre.lng, centre.lat),
                 Point::new(centre_of.lng(), centre_of.lat()),

@@ -276,8 +276,9 @@ impl Report {
                 "x",
                 s.map(|s| {
                     format!(
-                        "p50 speed-up at the lowest concurrency {:.1}x",
-                        1.0 / s.p50_ratio_lowest_concurrency
+                        "p50 speed-up at the lowest concurrency {:.1}x; CPU per query (all processes) {:.1}x less",
+                        1.0 / s.p50_ratio_lowest_concurrency,
+                        s.cpu_ratio_highest_concurrency
                     )
                 })
                 .unwrap_or_else(|| "PostGIS baseline not run".into()),
@@ -358,6 +359,19 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `loadgen/server/redis/pg = total` CPU µs per operation (`-` where not measured).
+fn cpu_text(c: &super::cpu::PerOp) -> String {
+    let o = |x: Option<f64>| x.map(f0).unwrap_or_else(|| "-".into());
+    format!(
+        "{}/{}/{}/{} = {}",
+        f0(c.loadgen_us),
+        o(c.server_us),
+        o(c.redis_us),
+        o(c.postgres_us),
+        f0(c.total_us)
+    )
 }
 
 fn f0(x: f64) -> String {
@@ -497,6 +511,11 @@ pub fn print(r: &Report) {
                     f2(s.p99_ms),
                     f2(s.max_ms),
                     s.errors_text(),
+                    if k.is_empty() || k == "all" {
+                        cpu_text(&p.cpu)
+                    } else {
+                        String::new()
+                    },
                 ]);
             }
         }
@@ -512,7 +531,8 @@ pub fn print(r: &Report) {
                     "p95 ms",
                     "p99 ms",
                     "max ms",
-                    "errors"
+                    "errors",
+                    "CPU µs/req loadgen/server/redis/pg = total"
                 ],
                 &rows
             )
@@ -526,9 +546,22 @@ pub fn print(r: &Report) {
         let rows: Vec<Vec<String>> = s
             .workloads
             .iter()
-            .map(|w| vec![w.name.clone(), w.callers.to_string(), f0(w.mean_degree)])
+            .map(|w| {
+                vec![
+                    w.name.clone(),
+                    w.callers.to_string(),
+                    f0(w.mean_degree),
+                    format!(
+                        "res {}, {} cells, {} live",
+                        w.cover_resolution, w.cover_cells, w.cover_population
+                    ),
+                ]
+            })
             .collect();
-        print!("{}", table(&["workload", "callers", "mean degree"], &rows));
+        print!(
+            "{}",
+            table(&["workload", "callers", "mean degree", "H3 cover of a caller"], &rows)
+        );
         let rows: Vec<Vec<String>> = s
             .runs
             .iter()
@@ -544,6 +577,7 @@ pub fn print(r: &Report) {
                     f2(x.stats.max_ms),
                     format!("{:.1}", x.mean_hits),
                     x.stats.errors_text(),
+                    cpu_text(&x.cpu),
                     x.plans
                         .iter()
                         .filter(|(_, n)| **n > 0)
@@ -557,7 +591,17 @@ pub fn print(r: &Report) {
             "{}",
             table(
                 &[
-                    "workload", "impl", "conc", "q/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "hits", "errors",
+                    "workload",
+                    "impl",
+                    "conc",
+                    "q/s",
+                    "p50 ms",
+                    "p95 ms",
+                    "p99 ms",
+                    "max ms",
+                    "hits",
+                    "errors",
+                    "CPU µs/q client/-/redis/pg = total",
                     "plans"
                 ],
                 &rows
@@ -579,6 +623,7 @@ pub fn print(r: &Report) {
                     format!("{:.1}x", x.peak_throughput_ratio),
                     format!("{:.3}", x.p50_ratio_lowest_concurrency),
                     format!("{:.1}x", 1.0 / x.p50_ratio_lowest_concurrency),
+                    format!("{:.1}x", x.cpu_ratio_highest_concurrency),
                     agree,
                 ]
             })
@@ -593,6 +638,7 @@ pub fn print(r: &Report) {
                     "peak q/s ratio",
                     "p50 ratio (lowest c)",
                     "p50 speed-up",
+                    "CPU/query ratio (highest c)",
                     "answers agree (Jaccard)"
                 ],
                 &rows

@@ -15,7 +15,8 @@ use super::templates;
 use super::webhook::Webhook;
 use super::{Outcome, Payload};
 use crate::startup::AppState;
-use futures_util::StreamExt;
+use crate::store::{StoreError, StoreResult};
+use futures_util::{FutureExt, StreamExt};
 use rand::Rng;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -23,6 +24,9 @@ use uuid::Uuid;
 
 /// How often the worker re-reads the policy and purges notifications past the retention.
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
+
+/// How often an outcome that could not be written (PostgreSQL unavailable) is written again.
+const RECORD_RETRY: Duration = Duration::from_millis(200);
 
 /// The providers a worker sends through (each `None` when not configured).
 pub struct Providers {
@@ -85,11 +89,12 @@ impl Worker {
                 self.housekeeping().await;
             }
             let lease = Uuid::new_v4();
-            let claimed = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                c = outbox::claim(&self.state.db, s.batch_size, s.lease, lease) => c,
-            };
+            // a claim is never abandoned half-way: it could commit with nobody left to release it
+            if shutdown.as_mut().now_or_never().is_some() {
+                break;
+            }
+            let lease_ends = Instant::now() + s.lease;
+            let claimed = outbox::claim(&self.state.db, s.batch_size, s.lease, lease).await;
             let batch = match claimed {
                 Ok(b) => b,
                 Err(e) => {
@@ -107,7 +112,7 @@ impl Worker {
                 }
             }
             let work = futures_util::stream::iter(batch)
-                .map(|d| self.process(d, lease))
+                .map(|d| self.process(d, lease, lease_ends))
                 .buffer_unordered(s.concurrency)
                 .collect::<Vec<()>>();
             let stopped = tokio::select! {
@@ -147,8 +152,26 @@ impl Worker {
         self.state.metrics.count(name, help, &labels, 1.0);
     }
 
-    /// Sends one claimed delivery and records the outcome.
-    async fn process(&self, d: Claimed, lease: Uuid) {
+    /// Writes an outcome, again while PostgreSQL is unavailable and the lease lasts: a delivery
+    /// that was sent must not be sent again only because its outcome could not be written at once.
+    async fn record<F, Fut>(&self, until: Instant, write: F) -> StoreResult<bool>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = StoreResult<bool>>,
+    {
+        loop {
+            match write().await {
+                Err(StoreError::Unavailable(e)) if Instant::now() + RECORD_RETRY < until => {
+                    tracing::debug!(error = %e, "cannot record a delivery outcome yet; retrying");
+                    tokio::time::sleep(RECORD_RETRY).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Sends one claimed delivery and records the outcome (while the lease lasts, until `until`).
+    async fn process(&self, d: Claimed, lease: Uuid, until: Instant) {
         let db = &self.state.db;
         let s = &self.state.settings.push;
         let platform = Platform::parse(&d.platform);
@@ -194,7 +217,7 @@ impl Worker {
         let recorded = match &outcome {
             Outcome::Delivered => {
                 self.count("push_sent_total", "deliveries accepted by the provider", label, None);
-                outbox::delivered(db, d.id, lease).await
+                self.record(until, || outbox::delivered(db, d.id, lease)).await
             }
             Outcome::Retry(e) if attempts < s.max_attempts => {
                 self.count(
@@ -205,7 +228,8 @@ impl Worker {
                 );
                 let delay = backoff(attempts, s.backoff_base, s.backoff_max);
                 tracing::debug!(delivery = %d.id, attempts, delay_ms = delay.as_millis() as u64, error = %e, "delivery will be retried");
-                outbox::retry_later(db, d.id, lease, delay, e).await
+                self.record(until, || outbox::retry_later(db, d.id, lease, delay, e))
+                    .await
             }
             Outcome::Retry(e) => {
                 self.count(
@@ -215,7 +239,7 @@ impl Worker {
                     Some(("reason", "exhausted")),
                 );
                 tracing::warn!(delivery = %d.id, attempts, error = %e, "delivery failed after the last attempt");
-                outbox::failed(db, d.id, lease, e).await
+                self.record(until, || outbox::failed(db, d.id, lease, e)).await
             }
             Outcome::Reject(e) => {
                 self.count(
@@ -225,7 +249,7 @@ impl Worker {
                     Some(("reason", "rejected")),
                 );
                 tracing::warn!(delivery = %d.id, error = %e, "delivery refused");
-                outbox::failed(db, d.id, lease, e).await
+                self.record(until, || outbox::failed(db, d.id, lease, e)).await
             }
             Outcome::Unregistered(e) => {
                 self.count(
@@ -241,7 +265,7 @@ impl Worker {
                     None,
                 );
                 tracing::info!(device = %d.device_id, error = %e, "device unregistered by its provider; deactivated");
-                let r = outbox::failed(db, d.id, lease, e).await;
+                let r = self.record(until, || outbox::failed(db, d.id, lease, e)).await;
                 if let Err(err) = devices::deactivate(db, d.device_id, e).await {
                     tracing::warn!(error = %err, "cannot deactivate device");
                 }

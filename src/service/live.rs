@@ -274,12 +274,16 @@ pub async fn checkin(state: &AppState, user: Uuid, input: CheckinInput) -> ApiRe
         live::remember_response(&mut tx, user, cid, &json, expires_at).await?;
     }
     let old_published = previous.as_ref().filter(|p| p.indexed).map(published_of);
+    let new_published = row.indexed.then(|| published_of(&row));
     if row.indexed {
         index::put(&state.redis, user, &record_for(&row, &privacy), old_published).await?;
     } else {
         index::remove(&state.redis, user, old_published).await?;
     }
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    if let Err(e) = tx.commit().await {
+        undo_index(state, user, previous.as_ref(), &privacy, new_published).await;
+        return Err(crate::store::StoreError::from(e).into());
+    }
     if row.indexed {
         // arrival notifications: decided in a task of their own, after this answer
         crate::push::on_checkin(state, user, record_for(&row, &privacy));
@@ -287,6 +291,25 @@ pub async fn checkin(state: &AppState, user: Uuid, input: CheckinInput) -> ApiRe
     tracing::debug!(user_id = %user, lat = raw.lat, lng = raw.lng, "check-in");
     tracing::info!(user_id = %user, cell = %row.h3_cell, indexed = row.indexed, "check-in accepted");
     Ok(Outcome::Created(answer))
+}
+
+/// After a check-in that was not committed: puts the user back in the index as PostgreSQL still
+/// has them (the previous row, or nowhere) and takes them out of the cells of the refused point,
+/// so that a refused check-in is never published. Best effort: a failure is logged.
+async fn undo_index(
+    state: &AppState,
+    user: Uuid,
+    previous: Option<&LiveRow>,
+    privacy: &PrivacyRecord,
+    refused: Option<Coord>,
+) {
+    let undone = match previous.filter(|p| p.indexed && p.expires_at > now()) {
+        Some(prev) => index::put(&state.redis, user, &record_for(prev, privacy), refused).await,
+        None => index::remove(&state.redis, user, refused).await,
+    };
+    if let Err(e) = undone {
+        tracing::warn!(user_id = %user, error = %e, "cannot take a check-in that was not committed out of the index");
+    }
 }
 
 /// The caller's live check-in.
