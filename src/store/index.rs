@@ -86,39 +86,23 @@ pub async fn put(redis: &Redis, user: Uuid, rec: &LiveRecord, previous: Option<C
     let mut cmds = Vec::with_capacity(9);
     put_cmds(redis, user, rec, now, &mut cmds)?;
     redis.run_many(cmds).await?;
-    let new_cells = index_cells(rec.published());
     if let Some(prev) = previous {
-        let stale: Vec<Cmd> = index_cells(prev)
-            .into_iter()
-            .filter(|c| !new_cells.contains(c))
-            .map(|c| {
-                redis::cmd("ZREM")
-                    .arg(cell_key(redis, c))
-                    .arg(user.as_bytes().as_slice())
-                    .clone()
-            })
-            .collect();
-        redis.run_many(stale).await?;
+        drop_stale_cells(redis, &[(user, prev, rec.published())]).await?;
     }
     Ok(())
 }
 
-/// Takes a user out of the index: the record first, then the memberships of `published`.
+/// Takes a user out of the index: the record and the memberships of `published`.
 pub async fn remove(redis: &Redis, user: Uuid, published: Option<Coord>) -> StoreResult<()> {
-    redis.run::<()>(redis::cmd("DEL").arg(record_key(redis, user))).await?;
-    if let Some(p) = published {
-        let cmds = index_cells(p)
-            .into_iter()
-            .map(|c| {
-                redis::cmd("ZREM")
-                    .arg(cell_key(redis, c))
-                    .arg(user.as_bytes().as_slice())
-                    .clone()
-            })
-            .collect();
-        redis.run_many(cmds).await?;
-    }
-    Ok(())
+    remove_many(redis, &[(user, published)]).await
+}
+
+/// The command that ends a user's membership of a cell.
+fn zrem(redis: &Redis, cell: CellIndex, user: Uuid) -> Cmd {
+    redis::cmd("ZREM")
+        .arg(cell_key(redis, cell))
+        .arg(user.as_bytes().as_slice())
+        .clone()
 }
 
 /// Takes many users out of the index in one round trip: (user, published point they held).
@@ -129,12 +113,7 @@ pub async fn remove_many(redis: &Redis, users: &[(Uuid, Option<Coord>)]) -> Stor
     }
     for (u, p) in users {
         for c in p.map(index_cells).into_iter().flatten() {
-            cmds.push(
-                redis::cmd("ZREM")
-                    .arg(cell_key(redis, c))
-                    .arg(u.as_bytes().as_slice())
-                    .clone(),
-            );
+            cmds.push(zrem(redis, c, *u));
         }
     }
     redis.run_many(cmds).await?;
@@ -148,12 +127,7 @@ pub async fn drop_stale_cells(redis: &Redis, moves: &[(Uuid, Coord, Coord)]) -> 
     for (u, old, new) in moves {
         let keep = index_cells(*new);
         for c in index_cells(*old).into_iter().filter(|c| !keep.contains(c)) {
-            cmds.push(
-                redis::cmd("ZREM")
-                    .arg(cell_key(redis, c))
-                    .arg(u.as_bytes().as_slice())
-                    .clone(),
-            );
+            cmds.push(zrem(redis, c, *u));
         }
     }
     redis.run_many(cmds).await?;
