@@ -1,9 +1,14 @@
-# Sourced by scripts/run and scripts/test: makes PostgreSQL and Redis available.
+# Sourced by scripts/run and scripts/test: checks the build tools and makes PostgreSQL and Redis
+# available.
 #
+# Needs Rust (cargo, rustc) at least the rust-version of Cargo.toml, from https://rustup.rs; installs
+# gcc, curl and python3-venv with apt-get when they are missing and we are root.
 # Uses the servers on 127.0.0.1:$HB_PG_PORT (default 5432) and 127.0.0.1:$HB_REDIS_PORT (default
 # 6379) when they answer; otherwise starts private instances on those loopback ports with their
 # data under .local/ (ignored by git), installing the Debian packages when the binaries are
-# missing and we are root. A second run finds the instances the first one started and reuses them.
+# missing and we are root. As root, when the postgres user cannot enter .local/ (a clone under
+# /root, say), the private PostgreSQL's data goes to /var/lib/hereabouts/pg-$HB_PG_PORT instead.
+# A second run finds the instances the first one started and reuses them.
 # HEREABOUTS_DATABASE_URL / HEREABOUTS_REDIS_URL, when set, are used as they are.
 
 set -euo pipefail
@@ -25,6 +30,53 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+rust_version_required() { # the rust-version of Cargo.toml, e.g. 1.94
+    sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$ROOT/Cargo.toml" | head -n 1
+}
+
+version_at_least() { # have need
+    [ "$(printf '%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]
+}
+
+ensure_rust() {
+    local need have
+    need=$(rust_version_required)
+    if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        PATH="$HOME/.cargo/bin:$PATH" # installed by rustup, but this shell has not read ~/.cargo/env
+    fi
+    if ! command -v cargo >/dev/null || ! command -v rustc >/dev/null; then
+        say "cargo and rustc not found: install Rust ${need:-stable} or newer from https://rustup.rs"
+        say "  (curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh; then . \"\$HOME/.cargo/env\") and run again"
+        exit 1
+    fi
+    have=$(rustc --version | awk '{print $2}')
+    have=${have%%-*} # 1.95.0-nightly -> 1.95.0
+    if [ -n "$need" ] && ! version_at_least "$have" "$need"; then
+        if command -v rustup >/dev/null; then
+            say "rustc $have is older than the rust-version $need of Cargo.toml: run 'rustup update stable' and run again"
+        else
+            say "rustc $have is older than the rust-version $need of Cargo.toml (Debian's rustc is too old):"
+            say "  install Rust from https://rustup.rs, make sure ~/.cargo/bin comes first in PATH, and run again"
+        fi
+        exit 1
+    fi
+}
+
+ensure_build_tools() {
+    ensure_rust
+    local missing=()
+    # rustc links with cc; Debian's gcc provides it (libc6-dev: the C library it links against).
+    { command -v gcc >/dev/null && command -v cc >/dev/null; } || missing+=(gcc libc6-dev)
+    command -v curl >/dev/null || missing+=(curl)
+    # scripts/schemathesis makes a venv: Debian's python3 lacks ensurepip without python3-venv.
+    if [ ! -x "$ROOT/.venv/bin/st" ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        missing+=(python3-venv)
+    fi
+    if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+ensure_build_tools
+
 pg_bin() {
     local name=$1
     if command -v "$name" >/dev/null; then command -v "$name"; return; fi
@@ -38,29 +90,68 @@ pg_answers() { # port
 }
 
 psql_do() { # port db sql
-    "$(pg_bin psql)" -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -p "$1" -U postgres -d "$2" -Atc "$3"
+    "$(pg_bin psql)" -w -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -p "$1" -U postgres -d "$2" -Atc "$3"
+}
+
+# Where the private cluster's data lives: .local/pg-PORT, or, when we are root and the postgres
+# user cannot enter .local/ (e.g. a clone under /root, mode 0700), /var/lib/hereabouts/pg-PORT.
+# The same answer on every run, so a second run finds the data (and the instance) of the first.
+pg_data_dir() {
+    if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$LOCAL" 2>/dev/null; then
+        echo "/var/lib/hereabouts/pg-$HB_PG_PORT"
+    else
+        echo "$LOCAL/pg-$HB_PG_PORT"
+    fi
+}
+
+start_private_postgres() {
+    local run_as=()
+    if [ "$(id -u)" -eq 0 ]; then
+        id postgres >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /var/lib/postgresql postgres
+        run_as=(runuser -u postgres --)
+    fi
+    local data
+    data=$(pg_data_dir)
+    case "$data" in
+        "$LOCAL"/*) ;;
+        *) say "the postgres user cannot enter $LOCAL: the private PostgreSQL's data lives in $data" ;;
+    esac
+    if [ ! -f "$data/PG_VERSION" ]; then
+        say "initialising a private PostgreSQL in $data"
+        mkdir -p "$data"
+        if [ "$(id -u)" -eq 0 ]; then chown postgres "$data"; fi
+        chmod 700 "$data"
+        (cd / && "${run_as[@]}" "$(pg_bin initdb)" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null)
+    fi
+    say "starting a private PostgreSQL on 127.0.0.1:$HB_PG_PORT (log: $data/server.log)"
+    (cd / && "${run_as[@]}" "$(pg_bin pg_ctl)" -D "$data" -l "$data/server.log" -w -t 60 \
+        -o "-p $HB_PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null) || {
+        say "PostgreSQL did not start; see $data/server.log"
+        exit 1
+    }
+}
+
+# We create databases as the superuser postgres without a password; a server that wants one (or
+# has no such role) is not ours to use: say what to do rather than fail later.
+check_postgres_access() {
+    local err
+    if err=$(psql_do "$HB_PG_PORT" postgres "SELECT 1" 2>&1 >/dev/null); then return; fi
+    say "a PostgreSQL answers on 127.0.0.1:$HB_PG_PORT but refuses passwordless access as user postgres:"
+    say "  ${err%%$'\n'*}"
+    say "either set HEREABOUTS_DATABASE_URL and HEREABOUTS_TEST_DATABASE_URL with a password"
+    say "  (e.g. postgres://USER:PASSWORD@127.0.0.1:$HB_PG_PORT/hereabouts and ...@127.0.0.1:$HB_PG_PORT/postgres,"
+    say "  USER being allowed to create databases), or pick a free port, e.g. HB_PG_PORT=55432,"
+    say "  to get a private PostgreSQL started for you"
+    exit 1
 }
 
 ensure_postgres() {
     if [ -z "$(pg_bin pg_ctl)" ] || [ -z "$(pg_bin psql)" ] || [ -z "$(pg_bin initdb)" ]; then
         apt_install postgresql
     fi
-    if ! pg_answers "$HB_PG_PORT"; then
-        local data="$LOCAL/pg-$HB_PG_PORT"
-        local run_as=()
-        if [ "$(id -u)" -eq 0 ]; then
-            id postgres >/dev/null 2>&1 || useradd --system --home "$data" postgres
-            run_as=(runuser -u postgres --)
-        fi
-        if [ ! -f "$data/PG_VERSION" ]; then
-            say "initialising a private PostgreSQL in $data"
-            mkdir -p "$data"
-            [ "$(id -u)" -eq 0 ] && chown postgres "$data" && chmod 700 "$data"
-            "${run_as[@]}" "$(pg_bin initdb)" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
-        fi
-        say "starting a private PostgreSQL on 127.0.0.1:$HB_PG_PORT"
-        "${run_as[@]}" "$(pg_bin pg_ctl)" -D "$data" -l "$data/server.log" -w -t 60 \
-            -o "-p $HB_PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
+    if ! pg_answers "$HB_PG_PORT"; then start_private_postgres; fi
+    if [ -z "${HEREABOUTS_DATABASE_URL:-}" ] || [ -z "${HEREABOUTS_TEST_DATABASE_URL:-}" ]; then
+        check_postgres_access
     fi
     if [ -z "${HEREABOUTS_DATABASE_URL:-}" ]; then
         if [ "$(psql_do "$HB_PG_PORT" postgres "SELECT 1 FROM pg_database WHERE datname = 'hereabouts'")" != 1 ]; then
@@ -71,7 +162,6 @@ ensure_postgres() {
     export HEREABOUTS_TEST_DATABASE_URL=${HEREABOUTS_TEST_DATABASE_URL:-"postgres://postgres@127.0.0.1:$HB_PG_PORT/postgres"}
     say "PostgreSQL answers on 127.0.0.1:$HB_PG_PORT"
 }
-
 redis_answers() { # port
     [ "$(redis-cli -h 127.0.0.1 -p "$1" --no-auth-warning ping 2>/dev/null)" = PONG ]
 }
