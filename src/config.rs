@@ -1,13 +1,22 @@
 //! Settings: defaults < optional TOML file (`HEREABOUTS_CONFIG`) < `HEREABOUTS_*` environment.
 //!
-//! Every setting has one name in all three layers (`jwt_secret` in the file is
-//! `HEREABOUTS_JWT_SECRET` in the environment). Secrets are `SecretString` and never printed.
-//! An invalid setting fails at start with one line naming it.
+//! Each setting is one field of a `Raw*` struct: its key (`jwt_secret` in the file is
+//! `HEREABOUTS_JWT_SECRET` in the environment), its type and, for numbers and flags, its default
+//! and bounds (`Num<DEFAULT, MIN, MAX>`). Secrets are `SecretString` and never printed. An invalid
+//! setting fails at start with one line naming it.
+//!
+//! Why serde derive and not figment: three string layers merge in a few lines, with no error translation.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_aux::serde_introspection::serde_introspect;
 use std::collections::BTreeMap;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// Locales with push templates; the first is the fallback of last resort.
+pub const LOCALES: &[&str] = &["en", "fr", "de", "es"];
 
 /// A settings error: names the setting and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -17,25 +26,20 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn cfg_err(name: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        name: name.to_string(),
-        message: message.into(),
-    }
-}
-
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// One JSON object per line (production).
     Json,
     /// Human-readable lines (development).
+    #[default]
     Pretty,
 }
 
 /// Algorithm of the access-token signing key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum JwtAlgorithm {
+    #[default]
     Hs256,
     Es256,
     EdDsa,
@@ -139,6 +143,15 @@ pub struct PushSettings {
     pub webhook_allow_private: bool,
 }
 
+/// What the commands that only touch PostgreSQL (`migrate`, `admin`) need.
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    pub database_url: SecretString,
+    pub store_timeout: Duration,
+    pub db_max_connections: u32,
+    pub log_format: LogFormat,
+}
+
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
@@ -151,353 +164,502 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-/// Raw layers are string maps; this is the file layer's shape.
-type Layer = BTreeMap<String, String>;
+// The keys. Each `Raw*` struct takes its own keys from the merged layers and ignores the others;
+// `layers` rejects file keys that none of them declares. A value type's `FromStr` checks it.
 
-const KNOWN: &[&str] = &[
-    "listen",
-    "database_url",
-    "redis_url",
-    "redis_prefix",
-    "jwt_secret",
-    "jwt_algorithm",
-    "jwt_private_key_file",
-    "jwt_kid",
-    "jwt_previous_secrets",
-    "jwt_public_keys",
-    "jwt_issuer",
-    "jwt_audience",
-    "access_token_ttl_s",
-    "refresh_token_ttl_s",
-    "store_timeout_ms",
-    "request_timeout_ms",
-    "log_format",
-    "migrate_on_start",
-    "db_max_connections",
-    "max_body_bytes",
-    "max_concurrent_requests",
-    "max_connections",
-    "workers",
-    "shutdown_grace_s",
-    "rate_login_per_email_per_min",
-    "rate_login_per_ip_per_min",
-    "rate_register_per_ip_per_min",
-    "rate_checkins_per_user_per_min",
-    "argon2_memory_kib",
-    "argon2_iterations",
-    "refresh_interval_ms",
-    "trust_forwarded_for",
-    "push_worker_enabled",
-    "push_poll_interval_ms",
-    "push_batch_size",
-    "push_concurrency",
-    "push_max_attempts",
-    "push_lease_s",
-    "push_backoff_base_ms",
-    "push_backoff_max_ms",
-    "push_request_timeout_ms",
-    "push_default_locale",
-    "push_max_devices_per_user",
-    "push_daily_cap",
-    "apns_base_url",
-    "apns_team_id",
-    "apns_key_id",
-    "apns_key_file",
-    "apns_topic",
-    "fcm_base_url",
-    "fcm_token_uri",
-    "fcm_project_id",
-    "fcm_service_account_file",
-    "webhook_secret",
-    "webhook_allow_private",
-];
+/// Keys of the database: all that `migrate` and `admin` read.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawDb {
+    database_url: Option<DbUrl>,
+    store_timeout_ms: Num<2_000, 10, 60_000>,
+    db_max_connections: Num<20, 1, 1_000>,
+    log_format: LogFormat,
+}
 
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct FileLayer(BTreeMap<String, toml::Value>);
+/// Keys of the server: Redis, tokens, HTTP, limits.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawServer {
+    listen: Option<Listen>,
+    redis_url: Option<RedisUrls>,
+    redis_prefix: Option<RedisPrefix>,
+    jwt_secret: Option<Secret<32>>,
+    jwt_algorithm: JwtAlgorithm,
+    jwt_private_key_file: Option<FileText>,
+    jwt_kid: Option<String>,
+    jwt_previous_secrets: Pairs,
+    jwt_public_keys: Pairs,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    access_token_ttl_s: Num<900, 30, 86_400>,
+    refresh_token_ttl_s: Num<{ 30 * 86_400 }, 60, { 365 * 86_400 }>,
+    request_timeout_ms: Num<15_000, 100, 300_000>,
+    migrate_on_start: Flag<true>,
+    max_body_bytes: Num<{ 64 * 1024 }, 1_024, { 16 * 1024 * 1024 }>,
+    max_concurrent_requests: Num<1_024, 1, 1_000_000>,
+    max_connections: Num<10_000, 1, 1_000_000>,
+    /// Unset: one per core.
+    workers: Option<Num<1, 1, 256>>,
+    shutdown_grace_s: Num<10, 0, 600>,
+    rate_login_per_email_per_min: Num<10, 1, 1_000_000>,
+    rate_login_per_ip_per_min: Num<60, 1, 1_000_000>,
+    rate_register_per_ip_per_min: Num<30, 1, 1_000_000>,
+    rate_checkins_per_user_per_min: Num<30, 1, 1_000_000>,
+    argon2_memory_kib: Num<19_456, 8, { 1 << 22 }>,
+    argon2_iterations: Num<2, 1, 100>,
+    refresh_interval_ms: Num<2_000, 50, 600_000>,
+    trust_forwarded_for: Flag<false>,
+}
+
+/// Keys of push notifications (defaults: Apple's and Google's production endpoints, no credentials).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawPush {
+    push_worker_enabled: Flag<true>,
+    push_poll_interval_ms: Num<1_000, 10, 600_000>,
+    push_batch_size: Num<32, 1, 1_000>,
+    push_concurrency: Num<16, 1, 1_024>,
+    push_max_attempts: Num<8, 1, 100>,
+    push_lease_s: Num<60, 1, 3_600>,
+    push_backoff_base_ms: Num<2_000, 1, 3_600_000>,
+    push_backoff_max_ms: Num<600_000, 1, 86_400_000>,
+    push_request_timeout_ms: Num<5_000, 100, 60_000>,
+    push_default_locale: Option<Locale>,
+    push_max_devices_per_user: Num<10, 1, 1_000>,
+    push_daily_cap: Num<0, 0, 100_000>,
+    apns_base_url: Option<HttpUrl>,
+    apns_team_id: Option<String>,
+    apns_key_id: Option<String>,
+    apns_key_file: Option<FileText>,
+    apns_topic: Option<String>,
+    fcm_base_url: Option<HttpUrl>,
+    fcm_token_uri: Option<HttpUrl>,
+    fcm_project_id: Option<String>,
+    fcm_service_account_file: Option<FileText>,
+    webhook_secret: Option<Secret<16>>,
+    webhook_allow_private: Flag<false>,
+}
 
 impl Settings {
     /// Reads the file named by `HEREABOUTS_CONFIG` (if any) and the process environment.
     pub fn load() -> Result<Self, ConfigError> {
-        let env: Vec<(String, String)> = std::env::vars().collect();
-        Self::from_sources(&env)
+        Self::from_sources(&std::env::vars().collect::<Vec<_>>())
     }
 
     /// Builds settings from environment pairs (the file is named by `HEREABOUTS_CONFIG` among them).
     pub fn from_sources(env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let mut layer = Layer::new();
-        if let Some((_, path)) = env.iter().find(|(k, _)| k == "HEREABOUTS_CONFIG") {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| cfg_err("HEREABOUTS_CONFIG", format!("cannot read {path}: {e}")))?;
-            let file: FileLayer = toml::from_str(&text)
-                .map_err(|e| cfg_err("HEREABOUTS_CONFIG", format!("{path} is not valid TOML: {e}")))?;
-            for (k, v) in file.0 {
-                if !KNOWN.contains(&k.as_str()) {
-                    return Err(cfg_err(&k, format!("unknown setting in {path}")));
-                }
-                let s = match v {
-                    toml::Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                layer.insert(k, s);
-            }
-        }
-        for (k, v) in env {
-            if let Some(name) = k.strip_prefix("HEREABOUTS_") {
-                let name = name.to_ascii_lowercase();
-                if KNOWN.contains(&name.as_str()) {
-                    layer.insert(name, v.clone());
-                }
-            }
-        }
-        Self::from_layer(&layer)
-    }
-
-    fn from_layer(l: &Layer) -> Result<Self, ConfigError> {
-        let get = |k: &str| l.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let num = |k: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-            match get(k) {
-                None => Ok(default),
-                Some(s) => {
-                    let v: u64 = s
-                        .parse()
-                        .map_err(|_| cfg_err(&env_name(k), format!("{s:?} is not a whole number")))?;
-                    if v < min || v > max {
-                        return Err(cfg_err(&env_name(k), format!("{v} is outside [{min}, {max}]")));
-                    }
-                    Ok(v)
-                }
-            }
-        };
-        let boolean = |k: &str, default: bool| -> Result<bool, ConfigError> {
-            match get(k).as_deref() {
-                None => Ok(default),
-                Some("1" | "true" | "yes" | "on") => Ok(true),
-                Some("0" | "false" | "no" | "off") => Ok(false),
-                Some(s) => Err(cfg_err(&env_name(k), format!("{s:?} is not true/false"))),
-            }
-        };
-
-        let listen = get("listen").unwrap_or_else(|| "127.0.0.1:8080".into());
-        if listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(cfg_err(
-                "HEREABOUTS_LISTEN",
-                format!("{listen:?} is not host:port (an IP address and a port)"),
-            ));
-        }
-        let database_url = get("database_url")
-            .ok_or_else(|| cfg_err("HEREABOUTS_DATABASE_URL", "is required (postgres://user@host:port/db)"))?;
-        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(cfg_err(
-                "HEREABOUTS_DATABASE_URL",
-                "must start with postgres:// or postgresql://",
-            ));
-        }
-        let redis_url = get("redis_url").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-        let redis_urls: Vec<String> = redis_url
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if redis_urls.is_empty()
-            || redis_urls
-                .iter()
-                .any(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
-        {
-            return Err(cfg_err(
-                "HEREABOUTS_REDIS_URL",
-                "must be redis://host:port (comma-separated for a cluster)",
-            ));
-        }
-        let redis_prefix = get("redis_prefix").unwrap_or_else(|| "hb".into());
-        if redis_prefix.len() > 64 || redis_prefix.contains(['{', '}', ' ']) {
-            return Err(cfg_err(
-                "HEREABOUTS_REDIS_PREFIX",
-                "at most 64 characters, no braces or spaces",
-            ));
-        }
-        let jwt_algorithm = match get("jwt_algorithm").as_deref().map(str::to_ascii_uppercase).as_deref() {
-            None | Some("HS256") => JwtAlgorithm::Hs256,
-            Some("ES256") => JwtAlgorithm::Es256,
-            Some("EDDSA") => JwtAlgorithm::EdDsa,
-            Some(other) => {
-                return Err(cfg_err(
-                    "HEREABOUTS_JWT_ALGORITHM",
-                    format!("{other:?}: use HS256, ES256 or EdDSA"),
-                ));
-            }
-        };
-        let jwt_secret = get("jwt_secret")
-            .ok_or_else(|| cfg_err("HEREABOUTS_JWT_SECRET", "is required (at least 32 characters)"))?;
-        if jwt_secret.len() < 32 {
-            return Err(cfg_err("HEREABOUTS_JWT_SECRET", "must be at least 32 characters"));
-        }
-        let jwt_private_key_pem = match get("jwt_private_key_file") {
-            None if jwt_algorithm != JwtAlgorithm::Hs256 => {
-                return Err(cfg_err(
-                    "HEREABOUTS_JWT_PRIVATE_KEY_FILE",
-                    "is required for ES256/EdDSA",
-                ));
-            }
-            None => None,
-            Some(path) => Some(SecretString::from(std::fs::read_to_string(&path).map_err(|e| {
-                cfg_err("HEREABOUTS_JWT_PRIVATE_KEY_FILE", format!("cannot read {path}: {e}"))
-            })?)),
-        };
-        let pairs = |k: &str| -> Result<Vec<(String, String)>, ConfigError> {
-            let Some(s) = get(k) else { return Ok(vec![]) };
-            s.split(',')
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| {
-                    p.split_once('=')
-                        .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
-                        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-                        .ok_or_else(|| cfg_err(&env_name(k), "expected kid=value pairs separated by commas"))
-                })
-                .collect()
-        };
-        let jwt_previous_secrets = pairs("jwt_previous_secrets")?
-            .into_iter()
-            .map(|(k, v)| (k, SecretString::from(v)))
-            .collect();
-        let jwt_public_keys = pairs("jwt_public_keys")?;
-        let log_format = match get("log_format").as_deref() {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(cfg_err(
-                    "HEREABOUTS_LOG_FORMAT",
-                    format!("{other:?}: use json or pretty"),
-                ));
-            }
-        };
-        let push = push_settings(&get, &num, &boolean)?;
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) as u64;
-        Ok(Settings {
-            listen,
-            database_url: SecretString::from(database_url),
-            redis_urls,
-            redis_prefix,
-            jwt_secret: SecretString::from(jwt_secret),
-            jwt_algorithm,
-            jwt_private_key_pem,
-            jwt_kid: get("jwt_kid").unwrap_or_else(|| "k1".into()),
-            jwt_previous_secrets,
-            jwt_public_keys,
-            jwt_issuer: get("jwt_issuer").unwrap_or_else(|| "hereabouts".into()),
-            jwt_audience: get("jwt_audience").unwrap_or_else(|| "hereabouts-app".into()),
-            access_token_ttl: Duration::from_secs(num("access_token_ttl_s", 900, 30, 86_400)?),
-            refresh_token_ttl: Duration::from_secs(num("refresh_token_ttl_s", 30 * 86_400, 60, 365 * 86_400)?),
-            store_timeout: Duration::from_millis(num("store_timeout_ms", 2_000, 10, 60_000)?),
-            request_timeout: Duration::from_millis(num("request_timeout_ms", 15_000, 100, 300_000)?),
-            log_format,
-            migrate_on_start: boolean("migrate_on_start", true)?,
-            db_max_connections: num("db_max_connections", 20, 1, 1_000)? as u32,
-            max_body_bytes: num("max_body_bytes", 64 * 1024, 1_024, 16 * 1024 * 1024)? as usize,
-            max_concurrent_requests: num("max_concurrent_requests", 1_024, 1, 1_000_000)? as usize,
-            max_connections: num("max_connections", 10_000, 1, 1_000_000)? as usize,
-            workers: num("workers", cores, 1, 256)? as usize,
-            shutdown_grace: Duration::from_secs(num("shutdown_grace_s", 10, 0, 600)?),
-            rate_login_per_email_per_min: num("rate_login_per_email_per_min", 10, 1, 1_000_000)? as u32,
-            rate_login_per_ip_per_min: num("rate_login_per_ip_per_min", 60, 1, 1_000_000)? as u32,
-            rate_register_per_ip_per_min: num("rate_register_per_ip_per_min", 30, 1, 1_000_000)? as u32,
-            rate_checkins_per_user_per_min: num("rate_checkins_per_user_per_min", 30, 1, 1_000_000)? as u32,
-            argon2_memory_kib: num("argon2_memory_kib", 19_456, 8, 1 << 22)? as u32,
-            argon2_iterations: num("argon2_iterations", 2, 1, 100)? as u32,
-            refresh_interval: Duration::from_millis(num("refresh_interval_ms", 2_000, 50, 600_000)?),
-            trust_forwarded_for: boolean("trust_forwarded_for", false)?,
-            push,
-        })
+        let layers = layers(env)?;
+        let db = extract::<RawDb>(&layers)?.settings()?;
+        let push = extract::<RawPush>(&layers)?.settings()?;
+        extract::<RawServer>(&layers)?.settings(db, push)
     }
 
     /// The database URL, for connecting (never log it).
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
     }
-}
 
-/// Reads a whole number setting: name, default, min, max.
-type NumSetting<'a> = &'a dyn Fn(&str, u64, u64, u64) -> Result<u64, ConfigError>;
-
-/// The push settings (defaults: Apple's and Google's production endpoints, no credentials).
-fn push_settings(
-    get: &dyn Fn(&str) -> Option<String>,
-    num: NumSetting<'_>,
-    boolean: &dyn Fn(&str, bool) -> Result<bool, ConfigError>,
-) -> Result<PushSettings, ConfigError> {
-    let url = |k: &str, default: &str| -> Result<String, ConfigError> {
-        let v = get(k).unwrap_or_else(|| default.to_string());
-        if !(v.starts_with("https://") || v.starts_with("http://")) {
-            return Err(cfg_err(&env_name(k), "must be an http:// or https:// URL"));
+    /// The database part, for code shared with `migrate` and `admin`.
+    pub fn database(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            database_url: self.database_url.clone(),
+            store_timeout: self.store_timeout,
+            db_max_connections: self.db_max_connections,
+            log_format: self.log_format,
         }
-        Ok(v.trim_end_matches('/').to_string())
-    };
-    let file = |k: &str| -> Result<Option<SecretString>, ConfigError> {
-        get(k)
-            .map(|path| {
-                std::fs::read_to_string(&path)
-                    .map(SecretString::from)
-                    .map_err(|e| cfg_err(&env_name(k), format!("cannot read {path}: {e}")))
-            })
-            .transpose()
-    };
-    let default_locale = get("push_default_locale").unwrap_or_else(|| "en".into());
-    if !crate::push::templates::LOCALES.contains(&default_locale.as_str()) {
-        return Err(cfg_err(
-            "HEREABOUTS_PUSH_DEFAULT_LOCALE",
-            format!("use one of {}", crate::push::templates::LOCALES.join(", ")),
-        ));
     }
-    let fcm_token_uri = get("fcm_token_uri");
-    if let Some(u) = &fcm_token_uri
-        && !(u.starts_with("https://") || u.starts_with("http://"))
-    {
-        return Err(cfg_err(
-            "HEREABOUTS_FCM_TOKEN_URI",
-            "must be an http:// or https:// URL",
-        ));
-    }
-    let backoff_base = Duration::from_millis(num("push_backoff_base_ms", 2_000, 1, 3_600_000)?);
-    let backoff_max = Duration::from_millis(num("push_backoff_max_ms", 600_000, 1, 86_400_000)?);
-    if backoff_max < backoff_base {
-        return Err(cfg_err(
-            "HEREABOUTS_PUSH_BACKOFF_MAX_MS",
-            "must not be below HEREABOUTS_PUSH_BACKOFF_BASE_MS",
-        ));
-    }
-    let webhook_secret = get("webhook_secret");
-    if webhook_secret.as_ref().is_some_and(|s| s.len() < 16) {
-        return Err(cfg_err("HEREABOUTS_WEBHOOK_SECRET", "must be at least 16 characters"));
-    }
-    Ok(PushSettings {
-        worker_enabled: boolean("push_worker_enabled", true)?,
-        poll_interval: Duration::from_millis(num("push_poll_interval_ms", 1_000, 10, 600_000)?),
-        batch_size: num("push_batch_size", 32, 1, 1_000)? as u32,
-        concurrency: num("push_concurrency", 16, 1, 1_024)? as usize,
-        max_attempts: num("push_max_attempts", 8, 1, 100)? as u32,
-        lease: Duration::from_secs(num("push_lease_s", 60, 1, 3_600)?),
-        backoff_base,
-        backoff_max,
-        request_timeout: Duration::from_millis(num("push_request_timeout_ms", 5_000, 100, 60_000)?),
-        default_locale,
-        max_devices_per_user: num("push_max_devices_per_user", 10, 1, 1_000)? as u32,
-        daily_cap: num("push_daily_cap", 0, 0, 100_000)? as u32,
-        apns_base_url: url("apns_base_url", "https://api.push.apple.com")?,
-        apns_team_id: get("apns_team_id"),
-        apns_key_id: get("apns_key_id"),
-        apns_key_pem: file("apns_key_file")?,
-        apns_topic: get("apns_topic"),
-        fcm_base_url: url("fcm_base_url", "https://fcm.googleapis.com")?,
-        fcm_token_uri,
-        fcm_project_id: get("fcm_project_id"),
-        fcm_service_account_json: file("fcm_service_account_file")?,
-        webhook_secret: webhook_secret.map(SecretString::from),
-        webhook_allow_private: boolean("webhook_allow_private", false)?,
-    })
 }
 
-fn env_name(k: &str) -> String {
-    format!("HEREABOUTS_{}", k.to_ascii_uppercase())
+impl DatabaseSettings {
+    /// The database URL, for connecting (never log it).
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+/// The database settings from the file and the process environment (no other setting required).
+pub fn load_database() -> Result<DatabaseSettings, ConfigError> {
+    database_from_sources(&std::env::vars().collect::<Vec<_>>())
+}
+
+/// The database settings from environment pairs, layered as [`Settings::from_sources`].
+pub fn database_from_sources(env: &[(String, String)]) -> Result<DatabaseSettings, ConfigError> {
+    extract::<RawDb>(&layers(env)?)?.settings()
+}
+
+/// The environment name of every setting (`HEREABOUTS_CONFIG`, naming the file, is not one).
+pub fn names() -> Vec<String> {
+    keys().map(env_name).collect()
+}
+
+fn keys() -> impl Iterator<Item = &'static str> {
+    [
+        serde_introspect::<RawDb>(),
+        serde_introspect::<RawServer>(),
+        serde_introspect::<RawPush>(),
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+}
+
+fn env_name(key: &str) -> String {
+    format!("HEREABOUTS_{}", key.to_ascii_uppercase())
+}
+
+/// The error of a setting, named as in the environment.
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name: env_name(key),
+        message: message.into(),
+    }
+}
+
+/// Defaults < file < environment, as text: trimmed, and an empty value means unset.
+fn layers(env: &[(String, String)]) -> Result<toml::Table, ConfigError> {
+    let known: Vec<&str> = keys().collect();
+    let mut merged = BTreeMap::new();
+    if let Some((_, path)) = env.iter().find(|(k, _)| k == "HEREABOUTS_CONFIG") {
+        let config = |message| ConfigError {
+            name: "HEREABOUTS_CONFIG".into(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| config(format!("cannot read {path}: {e}")))?;
+        let file: toml::Table = toml::from_str(&text).map_err(|e| config(format!("{path} is not valid TOML: {e}")))?;
+        for (key, value) in file {
+            if !known.contains(&key.as_str()) {
+                return Err(ConfigError {
+                    message: format!("unknown setting in {path}"),
+                    name: key,
+                });
+            }
+            // Values as written (`2000`, `true`) parse like the environment's strings.
+            let text = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            merged.insert(key, text);
+        }
+    }
+    // Other `HEREABOUTS_*` variables belong to other tools (`HEREABOUTS_CONFIG`, test scripts).
+    for (name, value) in env {
+        if let Some(key) = name.strip_prefix("HEREABOUTS_").map(str::to_ascii_lowercase)
+            && known.contains(&key.as_str())
+        {
+            merged.insert(key, value.clone());
+        }
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(k, v)| (k, v.trim().to_string()))
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, toml::Value::String(v)))
+        .collect())
+}
+
+/// One `Raw*` struct from the layers; a bad value's error names its key.
+fn extract<T: DeserializeOwned>(layers: &toml::Table) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(layers.clone()))
+        .map_err(|e| invalid(&e.path().to_string(), e.inner().message()))
+}
+
+/// A string setting's value, or its default.
+fn or(value: Option<impl Into<String>>, default: &str) -> String {
+    value.map_or_else(|| default.to_string(), Into::into)
+}
+
+impl RawDb {
+    fn settings(self) -> Result<DatabaseSettings, ConfigError> {
+        let url = self
+            .database_url
+            .ok_or_else(|| invalid("database_url", "is required (postgres://user@host:port/db)"))?;
+        Ok(DatabaseSettings {
+            database_url: String::from(url).into(),
+            store_timeout: self.store_timeout_ms.ms(),
+            db_max_connections: self.db_max_connections.0 as u32,
+            log_format: self.log_format,
+        })
+    }
+}
+
+impl RawServer {
+    fn settings(self, db: DatabaseSettings, push: PushSettings) -> Result<Settings, ConfigError> {
+        let jwt_secret = self
+            .jwt_secret
+            .ok_or_else(|| invalid("jwt_secret", "is required (at least 32 characters)"))?;
+        if self.jwt_algorithm != JwtAlgorithm::Hs256 && self.jwt_private_key_file.is_none() {
+            return Err(invalid("jwt_private_key_file", "is required for ES256/EdDSA"));
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Settings {
+            listen: or(self.listen, "127.0.0.1:8080"),
+            database_url: db.database_url,
+            redis_urls: self
+                .redis_url
+                .map_or_else(|| vec!["redis://127.0.0.1:6379".into()], |u| u.0),
+            redis_prefix: or(self.redis_prefix, "hb"),
+            jwt_secret: jwt_secret.0,
+            jwt_algorithm: self.jwt_algorithm,
+            jwt_private_key_pem: self.jwt_private_key_file.map(|f| f.0),
+            jwt_kid: or(self.jwt_kid, "k1"),
+            jwt_previous_secrets: (self.jwt_previous_secrets.0.into_iter())
+                .map(|(kid, secret)| (kid, secret.into()))
+                .collect(),
+            jwt_public_keys: self.jwt_public_keys.0,
+            jwt_issuer: or(self.jwt_issuer, "hereabouts"),
+            jwt_audience: or(self.jwt_audience, "hereabouts-app"),
+            access_token_ttl: self.access_token_ttl_s.secs(),
+            refresh_token_ttl: self.refresh_token_ttl_s.secs(),
+            store_timeout: db.store_timeout,
+            request_timeout: self.request_timeout_ms.ms(),
+            log_format: db.log_format,
+            migrate_on_start: self.migrate_on_start.0,
+            db_max_connections: db.db_max_connections,
+            max_body_bytes: self.max_body_bytes.0 as usize,
+            max_concurrent_requests: self.max_concurrent_requests.0 as usize,
+            max_connections: self.max_connections.0 as usize,
+            workers: self.workers.map_or(cores, |w| w.0 as usize),
+            shutdown_grace: self.shutdown_grace_s.secs(),
+            rate_login_per_email_per_min: self.rate_login_per_email_per_min.0 as u32,
+            rate_login_per_ip_per_min: self.rate_login_per_ip_per_min.0 as u32,
+            rate_register_per_ip_per_min: self.rate_register_per_ip_per_min.0 as u32,
+            rate_checkins_per_user_per_min: self.rate_checkins_per_user_per_min.0 as u32,
+            argon2_memory_kib: self.argon2_memory_kib.0 as u32,
+            argon2_iterations: self.argon2_iterations.0 as u32,
+            refresh_interval: self.refresh_interval_ms.ms(),
+            trust_forwarded_for: self.trust_forwarded_for.0,
+            push,
+        })
+    }
+}
+
+impl RawPush {
+    fn settings(self) -> Result<PushSettings, ConfigError> {
+        if self.push_backoff_max_ms.0 < self.push_backoff_base_ms.0 {
+            return Err(invalid(
+                "push_backoff_max_ms",
+                "must not be below HEREABOUTS_PUSH_BACKOFF_BASE_MS",
+            ));
+        }
+        let base_url = |url: Option<HttpUrl>, default: &str| or(url, default).trim_end_matches('/').to_string();
+        Ok(PushSettings {
+            worker_enabled: self.push_worker_enabled.0,
+            poll_interval: self.push_poll_interval_ms.ms(),
+            batch_size: self.push_batch_size.0 as u32,
+            concurrency: self.push_concurrency.0 as usize,
+            max_attempts: self.push_max_attempts.0 as u32,
+            lease: self.push_lease_s.secs(),
+            backoff_base: self.push_backoff_base_ms.ms(),
+            backoff_max: self.push_backoff_max_ms.ms(),
+            request_timeout: self.push_request_timeout_ms.ms(),
+            default_locale: or(self.push_default_locale, "en"),
+            max_devices_per_user: self.push_max_devices_per_user.0 as u32,
+            daily_cap: self.push_daily_cap.0 as u32,
+            apns_base_url: base_url(self.apns_base_url, "https://api.push.apple.com"),
+            apns_team_id: self.apns_team_id,
+            apns_key_id: self.apns_key_id,
+            apns_key_pem: self.apns_key_file.map(|f| f.0),
+            apns_topic: self.apns_topic,
+            fcm_base_url: base_url(self.fcm_base_url, "https://fcm.googleapis.com"),
+            fcm_token_uri: self.fcm_token_uri.map(String::from),
+            fcm_project_id: self.fcm_project_id,
+            fcm_service_account_json: self.fcm_service_account_file.map(|f| f.0),
+            webhook_secret: self.webhook_secret.map(|s| s.0),
+            webhook_allow_private: self.webhook_allow_private.0,
+        })
+    }
+}
+
+// The value types. Every value arrives as text (the environment's, or the file's as written).
+
+/// Deserialises each listed type from a string through its `FromStr`.
+macro_rules! deserialize_from_str {
+    ($([$($generics:tt)*] $t:ty),* $(,)?) => {$(
+        impl<'de, $($generics)*> Deserialize<'de> for $t {
+            fn deserialize<De: Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+deserialize_from_str!(
+    [const DEFAULT: u64, const MIN: u64, const MAX: u64] Num<DEFAULT, MIN, MAX>,
+    [const DEFAULT: bool] Flag<DEFAULT>,
+    [const MIN: usize] Secret<MIN>,
+    [] FileText, [] RedisUrls, [] Pairs, [] LogFormat, [] JwtAlgorithm,
+    [] Listen, [] DbUrl, [] RedisPrefix, [] HttpUrl, [] Locale,
+);
+
+/// A whole number in `[MIN, MAX]`, `DEFAULT` when unset.
+#[derive(Clone, Copy)]
+struct Num<const DEFAULT: u64, const MIN: u64, const MAX: u64>(u64);
+
+impl<const DEFAULT: u64, const MIN: u64, const MAX: u64> Num<DEFAULT, MIN, MAX> {
+    fn ms(self) -> Duration {
+        Duration::from_millis(self.0)
+    }
+    fn secs(self) -> Duration {
+        Duration::from_secs(self.0)
+    }
+}
+
+impl<const DEFAULT: u64, const MIN: u64, const MAX: u64> Default for Num<DEFAULT, MIN, MAX> {
+    fn default() -> Self {
+        const { assert!(MIN <= DEFAULT && DEFAULT <= MAX, "a default outside its bounds") };
+        Self(DEFAULT)
+    }
+}
+
+impl<const DEFAULT: u64, const MIN: u64, const MAX: u64> FromStr for Num<DEFAULT, MIN, MAX> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let v: u64 = s.parse().map_err(|_| format!("{s:?} is not a whole number"))?;
+        if !(MIN..=MAX).contains(&v) {
+            return Err(format!("{v} is outside [{MIN}, {MAX}]"));
+        }
+        Ok(Self(v))
+    }
+}
+
+/// A flag, `DEFAULT` when unset.
+#[derive(Clone, Copy)]
+struct Flag<const DEFAULT: bool>(bool);
+
+impl<const DEFAULT: bool> Default for Flag<DEFAULT> {
+    fn default() -> Self {
+        Self(DEFAULT)
+    }
+}
+
+impl<const DEFAULT: bool> FromStr for Flag<DEFAULT> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "1" | "true" | "yes" | "on" => Ok(Self(true)),
+            "0" | "false" | "no" | "off" => Ok(Self(false)),
+            _ => Err(format!("{s:?} is not true/false")),
+        }
+    }
+}
+
+/// A secret of at least `MIN` characters.
+struct Secret<const MIN: usize>(SecretString);
+
+impl<const MIN: usize> FromStr for Secret<MIN> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.len() < MIN {
+            return Err(format!("must be at least {MIN} characters"));
+        }
+        Ok(Self(s.into()))
+    }
+}
+
+/// The contents of the file that the setting names, read at start.
+struct FileText(SecretString);
+
+impl FromStr for FileText {
+    type Err = String;
+    fn from_str(path: &str) -> Result<Self, String> {
+        std::fs::read_to_string(path)
+            .map(|text| Self(text.into()))
+            .map_err(|e| format!("cannot read {path}: {e}"))
+    }
+}
+
+/// The trimmed, non-empty items of a comma-separated list.
+fn items(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|item| !item.is_empty())
+}
+
+/// One Redis URL, or several (comma-separated) for Redis Cluster.
+struct RedisUrls(Vec<String>);
+
+impl FromStr for RedisUrls {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let urls: Vec<String> = items(s).map(String::from).collect();
+        let redis = |u: &String| u.starts_with("redis://") || u.starts_with("rediss://");
+        if urls.is_empty() || !urls.iter().all(redis) {
+            return Err("must be redis://host:port (comma-separated for a cluster)".into());
+        }
+        Ok(Self(urls))
+    }
+}
+
+/// `kid=value` pairs separated by commas.
+#[derive(Default)]
+struct Pairs(Vec<(String, String)>);
+
+impl FromStr for Pairs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let pair = |p: &str| {
+            p.split_once('=')
+                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                .ok_or_else(|| "expected kid=value pairs separated by commas".to_string())
+        };
+        items(s).map(pair).collect::<Result<_, _>>().map(Self)
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pretty" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("{s:?}: use json or pretty")),
+        }
+    }
+}
+
+impl FromStr for JwtAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "HS256" => Ok(Self::Hs256),
+            "ES256" => Ok(Self::Es256),
+            "EDDSA" => Ok(Self::EdDsa),
+            other => Err(format!("{other:?}: use HS256, ES256 or EdDSA")),
+        }
+    }
+}
+
+/// Declares string settings kept as given when `$ok` holds for the value `$s`.
+macro_rules! checked_strings {
+    ($($(#[$doc:meta])* $t:ident($s:ident): $ok:expr, else $message:expr;)*) => {$(
+        $(#[$doc])*
+        struct $t(String);
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str($s: &str) -> Result<Self, String> {
+                if $ok { Ok(Self($s.to_string())) } else { Err($message.into()) }
+            }
+        }
+        impl From<$t> for String {
+            fn from(value: $t) -> String {
+                value.0
+            }
+        }
+    )*};
+}
+
+checked_strings! {
+    /// `listen`: an IP address and a port.
+    Listen(s): s.parse::<std::net::SocketAddr>().is_ok(),
+        else format!("{s:?} is not host:port (an IP address and a port)");
+    DbUrl(s): s.starts_with("postgres://") || s.starts_with("postgresql://"),
+        else "must start with postgres:// or postgresql://";
+    /// Part of every Redis key: cluster hash tags (braces) are the code's to place.
+    RedisPrefix(s): s.len() <= 64 && !s.contains(['{', '}', ' ']),
+        else "at most 64 characters, no braces or spaces";
+    HttpUrl(s): s.starts_with("https://") || s.starts_with("http://"),
+        else "must be an http:// or https:// URL";
+    Locale(s): LOCALES.contains(&s), else format!("use one of {}", LOCALES.join(", "));
 }
 
 #[cfg(test)]
@@ -578,5 +740,72 @@ mod tests {
         std::fs::write(&path, "colour = \"blue\"\n").expect("write");
         let err = Settings::from_sources(&e).expect_err("error").to_string();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn bad_values_fail_in_one_line_naming_the_variable() {
+        for (k, v, want) in [
+            ("HEREABOUTS_STORE_TIMEOUT_MS", "soon", "HEREABOUTS_STORE_TIMEOUT_MS: \"soon\" is not a whole number"),
+            ("HEREABOUTS_STORE_TIMEOUT_MS", "5", "HEREABOUTS_STORE_TIMEOUT_MS: 5 is outside [10, 60000]"),
+            ("HEREABOUTS_MIGRATE_ON_START", "maybe", "HEREABOUTS_MIGRATE_ON_START: \"maybe\" is not true/false"),
+            ("HEREABOUTS_JWT_ALGORITHM", "ES256", "HEREABOUTS_JWT_PRIVATE_KEY_FILE: is required for ES256/EdDSA"),
+            ("HEREABOUTS_LISTEN", "localhost", "HEREABOUTS_LISTEN: \"localhost\" is not host:port (an IP address and a port)"),
+            ("HEREABOUTS_REDIS_PREFIX", "a{b}", "HEREABOUTS_REDIS_PREFIX: at most 64 characters, no braces or spaces"),
+            ("HEREABOUTS_JWT_PREVIOUS_SECRETS", "k0", "HEREABOUTS_JWT_PREVIOUS_SECRETS: expected kid=value pairs separated by commas"),
+            ("HEREABOUTS_PUSH_BACKOFF_MAX_MS", "1000", "HEREABOUTS_PUSH_BACKOFF_MAX_MS: must not be below HEREABOUTS_PUSH_BACKOFF_BASE_MS"),
+        ] {
+            let mut e = env(BASE);
+            e.push((k.into(), v.into()));
+            let err = Settings::from_sources(&e).expect_err("error").to_string();
+            assert_eq!(err, format!("configuration: {want}"));
+        }
+    }
+
+    #[test]
+    fn file_takes_native_values_and_other_prefixed_variables_are_ignored() {
+        let path = std::env::temp_dir().join(format!("hb-cfg-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "store_timeout_ms = 500\nmigrate_on_start = false\nworkers = 3\n").expect("write");
+        let mut e = env(BASE);
+        e.push(("HEREABOUTS_CONFIG".into(), path.display().to_string()));
+        e.push(("HEREABOUTS_BASE_URL".into(), "http://127.0.0.1:1".into()));
+        e.push(("HEREABOUTS_TEST_DATABASE_URL".into(), "nonsense".into()));
+        e.push(("HEREABOUTS_PUSH_WORKER_ENABLED".into(), "off".into()));
+        let s = Settings::from_sources(&e).expect("valid");
+        assert_eq!(
+            (s.store_timeout, s.migrate_on_start, s.workers),
+            (Duration::from_millis(500), false, 3)
+        );
+        assert!(!s.push.worker_enabled);
+        // The database settings take the same layers; the file's other settings are fine there.
+        let d = database_from_sources(&e).expect("valid");
+        assert_eq!(d.store_timeout, Duration::from_millis(500));
+        std::fs::remove_file(&path).expect("remove");
+    }
+
+    #[test]
+    fn database_settings_need_only_the_database_url() {
+        let d = database_from_sources(&env(&BASE[..1])).expect("valid");
+        assert_eq!(d.database_url(), "postgres://x@127.0.0.1/db");
+        assert_eq!((d.store_timeout, d.db_max_connections), (Duration::from_secs(2), 20));
+        assert_eq!(d.log_format, LogFormat::Pretty);
+        assert!(!format!("{d:?}").contains("postgres://"));
+        let err = database_from_sources(&[]).expect_err("error").to_string();
+        assert!(err.contains("HEREABOUTS_DATABASE_URL"), "{err}");
+        let s = Settings::from_sources(&env(BASE)).expect("valid");
+        assert_eq!(s.database().database_url(), s.database_url());
+    }
+
+    #[test]
+    fn names_list_every_setting() {
+        let names = names();
+        assert_eq!(names.len(), 55);
+        for n in [
+            "HEREABOUTS_DATABASE_URL",
+            "HEREABOUTS_STORE_TIMEOUT_MS",
+            "HEREABOUTS_WEBHOOK_ALLOW_PRIVATE",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n}");
+        }
     }
 }

@@ -1,43 +1,47 @@
-//! Background jobs of the server process and the gauges read at scrape time.
+//! Background jobs of the server process, each stopped by the shared shutdown token:
 //!
 //! - controls: re-read the policy and zones every `refresh_interval` (changes reach every
-//!   instance within seconds);
+//!   instance within seconds), and resume a re-publishing pass that an instance left unfinished;
 //! - index watchdog: when Redis has come back empty, rebuild the live index from PostgreSQL;
-//! - purge: delete expired live rows, idempotency records and refresh tokens every minute;
-//! - push worker: delivers notifications (unless `push_worker_enabled` is off; see `crate::push`).
+//! - purge: delete expired live rows, idempotency records and refresh tokens every minute.
 
-use crate::service::live;
-use crate::startup::AppState;
+use crate::service::{Ctx, live};
 use crate::store::{index, live as live_store, users};
 use std::future::Future;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-fn every<F, Fut>(period: Duration, state: AppState, job: F) -> tokio::task::JoinHandle<()>
+/// Runs `job` every `period` until `shutdown`; a run under way finishes first.
+fn every<F, Fut>(tasks: &TaskTracker, shutdown: &CancellationToken, period: Duration, ctx: Ctx, job: F)
 where
-    F: Fn(AppState) -> Fut + Send + 'static,
+    F: Fn(Ctx) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    tokio::spawn(async move {
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            job(state.clone()).await;
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => job(ctx.clone()).await,
+            }
         }
-    })
+    });
 }
 
 /// Rebuilds the live index when its ready marker is gone; returns how many users were indexed.
-pub async fn check_index(state: &AppState) -> Option<u64> {
-    match index::is_ready(&state.redis).await {
+pub async fn check_index(ctx: &Ctx) -> Option<u64> {
+    match index::is_ready(&ctx.redis).await {
         Ok(true) | Err(_) => None,
         Ok(false) => {
-            if !index::try_lock_rebuild(&state.redis, 60).await.unwrap_or(false) {
+            if !index::try_lock_rebuild(&ctx.redis, 60).await.unwrap_or(false) {
                 return None;
             }
             let started = std::time::Instant::now();
-            let result = live::rebuild_index(state).await;
-            let _ = index::unlock_rebuild(&state.redis).await;
+            let result = live::rebuild_index(ctx).await;
+            let _ = index::unlock_rebuild(&ctx.redis).await;
             match result {
                 Ok(n) => {
                     tracing::info!(
@@ -45,9 +49,7 @@ pub async fn check_index(state: &AppState) -> Option<u64> {
                         ms = started.elapsed().as_millis() as u64,
                         "live index rebuilt from PostgreSQL"
                     );
-                    state
-                        .metrics
-                        .count("index_rebuilds_total", "live index rebuilds from PostgreSQL", &[], 1.0);
+                    ctx.metrics.index_rebuilds.inc();
                     Some(n)
                 }
                 Err(e) => {
@@ -59,54 +61,41 @@ pub async fn check_index(state: &AppState) -> Option<u64> {
     }
 }
 
-/// Starts the periodic jobs; their handles are aborted when the server stops.
-pub fn spawn_all(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
-    let period = state.settings.refresh_interval;
-    let mut jobs = vec![
-        every(period, state.clone(), |s| async move {
-            if let Err(e) = s.controls.reload(&s.db).await {
-                tracing::debug!(error = %e, "policy refresh skipped");
-            }
-            check_index(&s).await;
-        }),
-        every(Duration::from_secs(60), state.clone(), |s| async move {
-            match live_store::purge_expired(&s.db).await {
-                Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired live locations"),
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "purge skipped"),
-            }
-            let _ = users::purge_refresh_tokens(&s.db).await;
-        }),
-    ];
-    if state.settings.push.worker_enabled {
-        jobs.extend(crate::push::spawn_worker(state));
-    }
-    jobs
+/// Starts the periodic jobs on `tasks`; they end when `shutdown` is cancelled.
+pub fn spawn_all(ctx: &Ctx, tasks: &TaskTracker, shutdown: &CancellationToken) {
+    let period = ctx.settings.refresh_interval;
+    every(tasks, shutdown, period, ctx.clone(), |c| async move {
+        if let Err(e) = c.controls.reload(&c.db).await {
+            tracing::debug!(error = %e, "policy refresh skipped");
+        }
+        check_index(&c).await;
+        if let Err(e) = live::run_republish(&c, None).await {
+            tracing::warn!(error = %e, "re-publishing live users failed; will resume");
+        }
+    });
+    every(tasks, shutdown, Duration::from_secs(60), ctx.clone(), |c| async move {
+        match live_store::purge_expired(&c.db).await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired live locations"),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "purge skipped"),
+        }
+        let _ = users::purge_refresh_tokens(&c.db).await;
+    });
 }
 
-/// Gauges for `/metrics`: (name, help, labels, value).
-pub async fn gauges(state: &AppState) -> Vec<(&'static str, &'static str, String, f64)> {
-    let pool = &state.db;
-    let mut gauges = vec![
-        (
-            "db_pool_connections",
-            "PostgreSQL pool connections",
-            "state=\"open\"".into(),
-            pool.size() as f64,
-        ),
-        (
-            "db_pool_connections",
-            "PostgreSQL pool connections",
-            "state=\"idle\"".into(),
-            pool.num_idle() as f64,
-        ),
-        (
-            "http_requests_in_flight_capacity",
-            "configured cap on concurrent requests",
-            String::new(),
-            state.settings.max_concurrent_requests as f64,
-        ),
-    ];
-    gauges.extend(crate::push::gauges(state).await);
-    gauges
+/// Sets the gauges that describe the stores, just before a scrape renders the metrics.
+pub async fn refresh_gauges(ctx: &Ctx) {
+    let m = &ctx.metrics;
+    let pool = &ctx.db;
+    m.db_pool
+        .get_or_create(&crate::metrics::PoolLabels { state: "open" })
+        .set(i64::from(pool.size()));
+    m.db_pool
+        .get_or_create(&crate::metrics::PoolLabels { state: "idle" })
+        .set(pool.num_idle() as i64);
+    m.request_capacity.set(ctx.settings.max_concurrent_requests as i64);
+    if let Ok((depth, age)) = crate::store::outbox::stats(&ctx.db).await {
+        m.push_queue_depth.set(depth);
+        m.push_oldest_pending.set(age);
+    }
 }

@@ -1,27 +1,30 @@
 //! Hereabouts: the backend of a proximity-aware app — which of my connections are near me now.
 //!
-//! Layout:
-//! - `main.rs` — the CLI (`serve`, `worker`, `migrate`, `admin …`, `openapi`, `loadgen`); thin, calls into this library.
-//! - [`config`] — settings: defaults < TOML file < `HEREABOUTS_*` environment.
-//! - [`startup`] — shared state, the one app factory, the request guard, graceful shutdown.
-//! - [`telemetry`] — tracing subscriber (JSON or human lines); [`metrics`] — Prometheus text.
-//! - [`error`] — the one HTTP error type (problem+json with stable codes).
-//! - [`api`] — handlers, one module per resource: parse, call, respond.
-//! - [`domain`] — pure logic without I/O (validation, precision, H3 cover, nearby planner).
-//! - [`auth`] — access tokens (JWT), refresh tokens, password hashing.
-//! - [`service`] — use cases spanning both stores (erasure, index maintenance).
-//! - [`store`] — PostgreSQL repositories and the Redis index, every call bounded in time.
-//! - [`jobs`] — background jobs of the server process.
-//! - [`push`] — push notifications: arrival detection, the outbox, the delivery worker, providers.
-//! - [`loadgen`] — `hereabouts loadgen`: synthetic world, bulk seeding, HTTP phases, baselines, report.
+//! Layers, each importing only those to its left (and the leaves):
+//! `domain ← store ← service ← {push, jobs} ← http ← startup ← main`.
+//!
+//! - [`domain`] — pure logic without I/O: values parsed at the edge (`Email`, `Coord`,
+//!   `Precision`), precision snapping, the H3 cover, the nearby filter and plan choice, zones.
+//! - [`store`] — PostgreSQL repositories and the Redis index, every call bounded in time; the
+//!   only layer that runs SQL or knows Redis keys.
+//! - [`service`] — use cases over both stores and their context ([`service::Ctx`]) and error
+//!   ([`service::ServiceError`] with a stable [`service::Code`]); credentials; the one nearby
+//!   planner; check-ins announced on a channel ([`service::events`]).
+//! - [`push`] — arrival detection (listening on that channel), the delivery worker, providers.
+//! - [`jobs`] — periodic jobs of the server process (controls, index watchdog, purge, resuming
+//!   re-publishing passes).
+//! - [`http`] — the only layer that knows actix: app factory, request guard, handlers (parse,
+//!   call, respond), the problem+json error, the OpenAPI document.
+//! - [`startup`] — the composition root: wires the layers, one shutdown token for all tasks.
+//! - Leaves that import nothing of ours: [`config`] (defaults < TOML file < `HEREABOUTS_*`
+//!   environment), [`metrics`] (typed Prometheus families), [`telemetry`] (tracing).
+//! - `main.rs` — the CLI (`serve`, `worker`, `migrate`, `admin …`, `openapi`, `healthcheck`).
+//!   The load tool is the workspace crate `loadgen/`.
 
-pub mod api;
-pub mod auth;
 pub mod config;
 pub mod domain;
-pub mod error;
+pub mod http;
 pub mod jobs;
-pub mod loadgen;
 pub mod metrics;
 pub mod push;
 pub mod service;

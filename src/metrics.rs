@@ -1,126 +1,156 @@
-//! Prometheus text metrics, kept in memory by each process: request counts and latency
-//! histograms by route and status, counters and histograms that the features add, and gauges
-//! read at scrape time (pool sizes, queue depth).
+//! Metrics of one process, each family declared once and typed (`prometheus-client`, the
+//! Prometheus project's own Rust client: atomic counters, no global lock on the request path),
+//! rendered as text at `/metrics`. Gauges that describe the stores (pool sizes, queue depth) are
+//! set just before rendering by whoever serves the scrape.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
-const BUCKETS: &[f64] = &[
+const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+const COUNT_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1_000.0, 5_000.0,
+];
 
-#[derive(Default, Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    n: u64,
+/// Labels of an HTTP request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
 }
 
-impl Histogram {
-    fn observe(&mut self, v: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS.len()];
+/// Labels of a nearby query: its plan.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabels {
+    pub plan: &'static str,
+}
+
+/// Labels of a push delivery: the provider's platform.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlatformLabels {
+    pub platform: &'static str,
+}
+
+/// Labels of a delivery that failed for good, and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub platform: &'static str,
+    pub reason: &'static str,
+}
+
+/// Labels of the database pool gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub state: &'static str,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn latency() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS.iter().copied())
+}
+
+fn counts() -> Histogram {
+    Histogram::new(COUNT_BUCKETS.iter().copied())
+}
+
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty = $make:expr, $name:literal, $help:literal;)*) => {
+        /// Every metric of the process.
+        pub struct Metrics {
+            registry: Registry,
+            $($(#[$doc])* pub $field: $ty,)*
         }
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if v <= *b {
-                self.counts[i] += 1;
+
+        impl Metrics {
+            /// A registry with every family registered once.
+            pub fn new() -> Self {
+                let mut registry = Registry::default();
+                $(
+                    let $field: $ty = $make;
+                    registry.register($name, $help, $field.clone());
+                )*
+                Self { registry, $($field,)* }
             }
         }
-        self.sum += v;
-        self.n += 1;
+    };
+}
+
+metrics! {
+    http_requests: Family<HttpLabels, Counter> = Family::default(),
+        "http_requests", "HTTP requests by route, method and status";
+    http_duration: Family<HttpLabels, Histogram> = Family::new_with_constructor(latency),
+        "http_request_duration_seconds", "HTTP request latency by route, method and status";
+    nearby_queries: Family<PlanLabels, Counter> = Family::default(),
+        "nearby_queries", "nearby queries by plan";
+    nearby_candidates: Family<PlanLabels, Histogram> = Family::new_with_constructor(counts),
+        "nearby_candidates", "records examined by the exact filter per nearby query, by plan";
+    detect_errors: Counter = Counter::default(),
+        "push_detect_errors", "arrival detections that failed";
+    detect_dropped: Counter = Counter::default(),
+        "push_detect_dropped", "check-ins not examined for arrivals because the queue was full";
+    notifications: Counter = Counter::default(),
+        "push_notifications", "notifications decided (connection_nearby)";
+    push_sent: Family<PlatformLabels, Counter> = Family::default(),
+        "push_sent", "deliveries a provider accepted, by platform";
+    push_retried: Family<PlatformLabels, Counter> = Family::default(),
+        "push_retried", "deliveries to try again later, by platform";
+    push_failed: Family<FailureLabels, Counter> = Family::default(),
+        "push_failed", "deliveries that failed for good, by platform and reason";
+    push_deactivated: Family<PlatformLabels, Counter> = Family::default(),
+        "push_devices_deactivated", "devices the provider no longer knows, by platform";
+    push_send_duration: Family<PlatformLabels, Histogram> = Family::new_with_constructor(latency),
+        "push_send_duration_seconds", "time of one provider call, by platform";
+    index_rebuilds: Counter = Counter::default(),
+        "index_rebuilds", "live index rebuilds from PostgreSQL";
+    db_pool: Family<PoolLabels, Gauge> = Family::default(),
+        "db_pool_connections", "PostgreSQL pool connections";
+    request_capacity: Gauge = Gauge::default(),
+        "http_requests_in_flight_capacity", "configured cap on concurrent requests";
+    push_queue_depth: Gauge = Gauge::default(),
+        "push_queue_depth", "deliveries pending or being sent";
+    push_oldest_pending: FloatGauge = FloatGauge::default(),
+        "push_oldest_pending_age_seconds", "age of the oldest pending delivery";
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
     }
-}
-
-/// A metric series: name plus rendered labels (`route="/x",status="200"`).
-type Series = (String, String);
-
-/// The registry of one process.
-#[derive(Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<Series, f64>>,
-    histograms: Mutex<BTreeMap<Series, Histogram>>,
-    help: Mutex<BTreeMap<String, (&'static str, &'static str)>>,
-}
-
-/// Renders label pairs, escaping values.
-pub fn labels(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}=\"{}\"",
-                v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 impl Metrics {
-    fn describe(&self, name: &str, kind: &'static str, help: &'static str) {
-        if let Ok(mut h) = self.help.lock() {
-            h.entry(name.to_string()).or_insert((kind, help));
-        }
-    }
-
-    /// Adds `v` to a counter.
-    pub fn count(&self, name: &str, help: &'static str, label_pairs: &[(&str, &str)], v: f64) {
-        self.describe(name, "counter", help);
-        if let Ok(mut c) = self.counters.lock() {
-            *c.entry((name.to_string(), labels(label_pairs))).or_default() += v;
-        }
-    }
-
-    /// Records one observation in a histogram.
-    pub fn observe(&self, name: &str, help: &'static str, label_pairs: &[(&str, &str)], v: f64) {
-        self.describe(name, "histogram", help);
-        if let Ok(mut h) = self.histograms.lock() {
-            h.entry((name.to_string(), labels(label_pairs))).or_default().observe(v);
-        }
-    }
-
-    /// The Prometheus text exposition, with `gauges` (name, help, labels, value) appended.
-    pub fn render(&self, gauges: &[(&str, &str, String, f64)]) -> String {
-        let mut out = String::new();
-        let help = self.help.lock().map(|h| h.clone()).unwrap_or_default();
-        let mut last = String::new();
-        let header = |out: &mut String, last: &mut String, name: &str| {
-            if last != name {
-                if let Some((kind, text)) = help.get(name) {
-                    let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
-                }
-                *last = name.to_string();
-            }
+    /// Records one HTTP request.
+    pub fn http(&self, route: String, method: &str, status: u16, seconds: f64) {
+        let labels = HttpLabels {
+            route,
+            method: method.to_string(),
+            status,
         };
-        if let Ok(c) = self.counters.lock() {
-            for ((name, l), v) in c.iter() {
-                header(&mut out, &mut last, name);
-                let _ = writeln!(out, "{name}{{{l}}} {v}");
-            }
-        }
-        if let Ok(h) = self.histograms.lock() {
-            for ((name, l), hist) in h.iter() {
-                header(&mut out, &mut last, name);
-                let sep = if l.is_empty() { "" } else { "," };
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{{{l}{sep}le=\"{b}\"}} {}",
-                        hist.counts.get(i).copied().unwrap_or(0)
-                    );
-                }
-                let _ = writeln!(out, "{name}_bucket{{{l}{sep}le=\"+Inf\"}} {}", hist.n);
-                let _ = writeln!(out, "{name}_sum{{{l}}} {}", hist.sum);
-                let _ = writeln!(out, "{name}_count{{{l}}} {}", hist.n);
-            }
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for (name, text, l, v) in gauges {
-            if seen.insert(*name) {
-                let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} gauge");
-            }
-            let _ = writeln!(out, "{name}{{{l}}} {v}");
+        self.http_duration.get_or_create(&labels).observe(seconds);
+        self.http_requests.get_or_create(&labels).inc();
+    }
+
+    /// Records one nearby query.
+    pub fn nearby(&self, plan: &'static str, candidates: usize) {
+        let labels = PlanLabels { plan };
+        self.nearby_queries.get_or_create(&labels).inc();
+        self.nearby_candidates.get_or_create(&labels).observe(candidates as f64);
+    }
+
+    /// The text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
         }
         out
     }
@@ -131,14 +161,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative() {
-        let m = Metrics::default();
-        m.observe("x_seconds", "x", &[("route", "/a")], 0.003);
-        m.observe("x_seconds", "x", &[("route", "/a")], 0.3);
-        let text = m.render(&[]);
-        assert!(text.contains("x_seconds_bucket{route=\"/a\",le=\"0.005\"} 1"), "{text}");
-        assert!(text.contains("x_seconds_bucket{route=\"/a\",le=\"0.5\"} 2"), "{text}");
-        assert!(text.contains("x_seconds_count{route=\"/a\"} 2"), "{text}");
-        assert!(text.contains("# TYPE x_seconds histogram"));
+    fn histogram_buckets_are_cumulative_and_counters_are_typed() {
+        let m = Metrics::new();
+        m.http("/a".into(), "GET", 200, 0.003);
+        m.http("/a".into(), "GET", 200, 0.3);
+        m.nearby("cell_first", 3);
+        let text = m.render();
+        let series = "route=\"/a\",method=\"GET\",status=\"200\"";
+        assert!(
+            text.contains(&format!(
+                "http_request_duration_seconds_bucket{{le=\"0.005\",{series}}} 1"
+            )) || text.contains(&format!(
+                "http_request_duration_seconds_bucket{{{series},le=\"0.005\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!("http_requests_total{{{series}}} 2")), "{text}");
+        assert!(text.contains("nearby_queries_total{plan=\"cell_first\"} 1"), "{text}");
+        assert!(
+            text.contains("# TYPE http_request_duration_seconds histogram"),
+            "{text}"
+        );
     }
 }

@@ -1,9 +1,84 @@
-//! Account values checked at the edge: emails, display names, passwords.
+//! Account values parsed at the edge: emails, display names, passwords, roles. Past the
+//! handler, an invalid one cannot exist.
 
-use crate::error::FieldError;
+use super::FieldError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A syntactically valid email as the user typed it (trimmed; case kept for display).
+/// Emails compare by one rule everywhere: [`Email::normalised`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses an email; the error names the field `email`.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_email(raw).map(Self)
+    }
+
+    /// As typed (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form emails are compared, counted and hashed by.
+    pub fn normalised(&self) -> String {
+        normalise_email(&self.0)
+    }
+
+    /// sha256 of the normalised form: the contact-matching key.
+    pub fn sha256(&self) -> Vec<u8> {
+        email_sha256(&self.0)
+    }
+}
+
+/// The one comparison rule of emails (trim, lower case), applied to any text (also to login
+/// attempts that are not valid emails, so that their rate-limit bucket is stable).
+pub fn normalise_email(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}
+
+/// sha256(normalised email) — the contact-matching key.
+pub fn email_sha256(raw: &str) -> Vec<u8> {
+    Sha256::digest(normalise_email(raw).as_bytes()).to_vec()
+}
+
+/// A display name: visible text of 1 to 100 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Parses a name; the error names the field `display_name`.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_display_name(raw).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// A syntactically valid email, trimmed (case is kept; uniqueness ignores it).
-pub fn parse_email(raw: &str) -> Result<String, FieldError> {
+fn parse_email(raw: &str) -> Result<String, FieldError> {
     let e = raw.trim();
     let bad = |m: &str| Err(FieldError::new("email", m));
     if e.is_empty() || e.len() > 254 {
@@ -34,7 +109,7 @@ pub fn parse_email(raw: &str) -> Result<String, FieldError> {
 }
 
 /// A display name: 1 to 100 characters after trimming, no control characters.
-pub fn parse_display_name(raw: &str) -> Result<String, FieldError> {
+fn parse_display_name(raw: &str) -> Result<String, FieldError> {
     let n = raw.trim();
     let count = n.chars().count();
     if count == 0 || count > 100 {

@@ -111,7 +111,7 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
         .filter(|c| {
             let centre_of = LatLng::from(*c);
             let d = Haversine.distance(
-                Point::new(centre.lng, centre.lat),
+                Point::new(centre.lng(), centre.lat()),
                 Point::new(centre_of.lng(), centre_of.lat()),
             );
             d * 0.995 <= radius_m + reach
@@ -128,18 +128,23 @@ mod tests {
     use geo::{Destination, Geodesic};
     use proptest::prelude::*;
 
+    fn c(lat: f64, lng: f64) -> Coord {
+        Coord::new(lat, lng).expect("valid point")
+    }
+
     fn centre() -> impl Strategy<Value = Coord> {
+        let c2 = c;
         let pentagons: Vec<CellIndex> = Resolution::Nine
             .pentagons()
             .chain(Resolution::Five.pentagons())
             .collect();
         prop_oneof![
-            4 => (-90.0f64..=90.0, -180.0f64..=180.0).prop_map(|(lat, lng)| Coord { lat, lng }),
-            2 => (-85.0f64..=85.0, prop_oneof![179.0f64..=180.0, -180.0f64..=-179.0]).prop_map(|(lat, lng)| Coord { lat, lng }),
-            2 => (prop_oneof![88.0f64..=90.0, -90.0f64..=-88.0], -180.0f64..=180.0).prop_map(|(lat, lng)| Coord { lat, lng }),
+            4 => (-90.0f64..=90.0, -180.0f64..=180.0).prop_map(|(lat, lng)| c(lat, lng)),
+            2 => (-85.0f64..=85.0, prop_oneof![179.0f64..=180.0, -180.0f64..=-179.0]).prop_map(|(lat, lng)| c(lat, lng)),
+            2 => (prop_oneof![88.0f64..=90.0, -90.0f64..=-88.0], -180.0f64..=180.0).prop_map(|(lat, lng)| c(lat, lng)),
             2 => (0..pentagons.len(), -0.01f64..0.01, -0.01f64..0.01).prop_map(move |(i, a, b)| {
-                let c = LatLng::from(pentagons[i]);
-                Coord { lat: (c.lat() + a).clamp(-90.0, 90.0), lng: (c.lng() + b).clamp(-180.0, 180.0) }
+                let p = LatLng::from(pentagons[i]);
+                c2((p.lat() + a).clamp(-90.0, 90.0), (p.lng() + b).clamp(-180.0, 180.0))
             }),
         ]
     }
@@ -165,8 +170,8 @@ mod tests {
             for (b, f) in bearings.iter().zip(fracs.iter()) {
                 for frac in [*f, 1.0] {
                     let d = r * frac * 0.999_999;
-                    let q = Geodesic.destination(Point::new(c.lng, c.lat), *b, d);
-                    let q = Coord { lat: q.y(), lng: q.x() };
+                    let q = Geodesic.destination(Point::new(c.lng(), c.lat()), *b, d);
+                    let q = Coord::new(q.y(), q.x()).expect("valid point");
                     prop_assert!(distance_m(c, q) <= r + 0.01);
                     prop_assert!(cov.contains_point(q), "missed point at {d:.0} m bearing {b:.0} (res {:?}, {} cells)", cov.resolution, cov.cells.len());
                 }
@@ -176,10 +181,7 @@ mod tests {
 
     #[test]
     fn resolution_follows_the_radius() {
-        let c = Coord {
-            lat: 40.7128,
-            lng: -74.006,
-        };
+        let c = c(40.7128, -74.006);
         assert_eq!(cover(c, 50.0).resolution, Resolution::Nine);
         assert_eq!(cover(c, 5_000.0).resolution, Resolution::Seven);
         assert_eq!(cover(c, 200_000.0).resolution, Resolution::Three);

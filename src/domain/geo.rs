@@ -1,8 +1,8 @@
 //! Points, published points and distances: validation, precision snapping with H3, geodesic
 //! distance on WGS84 and its rounding.
 
+use super::FieldError;
 use super::policy::Precision;
-use crate::error::FieldError;
 use geo::{Distance, Geodesic, Point};
 use h3o::{CellIndex, LatLng, Resolution};
 
@@ -10,14 +10,41 @@ use h3o::{CellIndex, LatLng, Resolution};
 pub const INDEX_RESOLUTIONS: [Resolution; 4] =
     [Resolution::Nine, Resolution::Seven, Resolution::Five, Resolution::Three];
 
-/// A WGS84 point, finite and in range.
+/// A WGS84 point, finite and in range: made only by [`Coord::new`] or from an H3 point.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Coord {
-    pub lat: f64,
-    pub lng: f64,
+    lat: f64,
+    lng: f64,
+}
+
+impl From<LatLng> for Coord {
+    fn from(p: LatLng) -> Self {
+        Coord {
+            lat: p.lat(),
+            lng: p.lng(),
+        }
+    }
 }
 
 impl Coord {
+    /// (0, 0): what a stored point that no longer parses is read as.
+    pub const ORIGIN: Coord = Coord { lat: 0.0, lng: 0.0 };
+
+    /// Latitude in degrees, [-90, 90].
+    pub fn lat(self) -> f64 {
+        self.lat
+    }
+
+    /// Longitude in degrees, [-180, 180].
+    pub fn lng(self) -> f64 {
+        self.lng
+    }
+
+    /// A point read back from a store, which only ever held valid points.
+    pub fn stored(lat: f64, lng: f64) -> Coord {
+        Coord::new(lat, lng).unwrap_or(Coord::ORIGIN)
+    }
+
     /// Checks ranges: lat in [-90, 90], lng in [-180, 180], both finite.
     pub fn new(lat: f64, lng: f64) -> Result<Coord, Vec<FieldError>> {
         let mut errors = vec![];
@@ -60,13 +87,7 @@ pub fn publish(raw: Coord, precision: Precision) -> Published {
     let cell = raw.cell(res);
     let point = match precision {
         Precision::Exact => raw,
-        Precision::Approximate | Precision::City => {
-            let c = LatLng::from(cell);
-            Coord {
-                lat: c.lat(),
-                lng: c.lng(),
-            }
-        }
+        Precision::Approximate | Precision::City => Coord::from(LatLng::from(cell)),
     };
     Published { point, cell, precision }
 }

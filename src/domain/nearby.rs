@@ -42,16 +42,10 @@ pub struct LiveRecord {
 
 impl LiveRecord {
     pub fn published(&self) -> Coord {
-        Coord {
-            lat: self.lat,
-            lng: self.lng,
-        }
+        Coord::stored(self.lat, self.lng)
     }
     pub fn centre(&self) -> Coord {
-        Coord {
-            lat: self.own.0,
-            lng: self.own.1,
-        }
+        Coord::stored(self.own.0, self.own.1)
     }
     pub fn is_live(&self, now_ms: i64) -> bool {
         self.expires_at_ms > now_ms
@@ -149,15 +143,15 @@ mod tests {
         let pubd = publish(p, precision);
         LiveRecord {
             checkin_id: Uuid::new_v4(),
-            lat: pubd.point.lat,
-            lng: pubd.point.lng,
+            lat: pubd.point.lat(),
+            lng: pubd.point.lng(),
             precision,
             cell: pubd.cell.to_string(),
             recorded_at: 0,
             expires_at_ms,
             display_name: "x".into(),
             hidden_from: hidden,
-            own: (p.lat, p.lng),
+            own: (p.lat(), p.lng()),
         }
     }
 
@@ -202,27 +196,19 @@ mod tests {
         }
     }
 
+    fn c(lat: f64, lng: f64) -> Coord {
+        Coord::new(lat, lng).expect("valid point")
+    }
+
     fn anchor() -> impl Strategy<Value = Coord> {
         let pent = LatLng::from(Resolution::Seven.pentagons().next().expect("pentagon"));
         prop_oneof![
-            Just(Coord {
-                lat: 40.7128,
-                lng: -74.006
-            }),
-            Just(Coord {
-                lat: 0.0,
-                lng: 179.9995
-            }),
-            Just(Coord { lat: 89.999, lng: 10.0 }),
-            Just(Coord {
-                lat: -89.99,
-                lng: -170.0
-            }),
-            Just(Coord {
-                lat: pent.lat(),
-                lng: pent.lng()
-            }),
-            (-80.0f64..80.0, -180.0f64..180.0).prop_map(|(lat, lng)| Coord { lat, lng }),
+            Just(c(40.7128, -74.006)),
+            Just(c(0.0, 179.9995)),
+            Just(c(89.999, 10.0)),
+            Just(c(-89.99, -170.0)),
+            Just(Coord::from(pent)),
+            (-80.0f64..80.0, -180.0f64..180.0).prop_map(|(lat, lng)| c(lat, lng)),
         ]
     }
 
@@ -255,15 +241,15 @@ mod tests {
                 for (i, (dlat, dlng, prec, connected, hides, expired, spread)) in people.iter().enumerate() {
                     // a dense hall: everyone within a few metres
                     let scale = if hall { 0.00005 } else { f64::from(*spread + 1) / 10.0 };
-                    let lat = (a.lat + dlat * scale).clamp(-90.0, 90.0);
-                    let mut lng = a.lng + dlng * scale;
+                    let lat = (a.lat() + dlat * scale).clamp(-90.0, 90.0);
+                    let mut lng = a.lng() + dlng * scale;
                     if lng > 180.0 {
                         lng -= 360.0
                     }
                     if lng < -180.0 {
                         lng += 360.0
                     }
-                    let p = Coord { lat, lng };
+                    let p = c(lat, lng);
                     let precision = [Precision::Exact, Precision::Approximate, Precision::City][*prec as usize];
                     let hidden = if *hides && i > 0 { vec![caller] } else { vec![] };
                     let exp = if *expired && i > 0 { 500 } else { 10_000 };

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// How precisely a user is published: the point, its res-7 cell centre, or its res-5 cell centre.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, Hash, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Precision {
     Exact,
     Approximate,
@@ -18,15 +19,6 @@ impl Precision {
             Precision::Exact => "exact",
             Precision::Approximate => "approximate",
             Precision::City => "city",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Precision> {
-        match s {
-            "exact" => Some(Precision::Exact),
-            "approximate" => Some(Precision::Approximate),
-            "city" => Some(Precision::City),
-            _ => None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Restricted zones: GeoJSON Polygon/MultiPolygon geometry, validated, and point-in-zone tests.
 
-use crate::error::FieldError;
+use super::FieldError;
 use geo::{Intersects, LineString, MultiPolygon, Point, Polygon, Validation};
 use uuid::Uuid;
 

@@ -9,31 +9,32 @@
 //!
 //! Cost, whatever the sizes: like the nearby query, the candidates come from the cheaper of A's
 //! adjacency and the live members of the cover of the largest notify radius (the planner
-//! [`choose`]); then one read of their live records, one SQL query for the settings and rules of
+//! [`crate::service::nearby::candidates`]); then one read of their live records, one SQL query for the settings and rules of
 //! all of them, one Redis round trip for the cooldowns, one transaction for the outbox.
 //!
-//! At most once per pair and cooldown: the key `<prefix>:cool:{<B>}:<A>` is written with
-//! `SET … EX <cooldown> GET` — one atomic command that both claims (the answer is nil only for
-//! the one caller that created it) and, while A stays in B's area, keeps extending the quiet
-//! period, so moving around inside the area never re-notifies, while leaving and coming back
-//! after the cooldown does. Two API instances or a retried check-in race on the same key and only
-//! one notifies. When the outbox write fails, the claimed keys are deleted again so that the next
-//! check-in can notify.
+//! At most once per pair and cooldown ([`crate::store::cooldown`]); when the outbox write fails,
+//! the claimed pairs are given back so that the next check-in can notify.
+//!
+//! [`run`] takes check-ins from the channel the service layer announces them on, several at a
+//! time, until the shutdown token is cancelled; detections under way finish.
 
-use super::outbox::{self, NewNotification};
 use crate::domain::cover::{MAX_RADIUS_M, cover};
-use crate::domain::nearby::{LiveRecord, Plan, choose, select};
-use crate::startup::AppState;
-use crate::store::redis::Redis;
-use crate::store::{StoreError, StoreResult, graph, index};
-use redis::Value;
-use std::collections::HashSet;
+use crate::domain::nearby::{LiveRecord, Plan, select};
+use crate::service::Ctx;
+use crate::service::events::Checkin;
+use crate::service::nearby::candidates;
+use crate::store::outbox::{self, NewNotification};
+use crate::store::{StoreError, cooldown};
+use futures_util::StreamExt;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// The cooldown key of the pair (recipient `b`, actor `a`); hash-tagged by the recipient.
-pub fn cooldown_key(redis: &Redis, b: Uuid, a: Uuid) -> String {
-    redis.key(format_args!("cool:{{{b}}}:{a}"))
-}
+/// Bound on one arrival detection.
+const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Detections run at once at most.
+const CONCURRENCY: usize = 16;
 
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -55,102 +56,40 @@ pub struct Detection {
     pub plan: Option<Plan>,
 }
 
-/// Live records of A's connections that could lie within 200 km (the largest notify radius) of
-/// A's published point: a bounded number of round trips, whichever side is cheaper.
+/// Live records of A's connections whose own point could lie within the largest notify radius
+/// (200 km) of A's published point: the one planner of nearby, whichever side is cheaper.
 async fn live_connections(
-    state: &AppState,
+    ctx: &Ctx,
     actor: Uuid,
     me: &LiveRecord,
-) -> StoreResult<(Plan, Vec<(Uuid, LiveRecord)>)> {
-    let redis = &state.redis;
-    let degree = graph::ensure_adjacency(&state.db, redis, actor).await?;
-    if degree == 0 {
-        return Ok((Plan::GraphFirst, vec![]));
-    }
-    let cov = cover(me.published(), MAX_RADIUS_M);
-    let population: u64 = index::populations(redis, &cov.cells).await?.iter().sum();
-    let plan = choose(population, degree);
-    let ids: Vec<Uuid> = match plan {
-        Plan::CellFirst => {
-            let mut seen = HashSet::new();
-            let members: Vec<Uuid> = index::members(redis, &cov.cells)
-                .await?
-                .into_iter()
-                .filter(|m| *m != actor && seen.insert(*m))
-                .collect();
-            let flags = index::set_contains(redis, &graph::adjacency_key(redis, actor), &members).await?;
-            members
-                .into_iter()
-                .zip(flags)
-                .filter_map(|(m, f)| f.then_some(m))
-                .collect()
-        }
-        Plan::GraphFirst => graph::adjacency(&state.db, redis, actor).await?,
-    };
-    let records = index::records(redis, &ids).await?;
+) -> crate::service::ServiceResult<(Option<Plan>, Vec<(Uuid, LiveRecord)>)> {
+    let found = candidates(ctx, actor, me.published(), MAX_RADIUS_M, None).await?;
     let now = now_ms();
-    let live = ids
+    let live = found
+        .records
         .into_iter()
-        .zip(records)
-        .filter_map(|(id, r)| r.map(|r| (id, r)))
         .filter(|(id, r)| *id != actor && r.is_live(now))
         .filter(|(_, r)| crate::domain::geo::distance_m(r.centre(), me.published()) <= MAX_RADIUS_M)
         .collect();
-    Ok((plan, live))
-}
-
-/// The candidates who may be notified about `actor` and their radii, per the rules in
-/// PostgreSQL (one query): the recipient's settings, the pair's connection and blocks, the
-/// actor's hidden list and both accounts' sharing state. With `daily_cap`, recipients who had
-/// that many notifications in the last 24 hours are left out.
-async fn eligible(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    actor: Uuid,
-    candidates: &[Uuid],
-    daily_cap: u32,
-) -> StoreResult<Vec<(Uuid, i32)>> {
-    Ok(sqlx::query_as(
-        "WITH a AS (
-             SELECT p.user_id, p.hidden_from FROM privacy_settings p JOIN users u ON u.id = p.user_id
-             WHERE p.user_id = $1 AND p.sharing AND (p.paused_until IS NULL OR p.paused_until <= now())
-               AND NOT u.suspended
-         )
-         SELECT p.user_id, p.notify_radius_m
-         FROM a, privacy_settings p JOIN users u ON u.id = p.user_id
-         WHERE p.user_id = ANY($2) AND p.user_id <> a.user_id
-           AND p.notify_nearby AND p.sharing AND (p.paused_until IS NULL OR p.paused_until <= now())
-           AND NOT u.suspended
-           AND NOT (p.user_id = ANY(a.hidden_from))
-           AND EXISTS (SELECT 1 FROM connections c WHERE c.user_id = a.user_id AND c.peer_id = p.user_id)
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = a.user_id AND b.blocked_id = p.user_id)
-                              OR (b.blocker_id = p.user_id AND b.blocked_id = a.user_id))
-           AND ($3 = 0 OR (SELECT count(*) FROM notifications n
-                           WHERE n.user_id = p.user_id AND n.created_at > now() - interval '1 day') < $3)",
-    )
-    .bind(actor)
-    .bind(candidates)
-    .bind(i64::from(daily_cap))
-    .fetch_all(&mut **tx)
-    .await?)
+    Ok((found.plan, live))
 }
 
 /// Runs the detection for `actor`'s new check-in `me` and writes the outbox.
-pub async fn detect(state: &AppState, actor: Uuid, me: &LiveRecord) -> StoreResult<Detection> {
-    let controls = state.controls.get();
+pub async fn detect(ctx: &Ctx, actor: Uuid, me: &LiveRecord) -> crate::service::ServiceResult<Detection> {
+    let controls = ctx.controls.get();
     let mut out = Detection::default();
     if !controls.policy.location_sharing_enabled || !me.is_live(now_ms()) {
         return Ok(out);
     }
-    let (plan, live) = live_connections(state, actor, me).await?;
-    out.plan = Some(plan);
+    let (plan, live) = live_connections(ctx, actor, me).await?;
+    out.plan = plan;
     out.candidates = live.len();
     if live.is_empty() {
         return Ok(out);
     }
     let ids: Vec<Uuid> = live.iter().map(|(id, _)| *id).collect();
-    let mut tx = state.db.begin().await?;
-    let rules = eligible(&mut tx, actor, &ids, state.settings.push.daily_cap).await?;
+    let mut tx = ctx.db.begin().await?;
+    let rules = outbox::eligible_recipients(&mut tx, actor, &ids, ctx.settings.push.daily_cap).await?;
     let radius: std::collections::HashMap<Uuid, i32> = rules.into_iter().collect();
     let now = now_ms();
     // would B see A in a nearby query of B's notify radius?
@@ -180,36 +119,19 @@ pub async fn detect(state: &AppState, actor: Uuid, me: &LiveRecord) -> StoreResu
     let cooldown_s = u64::try_from(controls.policy.notification_cooldown_s)
         .unwrap_or(0)
         .max(1);
-    let keys: Vec<String> = inside
+    let pairs: Vec<(Uuid, Uuid)> = inside.iter().map(|r| (r.user_id, actor)).collect();
+    let free = cooldown::claim(&ctx.redis, &pairs, cooldown_s).await?;
+    let claimed: Vec<&Recipient> = inside
         .iter()
-        .map(|r| cooldown_key(&state.redis, r.user_id, actor))
-        .collect();
-    let cmds = keys
-        .iter()
-        .map(|k| {
-            redis::cmd("SET")
-                .arg(k)
-                .arg(1)
-                .arg("EX")
-                .arg(cooldown_s)
-                .arg("GET")
-                .clone()
-        })
-        .collect();
-    let answers = state.redis.run_many(cmds).await?;
-    let claimed: Vec<(&Recipient, &String)> = inside
-        .iter()
-        .zip(keys.iter())
-        .zip(answers.iter())
-        .filter(|(_, v)| matches!(v, Value::Nil))
-        .map(|((r, k), _)| (r, k))
+        .zip(free)
+        .filter_map(|(r, free)| free.then_some(r))
         .collect();
     if claimed.is_empty() {
         return Ok(out);
     }
     let items: Vec<NewNotification> = claimed
         .iter()
-        .map(|(r, _)| NewNotification {
+        .map(|r| NewNotification {
             user_id: r.user_id,
             actor_user_id: actor,
             distance_m: i64::try_from(r.distance_m).unwrap_or(i64::MAX),
@@ -223,13 +145,8 @@ pub async fn detect(state: &AppState, actor: Uuid, me: &LiveRecord) -> StoreResu
     .await;
     match written {
         Ok((_, deliveries)) => {
-            out.notified = claimed.iter().map(|(r, _)| r.user_id).collect();
-            state.metrics.count(
-                "push_notifications_total",
-                "notifications decided (connection_nearby)",
-                &[],
-                out.notified.len() as f64,
-            );
+            out.notified = claimed.iter().map(|r| r.user_id).collect();
+            ctx.metrics.notifications.inc_by(out.notified.len() as u64);
             tracing::info!(
                 actor = %actor,
                 notified = out.notified.len(),
@@ -240,11 +157,50 @@ pub async fn detect(state: &AppState, actor: Uuid, me: &LiveRecord) -> StoreResu
         }
         Err(e) => {
             // give the pairs back so that the next check-in can notify them
-            let cmds = claimed.iter().map(|(_, k)| redis::cmd("DEL").arg(*k).clone()).collect();
-            if let Err(undo) = state.redis.run_many(cmds).await {
+            let pairs: Vec<(Uuid, Uuid)> = claimed.iter().map(|r| (r.user_id, actor)).collect();
+            if let Err(undo) = cooldown::release(&ctx.redis, &pairs).await {
                 tracing::warn!(error = %undo, "cannot release cooldown keys after a failed outbox write");
             }
-            Err(e)
+            Err(e.into())
         }
     }
+}
+
+/// Runs one detection within its bound, logging and counting what went wrong.
+async fn detect_one(ctx: Ctx, c: Checkin) {
+    match tokio::time::timeout(DETECT_TIMEOUT, detect(&ctx, c.user, &c.record)).await {
+        Ok(Ok(d)) => tracing::debug!(
+            user_id = %c.user,
+            candidates = d.candidates,
+            inside = d.inside,
+            notified = d.notified.len(),
+            "arrival detection"
+        ),
+        Ok(Err(e)) => {
+            ctx.metrics.detect_errors.inc();
+            tracing::warn!(user_id = %c.user, error = %e, "arrival detection failed");
+        }
+        Err(_) => {
+            ctx.metrics.detect_errors.inc();
+            tracing::warn!(user_id = %c.user, "arrival detection timed out");
+        }
+    }
+}
+
+/// Detects arrivals for the check-ins announced on `checkins`, [`CONCURRENCY`] at a time, until
+/// `shutdown` is cancelled; the detections under way finish first.
+pub async fn run(ctx: Ctx, mut checkins: mpsc::Receiver<Checkin>, shutdown: CancellationToken) {
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(()) = running.next(), if !running.is_empty() => {}
+            c = checkins.recv(), if running.len() < CONCURRENCY => match c {
+                Some(c) => running.push(detect_one(ctx.clone(), c)),
+                None => break,
+            },
+        }
+    }
+    while running.next().await.is_some() {}
 }

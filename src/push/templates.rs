@@ -2,7 +2,7 @@
 //! distance only: never a coordinate, a cell or a place name.
 
 /// Locales with templates; the first is the fallback of last resort.
-pub const LOCALES: &[&str] = &["en", "fr", "de", "es"];
+pub use crate::config::LOCALES;
 
 /// What a device shows.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,9 +9,9 @@
 //! A 2xx answer is delivered; 410 Gone unregisters the URL; 408, 429 and 5xx are retried; other
 //! answers fail the delivery. Redirects are not followed; requests time out quickly.
 
-use super::net::{PublicResolver, may_call};
 use super::{Outcome, Payload};
 use crate::config::PushSettings;
+use crate::service::net::{PublicResolver, may_call};
 use anyhow::Context;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};

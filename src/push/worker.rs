@@ -8,13 +8,15 @@
 //! it dies instead, its leases run out and another worker takes the deliveries again.
 
 use super::apns::Apns;
-use super::devices::{self, Platform};
 use super::fcm::Fcm;
-use super::outbox::{self, Claimed};
 use super::templates;
 use super::webhook::Webhook;
 use super::{Outcome, Payload};
-use crate::startup::AppState;
+use crate::domain::device::Platform;
+use crate::metrics::{FailureLabels, PlatformLabels};
+use crate::service::Ctx;
+use crate::store::devices;
+use crate::store::outbox::{self, Claimed};
 use crate::store::{StoreError, StoreResult};
 use futures_util::{FutureExt, StreamExt};
 use rand::Rng;
@@ -48,7 +50,7 @@ impl Providers {
 
 /// A delivery worker.
 pub struct Worker {
-    state: AppState,
+    ctx: Ctx,
     providers: Providers,
 }
 
@@ -63,8 +65,8 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
 }
 
 impl Worker {
-    pub fn new(state: AppState) -> anyhow::Result<Self> {
-        let providers = Providers::from_settings(&state.settings.push)?;
+    pub fn new(ctx: Ctx) -> anyhow::Result<Self> {
+        let providers = Providers::from_settings(&ctx.settings.push)?;
         for (name, on) in [
             ("apns", providers.apns.is_some()),
             ("fcm", providers.fcm.is_some()),
@@ -74,13 +76,13 @@ impl Worker {
                 tracing::info!(provider = name, "push provider not configured; its deliveries fail");
             }
         }
-        Ok(Self { state, providers })
+        Ok(Self { ctx, providers })
     }
 
     /// Runs until `shutdown` completes, then releases what it still holds.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let s = self.state.settings.push.clone();
+        let s = self.ctx.settings.push.clone();
         let mut last_housekeeping: Option<Instant> = None;
         tracing::info!("push worker started");
         loop {
@@ -94,7 +96,7 @@ impl Worker {
                 break;
             }
             let lease_ends = Instant::now() + s.lease;
-            let claimed = outbox::claim(&self.state.db, s.batch_size, s.lease, lease).await;
+            let claimed = outbox::claim(&self.ctx.db, s.batch_size, s.lease, lease).await;
             let batch = match claimed {
                 Ok(b) => b,
                 Err(e) => {
@@ -128,7 +130,7 @@ impl Worker {
     }
 
     async fn release(&self, lease: Uuid) {
-        match outbox::release(&self.state.db, lease).await {
+        match outbox::release(&self.ctx.db, lease).await {
             Ok(n) if n > 0 => tracing::info!(deliveries = n, "released claimed deliveries"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot release claimed deliveries; their lease will expire"),
@@ -136,20 +138,14 @@ impl Worker {
     }
 
     async fn housekeeping(&self) {
-        let db = &self.state.db;
-        let _ = self.state.controls.reload(db).await;
-        let days = self.state.controls.get().policy.retention_days;
+        let db = &self.ctx.db;
+        let _ = self.ctx.controls.reload(db).await;
+        let days = self.ctx.controls.get().policy.retention_days;
         match outbox::purge(db, days).await {
             Ok(n) if n > 0 => tracing::info!(notifications = n, "purged notifications past the retention"),
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "notification purge skipped"),
         }
-    }
-
-    fn count(&self, name: &'static str, help: &'static str, platform: &str, extra: Option<(&str, &str)>) {
-        let mut labels = vec![("platform", platform)];
-        labels.extend(extra);
-        self.state.metrics.count(name, help, &labels, 1.0);
     }
 
     /// Writes an outcome, again while PostgreSQL is unavailable and the lease lasts: a delivery
@@ -172,10 +168,21 @@ impl Worker {
 
     /// Sends one claimed delivery and records the outcome (while the lease lasts, until `until`).
     async fn process(&self, d: Claimed, lease: Uuid, until: Instant) {
-        let db = &self.state.db;
-        let s = &self.state.settings.push;
-        let platform = Platform::parse(&d.platform);
-        let label = platform.map_or("unknown", Platform::as_str);
+        let db = &self.ctx.db;
+        let s = &self.ctx.settings.push;
+        let platform = d.platform;
+        let label = platform.as_str();
+        let by_platform = PlatformLabels { platform: label };
+        let failed = |reason: &'static str| {
+            self.ctx
+                .metrics
+                .push_failed
+                .get_or_create(&FailureLabels {
+                    platform: label,
+                    reason,
+                })
+                .inc();
+        };
         let outcome = if d.withdrawn {
             Outcome::Reject("withdrawn: the pair is no longer allowed to see each other".into())
         } else if !d.device_active {
@@ -200,70 +207,44 @@ impl Worker {
             };
             let started = Instant::now();
             let o = match (platform, &self.providers) {
-                (Some(Platform::Ios), Providers { apns: Some(p), .. }) => p.send(&d.token, &payload).await,
-                (Some(Platform::Android), Providers { fcm: Some(p), .. }) => p.send(&d.token, &payload).await,
-                (Some(Platform::Webhook), Providers { webhook: Some(p), .. }) => p.send(&d.token, &payload).await,
+                (Platform::Ios, Providers { apns: Some(p), .. }) => p.send(&d.token, &payload).await,
+                (Platform::Android, Providers { fcm: Some(p), .. }) => p.send(&d.token, &payload).await,
+                (Platform::Webhook, Providers { webhook: Some(p), .. }) => p.send(&d.token, &payload).await,
                 _ => Outcome::Reject(format!("{label}: provider not configured")),
             };
-            self.state.metrics.observe(
-                "push_send_duration_seconds",
-                "time of one provider call, by platform",
-                &[("platform", label)],
-                started.elapsed().as_secs_f64(),
-            );
+            self.ctx
+                .metrics
+                .push_send_duration
+                .get_or_create(&by_platform)
+                .observe(started.elapsed().as_secs_f64());
             o
         };
         let attempts = u32::try_from(d.attempts).unwrap_or(0);
         let recorded = match &outcome {
             Outcome::Delivered => {
-                self.count("push_sent_total", "deliveries accepted by the provider", label, None);
+                self.ctx.metrics.push_sent.get_or_create(&by_platform).inc();
                 self.record(until, || outbox::delivered(db, d.id, lease)).await
             }
             Outcome::Retry(e) if attempts < s.max_attempts => {
-                self.count(
-                    "push_retried_total",
-                    "deliveries scheduled for another attempt",
-                    label,
-                    None,
-                );
+                self.ctx.metrics.push_retried.get_or_create(&by_platform).inc();
                 let delay = backoff(attempts, s.backoff_base, s.backoff_max);
                 tracing::debug!(delivery = %d.id, attempts, delay_ms = delay.as_millis() as u64, error = %e, "delivery will be retried");
                 self.record(until, || outbox::retry_later(db, d.id, lease, delay, e))
                     .await
             }
             Outcome::Retry(e) => {
-                self.count(
-                    "push_failed_total",
-                    "deliveries given up",
-                    label,
-                    Some(("reason", "exhausted")),
-                );
+                failed("exhausted");
                 tracing::warn!(delivery = %d.id, attempts, error = %e, "delivery failed after the last attempt");
                 self.record(until, || outbox::failed(db, d.id, lease, e)).await
             }
             Outcome::Reject(e) => {
-                self.count(
-                    "push_failed_total",
-                    "deliveries given up",
-                    label,
-                    Some(("reason", "rejected")),
-                );
+                failed("rejected");
                 tracing::warn!(delivery = %d.id, error = %e, "delivery refused");
                 self.record(until, || outbox::failed(db, d.id, lease, e)).await
             }
             Outcome::Unregistered(e) => {
-                self.count(
-                    "push_failed_total",
-                    "deliveries given up",
-                    label,
-                    Some(("reason", "unregistered")),
-                );
-                self.count(
-                    "push_devices_deactivated_total",
-                    "devices the provider no longer knows",
-                    label,
-                    None,
-                );
+                failed("unregistered");
+                self.ctx.metrics.push_deactivated.get_or_create(&by_platform).inc();
                 tracing::info!(device = %d.device_id, error = %e, "device unregistered by its provider; deactivated");
                 let r = self.record(until, || outbox::failed(db, d.id, lease, e)).await;
                 if let Err(err) = devices::deactivate(db, d.device_id, e).await {
@@ -279,29 +260,6 @@ impl Worker {
                 tracing::warn!(delivery = %d.id, error = %e, "cannot record a delivery outcome; its lease will expire")
             }
         }
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 

@@ -1,11 +1,13 @@
 //! The operator's controls. Every call writes an audit entry — reads of personal data included —
 //! in the same transaction as the change it records.
 
+use super::Ctx;
+use super::live;
+use super::{ServiceError, ServiceResult};
+use crate::domain::FieldError;
 use crate::domain::policy::{COOLDOWN_RANGE, MAX_TTL_RANGE, Policy, Precision, RETENTION_RANGE};
 use crate::domain::zones::parse_geometry;
-use crate::error::{ApiError, ApiResult, FieldError};
-use crate::startup::AppState;
-use crate::store::{StoreError, admin, audit, policy};
+use crate::store::{StoreError, admin, audit, jobs, policy};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -45,7 +47,7 @@ pub struct AdminUser {
     pub id: Uuid,
     pub email: String,
     pub display_name: String,
-    pub role: crate::auth::Role,
+    pub role: crate::domain::account::Role,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -60,7 +62,7 @@ impl From<admin::AdminUserRow> for AdminUser {
             id: r.id,
             email: r.email,
             display_name: r.display_name,
-            role: crate::auth::Role::parse(&r.role),
+            role: r.role,
             created_at: r.created_at,
             suspended: r.suspended,
             sharing: r.sharing,
@@ -94,26 +96,26 @@ pub struct Page<T> {
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
-async fn begin(state: &AppState) -> ApiResult<Tx> {
-    Ok(state.db.begin().await.map_err(StoreError::from)?)
+async fn begin(ctx: &Ctx) -> ServiceResult<Tx> {
+    Ok(ctx.db.begin().await.map_err(StoreError::from)?)
 }
 
-async fn commit(tx: Tx) -> ApiResult<()> {
+async fn commit(tx: Tx) -> ServiceResult<()> {
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
 
-pub async fn get_policy(state: &AppState, actor: Uuid) -> ApiResult<Policy> {
-    let mut tx = begin(state).await?;
+pub async fn get_policy(ctx: &Ctx, actor: Uuid) -> ServiceResult<Policy> {
+    let mut tx = begin(ctx).await?;
     audit::record(&mut *tx, actor, "policy.read", None, json!({})).await?;
-    let p = policy::get(&state.db).await?;
+    let p = policy::get(&ctx.db).await?;
     commit(tx).await?;
     Ok(p)
 }
 
 /// Changes the policy; its effects on live users apply at once on this instance and within the
 /// refresh interval on every other.
-pub async fn patch_policy(state: &AppState, actor: Uuid, patch: PolicyPatch) -> ApiResult<Policy> {
+pub async fn patch_policy(ctx: &Ctx, actor: Uuid, patch: PolicyPatch) -> ServiceResult<Policy> {
     let mut errors = vec![];
     let mut check = |name: &str, v: Option<i64>, (lo, hi): (i32, i32)| -> Option<i32> {
         let v = v?;
@@ -127,10 +129,10 @@ pub async fn patch_policy(state: &AppState, actor: Uuid, patch: PolicyPatch) -> 
     let cooldown = check("notification_cooldown_s", patch.notification_cooldown_s, COOLDOWN_RANGE);
     let retention = check("retention_days", patch.retention_days, RETENTION_RANGE);
     if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
+        return Err(ServiceError::invalid(errors));
     }
-    let mut tx = begin(state).await?;
-    let before = policy::get(&state.db).await?;
+    let mut tx = begin(ctx).await?;
+    let before = policy::get(&ctx.db).await?;
     let mut p = before.clone();
     if let Some(v) = patch.location_sharing_enabled {
         p.location_sharing_enabled = v;
@@ -156,23 +158,23 @@ pub async fn patch_policy(state: &AppState, actor: Uuid, patch: PolicyPatch) -> 
         json!({"before": before, "after": p}),
     )
     .await?;
-    commit(tx).await?;
-    state.controls.reload(&state.db).await?;
     let live_affected = p.location_sharing_enabled != before.location_sharing_enabled
         || p.max_ttl_s < before.max_ttl_s
         || p.min_precision != before.min_precision;
-    if live_affected {
-        crate::service::live::resync_all(state).await?;
+    let job = if live_affected {
+        Some(jobs::enqueue(&mut *tx, "policy.update").await?)
+    } else {
+        None
+    };
+    commit(tx).await?;
+    ctx.controls.reload(&ctx.db).await?;
+    if let Some(job) = job {
+        live::republish_now(ctx, job).await?;
     }
     Ok(p)
 }
 
-pub async fn create_zone(
-    state: &AppState,
-    actor: Uuid,
-    name: &str,
-    geometry: serde_json::Value,
-) -> ApiResult<ZoneView> {
+pub async fn create_zone(ctx: &Ctx, actor: Uuid, name: &str, geometry: serde_json::Value) -> ServiceResult<ZoneView> {
     let name = name.trim();
     let mut errors = vec![];
     if name.is_empty() || name.chars().count() > 200 {
@@ -182,9 +184,9 @@ pub async fn create_zone(
         errors.push(e);
     }
     if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
+        return Err(ServiceError::invalid(errors));
     }
-    let mut tx = begin(state).await?;
+    let mut tx = begin(ctx).await?;
     let z = policy::insert_zone(&mut *tx, name, &geometry).await?;
     audit::record(
         &mut *tx,
@@ -194,9 +196,10 @@ pub async fn create_zone(
         json!({"zone_id": z.id, "name": z.name}),
     )
     .await?;
+    let job = jobs::enqueue(&mut *tx, "zone.create").await?;
     commit(tx).await?;
-    state.controls.reload(&state.db).await?;
-    crate::service::live::resync_all(state).await?;
+    ctx.controls.reload(&ctx.db).await?;
+    live::republish_now(ctx, job).await?;
     Ok(zone_view(z))
 }
 
@@ -209,10 +212,10 @@ fn zone_view(z: policy::ZoneRow) -> ZoneView {
     }
 }
 
-pub async fn list_zones(state: &AppState, actor: Uuid) -> ApiResult<Page<ZoneView>> {
-    let mut tx = begin(state).await?;
+pub async fn list_zones(ctx: &Ctx, actor: Uuid) -> ServiceResult<Page<ZoneView>> {
+    let mut tx = begin(ctx).await?;
     audit::record(&mut *tx, actor, "zone.list", None, json!({})).await?;
-    let zones = policy::zones(&state.db).await?;
+    let zones = policy::zones(&ctx.db).await?;
     commit(tx).await?;
     Ok(Page {
         items: zones.into_iter().map(zone_view).collect(),
@@ -220,15 +223,16 @@ pub async fn list_zones(state: &AppState, actor: Uuid) -> ApiResult<Page<ZoneVie
     })
 }
 
-pub async fn delete_zone(state: &AppState, actor: Uuid, id: Uuid) -> ApiResult<()> {
-    let mut tx = begin(state).await?;
+pub async fn delete_zone(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<()> {
+    let mut tx = begin(ctx).await?;
     if !policy::delete_zone(&mut *tx, id).await? {
-        return Err(ApiError::NotFound);
+        return Err(ServiceError::not_found());
     }
     audit::record(&mut *tx, actor, "zone.delete", None, json!({"zone_id": id})).await?;
+    let job = jobs::enqueue(&mut *tx, "zone.delete").await?;
     commit(tx).await?;
-    state.controls.reload(&state.db).await?;
-    crate::service::live::resync_all(state).await?;
+    ctx.controls.reload(&ctx.db).await?;
+    live::republish_now(ctx, job).await?;
     Ok(())
 }
 
@@ -237,12 +241,12 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 pub async fn search_users(
-    state: &AppState,
+    ctx: &Ctx,
     actor: Uuid,
     email: &str,
     limit: i64,
     cursor: Option<&str>,
-) -> ApiResult<Page<AdminUser>> {
+) -> ServiceResult<Page<AdminUser>> {
     let after = match cursor {
         None => None,
         Some(c) => Some(
@@ -250,10 +254,10 @@ pub async fn search_users(
                 .decode(c)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<(String, Uuid)>(&b).ok())
-                .ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))?,
+                .ok_or_else(|| ServiceError::bad_request("invalid cursor"))?,
         ),
     };
-    let mut tx = begin(state).await?;
+    let mut tx = begin(ctx).await?;
     audit::record(&mut *tx, actor, "user.search", None, json!({"email_prefix": email})).await?;
     let rows = admin::search(&mut *tx, email.trim(), after, limit + 1).await?;
     commit(tx).await?;
@@ -270,19 +274,19 @@ pub async fn search_users(
     Ok(Page { items, next_cursor })
 }
 
-pub async fn get_user(state: &AppState, actor: Uuid, id: Uuid) -> ApiResult<AdminUser> {
-    let mut tx = begin(state).await?;
-    let user = admin::user(&mut *tx, id).await?.ok_or(ApiError::NotFound)?;
+pub async fn get_user(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<AdminUser> {
+    let mut tx = begin(ctx).await?;
+    let user = admin::user(&mut *tx, id).await?.ok_or_else(ServiceError::not_found)?;
     audit::record(&mut *tx, actor, "user.read", Some(id), json!({})).await?;
     commit(tx).await?;
     Ok(user.into())
 }
 
 /// Suspends (out of the index, sessions revoked, invisible everywhere) or reinstates a user.
-pub async fn set_suspended(state: &AppState, actor: Uuid, id: Uuid, suspended: bool) -> ApiResult<()> {
-    let mut tx = begin(state).await?;
+pub async fn set_suspended(ctx: &Ctx, actor: Uuid, id: Uuid, suspended: bool) -> ServiceResult<()> {
+    let mut tx = begin(ctx).await?;
     if !admin::set_suspended(&mut *tx, id, suspended).await? {
-        return Err(ApiError::NotFound);
+        return Err(ServiceError::not_found());
     }
     if suspended {
         admin::revoke_all_tokens(&mut *tx, id).await?;
@@ -291,55 +295,55 @@ pub async fn set_suspended(state: &AppState, actor: Uuid, id: Uuid, suspended: b
     audit::record(&mut *tx, actor, action, Some(id), json!({})).await?;
     commit(tx).await?;
     if suspended {
-        crate::service::live::leave(state, id).await?;
+        live::leave(ctx, id).await?;
     }
     Ok(())
 }
 
 /// Purges a user's live location and check-in history.
-pub async fn purge_location(state: &AppState, actor: Uuid, id: Uuid) -> ApiResult<()> {
-    let mut tx = begin(state).await?;
-    admin::user(&mut *tx, id).await?.ok_or(ApiError::NotFound)?;
+pub async fn purge_location(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<()> {
+    let mut tx = begin(ctx).await?;
+    admin::user(&mut *tx, id).await?.ok_or_else(ServiceError::not_found)?;
     admin::purge_history(&mut *tx, id).await?;
     audit::record(&mut *tx, actor, "user.purge_location", Some(id), json!({})).await?;
     commit(tx).await?;
-    crate::service::live::leave(state, id).await?;
+    live::leave(ctx, id).await?;
     Ok(())
 }
 
-pub async fn export_user(state: &AppState, actor: Uuid, id: Uuid) -> ApiResult<serde_json::Value> {
-    let mut tx = begin(state).await?;
-    admin::user(&mut *tx, id).await?.ok_or(ApiError::NotFound)?;
+pub async fn export_user(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<serde_json::Value> {
+    let mut tx = begin(ctx).await?;
+    admin::user(&mut *tx, id).await?.ok_or_else(ServiceError::not_found)?;
     audit::record(&mut *tx, actor, "user.export", Some(id), json!({})).await?;
     commit(tx).await?;
-    admin::export(&state.db, id).await?.ok_or(ApiError::NotFound)
+    admin::export(&ctx.db, id).await?.ok_or_else(ServiceError::not_found)
 }
 
 /// Erases a user. The audit entry keeps no id of theirs (erasure is about forgetting them).
-pub async fn erase_user(state: &AppState, actor: Uuid, id: Uuid) -> ApiResult<()> {
-    if admin::user(&state.db, id).await?.is_none() {
-        return Err(ApiError::NotFound);
+pub async fn erase_user(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<()> {
+    if admin::user(&ctx.db, id).await?.is_none() {
+        return Err(ServiceError::not_found());
     }
-    crate::service::erase_user(state, id).await?;
-    audit::record(&state.db, actor, "user.erase", None, json!({})).await?;
+    super::erase_user(ctx, id).await?;
+    audit::record(&ctx.db, actor, "user.erase", None, json!({})).await?;
     Ok(())
 }
 
 pub async fn audit_log(
-    state: &AppState,
+    ctx: &Ctx,
     actor: Uuid,
     target: Option<Uuid>,
     limit: i64,
     cursor: Option<&str>,
-) -> ApiResult<Page<AuditEntry>> {
+) -> ServiceResult<Page<AuditEntry>> {
     let before = match cursor {
         None => None,
         Some(c) => Some(
             c.parse::<i64>()
-                .map_err(|_| ApiError::BadRequest("invalid cursor".into()))?,
+                .map_err(|_| ServiceError::bad_request("invalid cursor"))?,
         ),
     };
-    let mut tx = begin(state).await?;
+    let mut tx = begin(ctx).await?;
     audit::record(&mut *tx, actor, "audit.read", target, json!({})).await?;
     let rows = audit::list(&mut *tx, target, before, limit + 1).await?;
     commit(tx).await?;

@@ -2,12 +2,13 @@
 //! user's index entry in step with their settings, the policy and the zones (PostgreSQL first,
 //! Redis while the row is still locked).
 
+use super::Ctx;
 use super::controls::Controls;
+use super::{Code, ServiceError, ServiceResult};
+use crate::domain::FieldError;
 use crate::domain::geo::{Coord, publish};
 use crate::domain::nearby::LiveRecord;
 use crate::domain::policy::Precision;
-use crate::error::{ApiError, ApiResult, FieldError};
-use crate::startup::AppState;
 use crate::store::live::{self, LiveRow};
 use crate::store::privacy::{self, PrivacyRecord};
 use crate::store::{StoreResult, index, ratelimit};
@@ -53,7 +54,7 @@ impl From<&LiveRow> for Checkin {
         Self {
             id: r.checkin_id,
             h3_cell: r.h3_cell.clone(),
-            precision: Precision::parse(&r.precision).unwrap_or(Precision::Exact),
+            precision: r.precision,
             indexed: r.indexed,
             reason: r.reason.clone(),
             expires_at: r.expires_at,
@@ -103,7 +104,7 @@ pub fn record_for(row: &LiveRow, privacy: &PrivacyRecord) -> LiveRecord {
         checkin_id: row.checkin_id,
         lat: row.pub_lat,
         lng: row.pub_lng,
-        precision: Precision::parse(&row.precision).unwrap_or(Precision::City),
+        precision: row.precision,
         cell: row.h3_cell.clone(),
         recorded_at: row.recorded_at.unix_timestamp(),
         expires_at_ms: unix_ms(row.expires_at),
@@ -114,26 +115,17 @@ pub fn record_for(row: &LiveRow, privacy: &PrivacyRecord) -> LiveRecord {
 }
 
 fn published_of(row: &LiveRow) -> Coord {
-    Coord {
-        lat: row.pub_lat,
-        lng: row.pub_lng,
-    }
+    Coord::stored(row.pub_lat, row.pub_lng)
 }
 
 /// Recomputes what is published for a row from its raw point: the precision (user's choice,
 /// coarsened by the policy) and the restricted zones.
 fn publish_row(row: &mut LiveRow, privacy: &PrivacyRecord, controls: &Controls) {
-    let precision = privacy.precision().at_least(controls.policy.min_precision);
-    let p = publish(
-        Coord {
-            lat: row.lat,
-            lng: row.lng,
-        },
-        precision,
-    );
-    row.pub_lat = p.point.lat;
-    row.pub_lng = p.point.lng;
-    row.precision = precision.as_str().into();
+    let precision = privacy.precision.at_least(controls.policy.min_precision);
+    let p = publish(Coord::stored(row.lat, row.lng), precision);
+    row.pub_lat = p.point.lat();
+    row.pub_lng = p.point.lng();
+    row.precision = precision;
     row.h3_cell = p.cell.to_string();
     let in_zone = controls.zone_at(row.lat, row.lng).is_some();
     row.indexed = !in_zone;
@@ -141,11 +133,13 @@ fn publish_row(row: &mut LiveRow, privacy: &PrivacyRecord, controls: &Controls) 
 }
 
 /// Checks a check-in request: coordinates (422 `invalid_coordinates`), accuracy, TTL, client id.
-pub fn validate_input(input: &CheckinInput) -> ApiResult<Coord> {
-    let coord = Coord::new(input.lat, input.lng).map_err(|errors| ApiError::Validation {
-        code: "invalid_coordinates",
-        detail: "lat must be in [-90, 90] and lng in [-180, 180]".into(),
-        errors,
+pub fn validate_input(input: &CheckinInput) -> ServiceResult<Coord> {
+    let coord = Coord::new(input.lat, input.lng).map_err(|errors| {
+        ServiceError::invalid_as(
+            Code::InvalidCoordinates,
+            "lat must be in [-90, 90] and lng in [-180, 180]",
+            errors,
+        )
     })?;
     let mut errors = vec![];
     if let Some(a) = input.accuracy_m
@@ -166,7 +160,7 @@ pub fn validate_input(input: &CheckinInput) -> ApiResult<Coord> {
     if errors.is_empty() {
         Ok(coord)
     } else {
-        Err(ApiError::invalid(errors))
+        Err(ServiceError::invalid(errors))
     }
 }
 
@@ -175,20 +169,22 @@ async fn sharing_privacy(
     tx: &mut Transaction<'_, Postgres>,
     user: Uuid,
     controls: &Controls,
-) -> ApiResult<PrivacyRecord> {
-    let privacy = privacy::get_for_update(tx, user).await?.ok_or(ApiError::Unauthorized)?;
+) -> ServiceResult<PrivacyRecord> {
+    let privacy = privacy::get_for_update(tx, user)
+        .await?
+        .ok_or_else(ServiceError::unauthorized)?;
     if privacy.suspended {
-        return Err(ApiError::Forbidden("this account is suspended"));
+        return Err(ServiceError::forbidden("this account is suspended"));
     }
     if !controls.policy.location_sharing_enabled {
-        return Err(ApiError::Conflict(
-            "sharing_disabled",
+        return Err(ServiceError::refused(
+            Code::SharingDisabled,
             "location sharing is disabled by the operator",
         ));
     }
     if !privacy.is_sharing(now()) {
-        return Err(ApiError::Conflict(
-            "sharing_disabled",
+        return Err(ServiceError::refused(
+            Code::SharingDisabled,
             "location sharing is off or paused for this account",
         ));
     }
@@ -197,46 +193,46 @@ async fn sharing_privacy(
 
 /// Accepts a check-in: validates, applies precision, policy and zones, stores the live row and
 /// moves the user in the index.
-pub async fn checkin(state: &AppState, user: Uuid, input: CheckinInput) -> ApiResult<Outcome> {
+pub async fn checkin(ctx: &Ctx, user: Uuid, input: CheckinInput) -> ServiceResult<Outcome> {
     let raw = validate_input(&input)?;
-    let controls = state.controls.get();
+    let controls = ctx.controls.get();
     if !controls.policy.location_sharing_enabled {
-        return Err(ApiError::Conflict(
-            "sharing_disabled",
+        return Err(ServiceError::refused(
+            Code::SharingDisabled,
             "location sharing is disabled by the operator",
         ));
     }
     ratelimit::hit(
-        &state.redis,
+        &ctx.redis,
         &format!("checkin:{user}"),
-        state.settings.rate_checkins_per_user_per_min,
+        ctx.settings.rate_checkins_per_user_per_min,
         60,
     )
     .await?
-    .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
+    .map_err(|retry_after_s| ServiceError::RateLimited { retry_after_s })?;
     if let Some(cid) = &input.client_id
-        && let Some(first) = live::idempotent_response(&state.db, user, cid).await?
+        && let Some(first) = live::idempotent_response(&ctx.db, user, cid).await?
     {
-        let first: Checkin = serde_json::from_value(first).map_err(|e| ApiError::Internal(e.into()))?;
+        let first: Checkin = serde_json::from_value(first).map_err(|e| ServiceError::Internal(e.into()))?;
         // a retry may follow a failure between the commit and the index: make the index right again
-        sync_user(state, user).await?;
+        sync_user(ctx, user).await?;
         return Ok(Outcome::Replayed(first));
     }
 
-    let mut tx = state.db.begin().await.map_err(crate::store::StoreError::from)?;
+    let mut tx = ctx.db.begin().await.map_err(crate::store::StoreError::from)?;
     let privacy = sharing_privacy(&mut tx, user, &controls).await?;
     let max_ttl = i64::from(controls.policy.max_ttl_s);
     let ttl = input.ttl_s.unwrap_or(i64::from(privacy.default_ttl_s)).min(max_ttl);
     let t = now();
     let recorded_at = input.recorded_at.unwrap_or(t);
     if recorded_at > t + MAX_FUTURE {
-        return Err(ApiError::field(
+        return Err(ServiceError::field(
             "recorded_at",
             "must not be more than 5 minutes in the future",
         ));
     }
     if recorded_at < t - Duration::seconds(ttl) {
-        return Err(ApiError::field(
+        return Err(ServiceError::field(
             "recorded_at",
             "is older than the check-in's lifetime (ttl_s)",
         ));
@@ -253,12 +249,12 @@ pub async fn checkin(state: &AppState, user: Uuid, input: CheckinInput) -> ApiRe
     let mut row = LiveRow {
         user_id: user,
         checkin_id: Uuid::now_v7(),
-        lat: raw.lat,
-        lng: raw.lng,
+        lat: raw.lat(),
+        lng: raw.lng(),
         accuracy_m: input.accuracy_m,
         pub_lat: 0.0,
         pub_lng: 0.0,
-        precision: String::new(),
+        precision: Precision::Exact,
         h3_cell: String::new(),
         indexed: false,
         reason: None,
@@ -270,26 +266,28 @@ pub async fn checkin(state: &AppState, user: Uuid, input: CheckinInput) -> ApiRe
     live::upsert(&mut tx, &row).await?;
     let answer = Checkin::from(&row);
     if let Some(cid) = &input.client_id {
-        let json = serde_json::to_value(&answer).map_err(|e| ApiError::Internal(e.into()))?;
+        let json = serde_json::to_value(&answer).map_err(|e| ServiceError::Internal(e.into()))?;
         live::remember_response(&mut tx, user, cid, &json, expires_at).await?;
     }
     let old_published = previous.as_ref().filter(|p| p.indexed).map(published_of);
     let new_published = row.indexed.then(|| published_of(&row));
     if row.indexed {
-        index::put(&state.redis, user, &record_for(&row, &privacy), old_published).await?;
+        index::put(&ctx.redis, user, &record_for(&row, &privacy), old_published).await?;
     } else {
-        index::remove(&state.redis, user, old_published).await?;
+        index::remove(&ctx.redis, user, old_published).await?;
     }
     if let Err(e) = tx.commit().await {
-        undo_index(state, user, previous.as_ref(), &privacy, new_published).await;
+        undo_index(ctx, user, previous.as_ref(), &privacy, new_published).await;
         return Err(crate::store::StoreError::from(e).into());
     }
     if row.indexed {
         // arrival notifications: decided in a task of their own, after this answer
-        crate::push::on_checkin(state, user, record_for(&row, &privacy));
+        if !ctx.checkins.announce(user, record_for(&row, &privacy)) {
+            ctx.metrics.detect_dropped.inc();
+        }
     }
-    tracing::debug!(user_id = %user, lat = raw.lat, lng = raw.lng, "check-in");
-    tracing::info!(user_id = %user, cell = %row.h3_cell, indexed = row.indexed, "check-in accepted");
+    tracing::debug!(user_id = %user, lat = raw.lat(), lng = raw.lng(), "check-in");
+    tracing::debug!(user_id = %user, cell = %row.h3_cell, indexed = row.indexed, "check-in accepted");
     Ok(Outcome::Created(answer))
 }
 
@@ -297,15 +295,15 @@ pub async fn checkin(state: &AppState, user: Uuid, input: CheckinInput) -> ApiRe
 /// has them (the previous row, or nowhere) and takes them out of the cells of the refused point,
 /// so that a refused check-in is never published. Best effort: a failure is logged.
 async fn undo_index(
-    state: &AppState,
+    ctx: &Ctx,
     user: Uuid,
     previous: Option<&LiveRow>,
     privacy: &PrivacyRecord,
     refused: Option<Coord>,
 ) {
     let undone = match previous.filter(|p| p.indexed && p.expires_at > now()) {
-        Some(prev) => index::put(&state.redis, user, &record_for(prev, privacy), refused).await,
-        None => index::remove(&state.redis, user, refused).await,
+        Some(prev) => index::put(&ctx.redis, user, &record_for(prev, privacy), refused).await,
+        None => index::remove(&ctx.redis, user, refused).await,
     };
     if let Err(e) = undone {
         tracing::warn!(user_id = %user, error = %e, "cannot take a check-in that was not committed out of the index");
@@ -313,21 +311,16 @@ async fn undo_index(
 }
 
 /// The caller's live check-in.
-pub async fn current(state: &AppState, user: Uuid) -> ApiResult<Checkin> {
-    let row = live::get(&state.db, user).await?.ok_or(ApiError::NotFound)?;
+pub async fn current(ctx: &Ctx, user: Uuid) -> ServiceResult<Checkin> {
+    let row = live::get(&ctx.db, user).await?.ok_or_else(ServiceError::not_found)?;
     Ok(Checkin::from(&row))
 }
 
 /// Deletes a user's live location in both stores (leaving, sharing off, pause, suspension, purge).
-pub async fn leave(state: &AppState, user: Uuid) -> StoreResult<()> {
-    let mut tx = state.db.begin().await?;
+pub async fn leave(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
+    let mut tx = ctx.db.begin().await?;
     let gone = live::delete(&mut *tx, user).await?;
-    index::remove(
-        &state.redis,
-        user,
-        gone.as_ref().filter(|r| r.indexed).map(published_of),
-    )
-    .await?;
+    index::remove(&ctx.redis, user, gone.as_ref().filter(|r| r.indexed).map(published_of)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -335,23 +328,23 @@ pub async fn leave(state: &AppState, user: Uuid) -> StoreResult<()> {
 /// Brings a user's live row and index entry in line with their current settings, the policy and
 /// the zones: re-publishes at the right precision, drops the entry of a user who may not share,
 /// takes out a point inside a zone, refreshes name and hidden list.
-pub async fn sync_user(state: &AppState, user: Uuid) -> StoreResult<()> {
-    let controls = state.controls.get();
-    let mut tx = state.db.begin().await?;
+pub async fn sync_user(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
+    let controls = ctx.controls.get();
+    let mut tx = ctx.db.begin().await?;
     let Some(privacy) = privacy::get_for_update(&mut tx, user).await? else {
         return Ok(());
     };
     let Some(row) = live::get_for_update(&mut tx, user).await? else {
-        index::remove(&state.redis, user, None).await?;
+        index::remove(&ctx.redis, user, None).await?;
         return Ok(());
     };
     let t = now();
     if !privacy.is_sharing(t) || row.expires_at <= t {
         live::delete(&mut *tx, user).await?;
-        index::remove(&state.redis, user, row.indexed.then(|| published_of(&row))).await?;
+        index::remove(&ctx.redis, user, row.indexed.then(|| published_of(&row))).await?;
     } else if !controls.policy.location_sharing_enabled {
         // the kill switch: out of the index, but the row stays to refill it when re-enabled
-        index::remove(&state.redis, user, row.indexed.then(|| published_of(&row))).await?;
+        index::remove(&ctx.redis, user, row.indexed.then(|| published_of(&row))).await?;
     } else {
         let mut next = row.clone();
         publish_row(&mut next, &privacy, &controls);
@@ -360,87 +353,128 @@ pub async fn sync_user(state: &AppState, user: Uuid) -> StoreResult<()> {
         live::upsert(&mut tx, &next).await?;
         let old = row.indexed.then(|| published_of(&row));
         if next.indexed {
-            index::put(&state.redis, user, &record_for(&next, &privacy), old).await?;
+            index::put(&ctx.redis, user, &record_for(&next, &privacy), old).await?;
         } else {
-            index::remove(&state.redis, user, old).await?;
+            index::remove(&ctx.redis, user, old).await?;
         }
     }
     tx.commit().await?;
     Ok(())
 }
 
+/// How long a runner holds a re-publishing job between two pages.
+const JOB_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Re-applies the policy (kill switch, minimum precision, maximum TTL) and the zones to every
-/// live user, in pages of 1,000 (one transaction and two Redis round trips a page).
-pub async fn resync_all(state: &AppState) -> StoreResult<u64> {
-    let controls = state.controls.get();
-    let mut after = None;
-    let mut n = 0u64;
-    loop {
-        let rows = live::live_page(&state.db, after, 1_000, false).await?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.user_id);
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
-        let privacies: std::collections::HashMap<Uuid, PrivacyRecord> = privacy::get_many(&state.db, &ids)
-            .await?
-            .into_iter()
-            .map(|p| (p.user_id, p))
-            .collect();
-        let t = now();
-        let max_expiry = t + Duration::seconds(i64::from(controls.policy.max_ttl_s));
-        let mut tx = state.db.begin().await?;
-        let (mut publish, mut unpublish, mut moves) = (vec![], vec![], vec![]);
-        for row in rows {
-            let old = row.indexed.then(|| published_of(&row));
-            let Some(p) = privacies.get(&row.user_id).filter(|p| p.is_sharing(t)) else {
-                live::delete(&mut *tx, row.user_id).await?;
-                unpublish.push((row.user_id, old));
-                continue;
-            };
-            let mut next = row.clone();
-            publish_row(&mut next, p, &controls);
-            next.expires_at = next.expires_at.min(max_expiry);
-            if next.pub_lat != row.pub_lat
-                || next.pub_lng != row.pub_lng
-                || next.indexed != row.indexed
-                || next.expires_at != row.expires_at
-            {
-                live::upsert(&mut tx, &next).await?;
-            }
-            if next.indexed && controls.policy.location_sharing_enabled {
-                if let Some(o) = old.filter(|o| *o != published_of(&next)) {
-                    moves.push((row.user_id, o, published_of(&next)));
-                }
-                publish.push((row.user_id, record_for(&next, p)));
-            } else {
-                unpublish.push((row.user_id, old));
-            }
-            n += 1;
-        }
-        index::remove_many(&state.redis, &unpublish).await?;
-        // new memberships and records first, old memberships last: never in none
-        index::put_many(&state.redis, &publish).await?;
-        index::drop_stale_cells(&state.redis, &moves).await?;
-        tx.commit().await?;
+/// live user as a durable job: queued with the change that needs it (`enqueue`), run here page
+/// by page with its cursor saved after each, so that a pass cut short (crash, request deadline)
+/// is resumed by [`run_republish`] on whichever instance comes next. Returns when the job is
+/// done, by this caller or by another runner.
+pub async fn republish_now(ctx: &Ctx, job: Uuid) -> StoreResult<()> {
+    run_republish(ctx, Some(job)).await?;
+    // another runner may hold it: wait for it (bounded by the request deadline above us)
+    while !crate::store::jobs::is_done(&ctx.db, job).await? {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Ok(n)
+    Ok(())
+}
+
+/// Runs `job` (or the oldest open one) when nobody holds it; false when there was none to take.
+pub async fn run_republish(ctx: &Ctx, job: Option<Uuid>) -> StoreResult<bool> {
+    use crate::store::jobs;
+    let Some(mut job) = jobs::claim(&ctx.db, job, JOB_LEASE).await? else {
+        return Ok(false);
+    };
+    ctx.controls.reload(&ctx.db).await?;
+    loop {
+        let Some((last, republished, removed)) = republish_page(ctx, job.after_user).await? else {
+            break;
+        };
+        job.after_user = Some(last);
+        job.republished += republished as i64;
+        job.removed += removed as i64;
+        if !jobs::advance(&ctx.db, &job, JOB_LEASE).await? {
+            // superseded by a newer pass
+            return Ok(true);
+        }
+    }
+    jobs::finish(&ctx.db, &job).await?;
+    tracing::info!(
+        republished = job.republished,
+        removed = job.removed,
+        "live users re-published"
+    );
+    Ok(true)
+}
+
+/// One page of 1,000 live users after `after` (one transaction and two Redis round trips):
+/// the last user of the page and how many were re-published and removed; `None` past the end.
+async fn republish_page(ctx: &Ctx, after: Option<Uuid>) -> StoreResult<Option<(Uuid, u64, u64)>> {
+    let controls = ctx.controls.get();
+    let rows = live::live_page(&ctx.db, after, 1_000, false).await?;
+    let Some(last) = rows.last().map(|r| r.user_id) else {
+        return Ok(None);
+    };
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
+    let privacies: std::collections::HashMap<Uuid, PrivacyRecord> = privacy::get_many(&ctx.db, &ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.user_id, p))
+        .collect();
+    let t = now();
+    let max_expiry = t + Duration::seconds(i64::from(controls.policy.max_ttl_s));
+    let mut tx = ctx.db.begin().await?;
+    let (mut publish, mut unpublish, mut moves) = (vec![], vec![], vec![]);
+    for row in rows {
+        let old = row.indexed.then(|| published_of(&row));
+        let Some(p) = privacies.get(&row.user_id).filter(|p| p.is_sharing(t)) else {
+            live::delete(&mut *tx, row.user_id).await?;
+            unpublish.push((row.user_id, old));
+            continue;
+        };
+        let mut next = row.clone();
+        publish_row(&mut next, p, &controls);
+        next.expires_at = next.expires_at.min(max_expiry);
+        if next.pub_lat != row.pub_lat
+            || next.pub_lng != row.pub_lng
+            || next.indexed != row.indexed
+            || next.expires_at != row.expires_at
+        {
+            live::upsert(&mut tx, &next).await?;
+        }
+        if next.indexed && controls.policy.location_sharing_enabled {
+            if let Some(o) = old.filter(|o| *o != published_of(&next)) {
+                moves.push((row.user_id, o, published_of(&next)));
+            }
+            publish.push((row.user_id, record_for(&next, p)));
+        } else {
+            unpublish.push((row.user_id, old));
+        }
+    }
+    index::remove_many(&ctx.redis, &unpublish).await?;
+    // new memberships and records first, old memberships last: never in none
+    index::put_many(&ctx.redis, &publish).await?;
+    index::drop_stale_cells(&ctx.redis, &moves).await?;
+    tx.commit().await?;
+    Ok(Some((last, publish.len() as u64, unpublish.len() as u64)))
 }
 
 /// Rebuilds the whole live index from PostgreSQL (after Redis came back empty).
-pub async fn rebuild_index(state: &AppState) -> StoreResult<u64> {
+pub async fn rebuild_index(ctx: &Ctx) -> StoreResult<u64> {
     let mut after = None;
     let mut n = 0u64;
-    if !state.controls.get().policy.location_sharing_enabled {
-        index::mark_ready(&state.redis).await?;
+    if !ctx.controls.get().policy.location_sharing_enabled {
+        index::mark_ready(&ctx.redis).await?;
         return Ok(0);
     }
     loop {
         // the page stays locked until its users are in Redis (see `indexed_page_for_share`)
-        let mut tx = state.db.begin().await?;
+        let mut tx = ctx.db.begin().await?;
         let rows = live::indexed_page_for_share(&mut tx, after, 1_000).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.user_id);
         let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
-        let privacies: std::collections::HashMap<Uuid, PrivacyRecord> = privacy::get_many(&state.db, &ids)
+        let privacies: std::collections::HashMap<Uuid, PrivacyRecord> = privacy::get_many(&ctx.db, &ids)
             .await?
             .into_iter()
             .map(|p| (p.user_id, p))
@@ -454,9 +488,9 @@ pub async fn rebuild_index(state: &AppState) -> StoreResult<u64> {
             })
             .collect();
         n += batch.len() as u64;
-        index::put_many(&state.redis, &batch).await?;
+        index::put_many(&ctx.redis, &batch).await?;
         tx.commit().await?;
     }
-    index::mark_ready(&state.redis).await?;
+    index::mark_ready(&ctx.redis).await?;
     Ok(n)
 }

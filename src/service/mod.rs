@@ -1,35 +1,153 @@
-//! Use cases that span both stores (PostgreSQL first, then the Redis index), called by handlers,
-//! background jobs and the CLI.
+//! Use cases, one module per resource, over both stores (PostgreSQL first, then the Redis index).
+//! Called by the HTTP handlers, the push worker, background jobs and the CLI; they know nothing
+//! of HTTP: they take domain values and answer records or a [`ServiceError`].
+//!
+//! [`Ctx`] is what every use case gets: settings, both stores, metrics, credentials, the
+//! operator's controls, and [`events::Checkins`] through which check-ins reach whoever listens
+//! (arrival detection), wired by the composition root.
 
+pub mod accounts;
 pub mod admin;
+pub mod auth;
+pub mod connections;
 pub mod controls;
+pub mod devices;
+pub mod error;
+pub mod events;
 pub mod live;
 pub mod nearby;
+pub mod net;
+pub mod notifications;
 pub mod privacy;
 
-use crate::startup::AppState;
-use crate::store::{StoreResult, audit, graph, users};
+pub use error::{Code, ServiceError, ServiceResult};
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::redis::Redis;
+use crate::store::{StoreResult, cooldown, graph, ratelimit, users};
+use anyhow::Context;
+use auth::{Passwords, TokenKeys};
+use controls::ControlsCache;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
+/// The context of every use case, cheap to clone; no global statics.
+#[derive(Clone)]
+pub struct Ctx {
+    pub settings: Arc<Settings>,
+    pub db: PgPool,
+    pub redis: Redis,
+    pub metrics: Arc<Metrics>,
+    pub tokens: Arc<TokenKeys>,
+    pub passwords: Passwords,
+    pub controls: ControlsCache,
+    /// Where accepted check-ins are announced (arrival detection listens).
+    pub checkins: events::Checkins,
+}
+
+impl Ctx {
+    /// Connects lazily to both stores (the server starts even while they are down). Check-ins
+    /// are announced to nobody until [`Ctx::with_checkins`] wires a listener.
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let db = pg_pool(
+            settings.database_url(),
+            settings.store_timeout,
+            settings.db_max_connections,
+        )?;
+        let redis = Redis::new(
+            settings.redis_urls.clone(),
+            settings.redis_prefix.clone(),
+            settings.store_timeout,
+        );
+        let tokens = Arc::new(TokenKeys::from_settings(&settings)?);
+        let passwords = Passwords::new(settings.argon2_memory_kib, settings.argon2_iterations)?;
+        Ok(Self {
+            tokens,
+            passwords,
+            controls: ControlsCache::default(),
+            settings: Arc::new(settings),
+            db,
+            redis,
+            metrics: Arc::new(Metrics::new()),
+            checkins: events::Checkins::none(),
+        })
+    }
+
+    /// The same context announcing check-ins to `checkins`.
+    pub fn with_checkins(mut self, checkins: events::Checkins) -> Self {
+        self.checkins = checkins;
+        self
+    }
+
+    /// Loads the policy and zones; a failure is logged and defaults apply until PostgreSQL answers.
+    pub async fn load_controls(&self) {
+        if let Err(e) = self.controls.reload(&self.db).await {
+            tracing::warn!(error = %e, "policy not loaded yet; defaults apply until PostgreSQL answers");
+        }
+    }
+
+    /// Counts a hit against a rate-limit bucket; 429 past `per_min` a minute.
+    pub async fn rate_limit(&self, bucket: &str, per_min: u32) -> ServiceResult<()> {
+        ratelimit::hit(&self.redis, bucket, per_min, 60)
+            .await?
+            .map_err(|retry_after_s| ServiceError::RateLimited { retry_after_s })
+    }
+}
+
+/// A lazily connecting pool whose every statement is bounded by the store timeout.
+pub fn pg_pool(url: &str, timeout: Duration, max_connections: u32) -> anyhow::Result<PgPool> {
+    let timeout_ms = timeout.as_millis().to_string();
+    let opts = PgConnectOptions::from_str(url)
+        .context("HEREABOUTS_DATABASE_URL is not a valid PostgreSQL URL")?
+        .application_name("hereabouts")
+        .options([
+            ("statement_timeout", timeout_ms.as_str()),
+            ("lock_timeout", timeout_ms.as_str()),
+        ]);
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(timeout)
+        // every statement is bounded anyway; a ping per checkout cost 8 % of a check-in
+        .test_before_acquire(false)
+        .connect_lazy_with(opts))
+}
+
+/// Applies pending migrations.
+pub async fn migrate(db: &PgPool) -> anyhow::Result<()> {
+    crate::store::MIGRATOR.run(db).await.context("applying migrations")?;
+    Ok(())
+}
+
+/// Whether each store answers in time: (PostgreSQL, Redis).
+pub async fn readiness(ctx: &Ctx) -> (StoreResult<()>, StoreResult<()>) {
+    futures_util::join!(
+        crate::store::ping_postgres(&ctx.db, ctx.settings.store_timeout),
+        ctx.redis.ping()
+    )
+}
+
 /// Refreshes what the index holds about a user after their profile changed (display name).
-pub async fn profile_changed(state: &AppState, user: Uuid) -> StoreResult<()> {
-    live::sync_user(state, user).await
+pub async fn profile_changed(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
+    live::sync_user(ctx, user).await
 }
 
 /// Erases a user and everything about them from both stores; false when no such user.
-pub async fn erase_user(state: &AppState, user: Uuid) -> StoreResult<bool> {
-    live::leave(state, user).await?;
-    graph::forget_user(&state.db, &state.redis, user).await?;
-    state
-        .redis
-        .run::<()>(redis::cmd("DEL").arg(state.redis.key(format_args!("rl:checkin:{user}"))))
-        .await?;
-    let mut tx = state.db.begin().await?;
-    audit::forget(&mut *tx, user).await?;
+pub async fn erase_user(ctx: &Ctx, user: Uuid) -> StoreResult<bool> {
+    live::leave(ctx, user).await?;
+    graph::forget_user(&ctx.db, &ctx.redis, user).await?;
+    ratelimit::forget_user(&ctx.redis, user).await?;
+    let mut tx = ctx.db.begin().await?;
+    crate::store::audit::forget(&mut *tx, user).await?;
     let existed = users::delete(&mut *tx, user).await?;
     tx.commit().await?;
     // after the user row is gone: an arrival detection still in flight cannot write its outbox
     // rows any more and gives its cooldown keys back, so nothing is left behind
-    crate::push::forget_user(state, user).await?;
+    cooldown::forget_user(&ctx.redis, user).await?;
     Ok(existed)
 }

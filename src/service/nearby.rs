@@ -1,12 +1,12 @@
 //! "Which of my connections are nearby": cover, plan, fetch, filter — a bounded number of
 //! pipelined Redis round trips whatever the sizes of the cells and of the caller's graph.
+//! [`candidates`] is the one planner, shared with arrival detection.
 
-use crate::domain::cover::cover;
-use crate::domain::nearby::{Hit, Plan, choose, select};
-use crate::error::{ApiError, ApiResult};
-use crate::startup::AppState;
+use super::{Code, Ctx, ServiceError, ServiceResult};
+use crate::domain::cover::{Cover, cover};
+use crate::domain::geo::Coord;
+use crate::domain::nearby::{Hit, LiveRecord, Plan, choose, select};
 use crate::store::{graph, index, live};
-use redis::Value;
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -19,112 +19,129 @@ pub struct Answer {
     pub candidates: usize,
 }
 
+impl Answer {
+    fn empty() -> Self {
+        Self {
+            hits: vec![],
+            plan: None,
+            candidates: 0,
+        }
+    }
+}
+
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// Connections of `user` within `radius_m` of the user's own live point.
-#[tracing::instrument(skip(state), fields(plan, candidates, cells))]
-pub async fn nearby(state: &AppState, user: Uuid, radius_m: f64, limit: usize) -> ApiResult<Answer> {
-    let controls = state.controls.get();
-    if !controls.policy.location_sharing_enabled {
-        // the kill switch: nobody is listed until the operator re-enables sharing
-        return Ok(Answer {
-            hits: vec![],
-            plan: None,
-            candidates: 0,
-        });
-    }
-    let redis = &state.redis;
-    let adj_key = graph::adjacency_key(redis, user);
-    // round trip 1: the caller's own record and degree
-    let first = redis
-        .run_many(vec![
-            redis::cmd("GET").arg(index::record_key(redis, user)).clone(),
-            redis::cmd("SCARD").arg(&adj_key).clone(),
-        ])
-        .await?;
-    let mut me = match first.first() {
-        Some(Value::BulkString(b)) => serde_json::from_slice::<crate::domain::nearby::LiveRecord>(b).ok(),
-        _ => None,
+/// What the planner found: the plan it took (none for a user without connections), the cover,
+/// and the live records of the user's connections that may lie in it (not yet filtered exactly).
+pub struct Candidates {
+    pub plan: Option<Plan>,
+    pub cover: Cover,
+    pub records: Vec<(Uuid, LiveRecord)>,
+}
+
+/// The live records of `user`'s connections published in the cover of the circle of
+/// `radius_m` around `centre`, read from the cheaper side: the members of the cells intersected
+/// with the adjacency (cell-first), or the connections' records (graph-first). `degree` is the
+/// user's degree when the caller already read it.
+pub async fn candidates(
+    ctx: &Ctx,
+    user: Uuid,
+    centre: Coord,
+    radius_m: f64,
+    degree: Option<u64>,
+) -> ServiceResult<Candidates> {
+    let redis = &ctx.redis;
+    let cov = cover(centre, radius_m);
+    let degree = match degree {
+        Some(d) => d,
+        None => graph::ensure_adjacency(&ctx.db, redis, user).await?,
     };
-    if me.is_none() {
-        // the index may have lost the caller (Redis restarted): the live row is the truth
-        if live::get(&state.db, user).await?.is_some() {
-            crate::service::live::sync_user(state, user).await?;
-            me = index::record(redis, user).await?;
-        }
-    }
-    let me = me.filter(|r| r.is_live(now_ms())).ok_or(ApiError::Conflict(
-        "no_active_checkin",
-        "check in first: you see others only while you share",
-    ))?;
-    if !controls.policy.location_sharing_enabled {
-        return Ok(Answer {
-            hits: vec![],
-            plan: None,
-            candidates: 0,
-        });
-    }
-    let degree = match first.get(1) {
-        Some(Value::Int(n)) if *n > 0 => (*n - 1) as u64,
-        _ => graph::ensure_adjacency(&state.db, redis, user).await?,
-    };
-    let cov = cover(me.centre(), radius_m);
-    tracing::Span::current().record("cells", cov.cells.len());
     if degree == 0 {
-        return Ok(Answer {
-            hits: vec![],
+        return Ok(Candidates {
             plan: None,
-            candidates: 0,
+            cover: cov,
+            records: vec![],
         });
     }
-    // round trip 2: the live population of the cover
+    // the live population of the cover
     let population: u64 = index::populations(redis, &cov.cells).await?.iter().sum();
     let plan = choose(population, degree);
     let ids: Vec<Uuid> = match plan {
         Plan::CellFirst => {
-            // round trips 3 and 4: members of the cells, then which are connections
+            // members of the cells, then which are connections
             let mut seen = HashSet::new();
             let members: Vec<Uuid> = index::members(redis, &cov.cells)
                 .await?
                 .into_iter()
-                .filter(|m| seen.insert(*m))
+                .filter(|m| *m != user && seen.insert(*m))
                 .collect();
-            let flags = index::set_contains(redis, &adj_key, &members).await?;
+            let flags = index::connected(redis, user, &members).await?;
             members
                 .into_iter()
                 .zip(flags)
                 .filter_map(|(m, f)| f.then_some(m))
                 .collect()
         }
-        // round trip 3: the connections
-        Plan::GraphFirst => graph::adjacency(&state.db, redis, user).await?,
+        Plan::GraphFirst => graph::adjacency(&ctx.db, redis, user).await?,
     };
-    // last round trip: the live records of the candidates
+    // the live records of the candidates
     let records = index::records(redis, &ids).await?;
-    let candidates: Vec<_> = ids
+    let records = ids
         .into_iter()
         .zip(records)
         .filter_map(|(id, r)| r.map(|r| (id, r)))
         .collect();
-    let examined = candidates.len();
-    let hits = select(user, me.centre(), radius_m, &cov, now_ms(), candidates, limit);
+    Ok(Candidates {
+        plan: Some(plan),
+        cover: cov,
+        records,
+    })
+}
+
+/// Connections of `user` within `radius_m` of the user's own live point.
+#[tracing::instrument(skip(ctx), fields(plan, candidates, cells))]
+pub async fn nearby(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> ServiceResult<Answer> {
+    if !ctx.controls.get().policy.location_sharing_enabled {
+        // the kill switch: nobody is listed until the operator re-enables sharing
+        return Ok(Answer::empty());
+    }
+    let redis = &ctx.redis;
+    // round trip 1: the caller's own record and degree
+    let (mut me, degree) = index::record_and_degree(redis, user).await?;
+    if me.is_none() {
+        // the index may have lost the caller (Redis restarted): the live row is the truth
+        if live::get(&ctx.db, user).await?.is_some() {
+            super::live::sync_user(ctx, user).await?;
+            me = index::record(redis, user).await?;
+        }
+    }
+    let me = me.filter(|r| r.is_live(now_ms())).ok_or_else(|| {
+        ServiceError::refused(
+            Code::NoActiveCheckin,
+            "check in first: you see others only while you share",
+        )
+    })?;
+    let found = candidates(ctx, user, me.centre(), radius_m, degree).await?;
     let span = tracing::Span::current();
+    span.record("cells", found.cover.cells.len());
+    let Some(plan) = found.plan else {
+        return Ok(Answer::empty());
+    };
+    let examined = found.records.len();
+    let hits = select(
+        user,
+        me.centre(),
+        radius_m,
+        &found.cover,
+        now_ms(),
+        found.records,
+        limit,
+    );
     span.record("plan", plan.as_str());
     span.record("candidates", examined);
-    state.metrics.count(
-        "nearby_queries_total",
-        "nearby queries by plan",
-        &[("plan", plan.as_str())],
-        1.0,
-    );
-    state.metrics.observe(
-        "nearby_candidates",
-        "records examined by the exact filter per nearby query, by plan",
-        &[("plan", plan.as_str())],
-        examined as f64,
-    );
+    ctx.metrics.nearby(plan.as_str(), examined);
     Ok(Answer {
         hits,
         plan: Some(plan),

@@ -1,8 +1,9 @@
 //! The user's own privacy controls and their immediate effect on the live index.
 
+use super::Ctx;
+use super::{ServiceError, ServiceResult};
+use crate::domain::FieldError;
 use crate::domain::policy::Precision;
-use crate::error::{ApiError, ApiResult, FieldError};
-use crate::startup::AppState;
 use crate::store::{StoreError, privacy};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -38,7 +39,7 @@ impl From<&privacy::PrivacyRecord> for Privacy {
     fn from(p: &privacy::PrivacyRecord) -> Self {
         Self {
             sharing: p.sharing,
-            precision: p.precision(),
+            precision: p.precision,
             hidden_from: p.hidden_from.clone(),
             default_ttl_s: p.default_ttl_s,
             paused_until: p.paused_until,
@@ -78,15 +79,17 @@ pub struct PrivacyPatch {
     pub discoverable_by_email: Option<bool>,
 }
 
-pub async fn get(state: &AppState, user: Uuid) -> ApiResult<Privacy> {
-    let p = privacy::get(&state.db, user).await?.ok_or(ApiError::Unauthorized)?;
+pub async fn get(ctx: &Ctx, user: Uuid) -> ServiceResult<Privacy> {
+    let p = privacy::get(&ctx.db, user)
+        .await?
+        .ok_or_else(ServiceError::unauthorized)?;
     Ok(Privacy::from(&p))
 }
 
 /// Applies a patch; leaving sharing or pausing takes the user out of the index at once, and a
 /// change of precision, hidden list or name re-publishes the live entry.
-pub async fn update(state: &AppState, user: Uuid, patch: PrivacyPatch) -> ApiResult<Privacy> {
-    let max_ttl = i64::from(state.controls.get().policy.max_ttl_s);
+pub async fn update(ctx: &Ctx, user: Uuid, patch: PrivacyPatch) -> ServiceResult<Privacy> {
+    let max_ttl = i64::from(ctx.controls.get().policy.max_ttl_s);
     let mut errors = vec![];
     if let Some(t) = patch.default_ttl_s
         && !(60..=max_ttl).contains(&t)
@@ -104,18 +107,18 @@ pub async fn update(state: &AppState, user: Uuid, patch: PrivacyPatch) -> ApiRes
         errors.push(FieldError::new("hidden_from", format!("at most {MAX_HIDDEN} users")));
     }
     if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
+        return Err(ServiceError::invalid(errors));
     }
-    let mut tx = state.db.begin().await.map_err(StoreError::from)?;
+    let mut tx = ctx.db.begin().await.map_err(StoreError::from)?;
     let mut p = privacy::get_for_update(&mut tx, user)
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or_else(ServiceError::unauthorized)?;
     let before = p.clone();
     if let Some(v) = patch.sharing {
         p.sharing = v;
     }
     if let Some(v) = patch.precision {
-        p.precision = v.as_str().into();
+        p.precision = v;
     }
     if let Some(mut v) = patch.hidden_from {
         v.sort();
@@ -145,7 +148,7 @@ pub async fn update(state: &AppState, user: Uuid, patch: PrivacyPatch) -> ApiRes
         || p.hidden_from != before.hidden_from
         || !p.is_sharing(OffsetDateTime::now_utc());
     if affects_index {
-        super::live::sync_user(state, user).await?;
+        super::live::sync_user(ctx, user).await?;
     }
     Ok(Privacy::from(&p))
 }

@@ -12,7 +12,7 @@ pub struct AdminUserRow {
     pub id: Uuid,
     pub email: String,
     pub display_name: String,
-    pub role: String,
+    pub role: crate::domain::account::Role,
     pub created_at: OffsetDateTime,
     pub suspended: bool,
     pub sharing: bool,

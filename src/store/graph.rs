@@ -337,8 +337,8 @@ async fn disconnect_tx(tx: &mut Tx, a: Uuid, b: Uuid) -> StoreResult<u64> {
 #[derive(Debug, Clone)]
 pub enum Target {
     Id(Uuid),
-    /// Compared case-insensitively, surrounding spaces ignored.
-    Email(String),
+    /// Compared case-insensitively.
+    Email(crate::domain::account::Email),
 }
 
 /// What asking for a connection did.
@@ -376,7 +376,7 @@ pub async fn request_connection(db: &PgPool, redis: &Redis, me: Uuid, target: &T
         }
         Target::Email(email) => {
             sqlx::query_as("SELECT id, display_name FROM users WHERE lower(email) = lower($1) AND NOT suspended")
-                .bind(email.trim())
+                .bind(email.as_str())
                 .fetch_optional(&mut *tx)
                 .await?
         }

@@ -141,6 +141,30 @@ fn parse_record(v: &Value) -> Option<LiveRecord> {
     }
 }
 
+/// A caller's own record and the size of their adjacency set (connections + 1 sentinel, or 0
+/// when not cached), in one round trip: what a nearby query needs first.
+pub async fn record_and_degree(redis: &Redis, user: Uuid) -> StoreResult<(Option<LiveRecord>, Option<u64>)> {
+    let answers = redis
+        .run_many(vec![
+            redis::cmd("GET").arg(record_key(redis, user)).clone(),
+            redis::cmd("SCARD")
+                .arg(super::graph::adjacency_key(redis, user))
+                .clone(),
+        ])
+        .await?;
+    let record = answers.first().and_then(parse_record);
+    let degree = match answers.get(1) {
+        Some(Value::Int(n)) if *n > 0 => Some((*n - 1) as u64),
+        _ => None,
+    };
+    Ok((record, degree))
+}
+
+/// Which of `ids` are `user`'s connections (SMISMEMBER on the adjacency set), in one round trip.
+pub async fn connected(redis: &Redis, user: Uuid, ids: &[Uuid]) -> StoreResult<Vec<bool>> {
+    set_contains(redis, &super::graph::adjacency_key(redis, user), ids).await
+}
+
 /// One user's record.
 pub async fn record(redis: &Redis, user: Uuid) -> StoreResult<Option<LiveRecord>> {
     let v: Value = redis.run(redis::cmd("GET").arg(record_key(redis, user))).await?;
@@ -204,7 +228,7 @@ pub async fn members(redis: &Redis, cells: &[CellIndex]) -> StoreResult<Vec<Uuid
 }
 
 /// Which of `ids` are members of the set at `key` (SMISMEMBER), in one round trip.
-pub async fn set_contains(redis: &Redis, key: &str, ids: &[Uuid]) -> StoreResult<Vec<bool>> {
+async fn set_contains(redis: &Redis, key: &str, ids: &[Uuid]) -> StoreResult<Vec<bool>> {
     if ids.is_empty() {
         return Ok(vec![]);
     }

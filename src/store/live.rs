@@ -16,7 +16,7 @@ pub struct LiveRow {
     pub accuracy_m: Option<f64>,
     pub pub_lat: f64,
     pub pub_lng: f64,
-    pub precision: String,
+    pub precision: crate::domain::policy::Precision,
     pub h3_cell: String,
     pub indexed: bool,
     pub reason: Option<String>,
@@ -65,7 +65,7 @@ pub async fn upsert(tx: &mut Transaction<'_, Postgres>, r: &LiveRow) -> StoreRes
     .bind(r.accuracy_m)
     .bind(r.pub_lat)
     .bind(r.pub_lng)
-    .bind(&r.precision)
+    .bind(r.precision)
     .bind(&r.h3_cell)
     .bind(r.indexed)
     .bind(&r.reason)

@@ -1,13 +1,18 @@
-//! Storage: PostgreSQL repositories (the system of record) and the Redis index, behind small typed APIs.
+//! Storage: PostgreSQL repositories (the system of record) and the Redis index, behind small
+//! typed APIs. Only this layer runs SQL or knows Redis keys and commands.
 //!
 //! Every call here is bounded in time; a store that does not answer becomes
 //! [`StoreError::Unavailable`], which the HTTP layer turns into a 503.
 
 pub mod admin;
 pub mod audit;
+pub mod cooldown;
+pub mod devices;
 pub mod graph;
 pub mod index;
+pub mod jobs;
 pub mod live;
+pub mod outbox;
 pub mod paging;
 pub mod policy;
 pub mod privacy;
@@ -75,6 +80,12 @@ impl From<::redis::RedisError> for StoreError {
             StoreError::Internal(e.into())
         }
     }
+}
+
+/// Answers a trivial query within the store timeout (readiness).
+pub async fn ping_postgres(db: &sqlx::PgPool, limit: Duration) -> StoreResult<()> {
+    bounded(limit, "postgres", sqlx::query("SELECT 1").execute(db)).await?;
+    Ok(())
 }
 
 /// Runs a store future with a deadline; past it the store is considered unavailable.

@@ -14,7 +14,7 @@ pub async fn get(db: &PgPool) -> StoreResult<Policy> {
     Ok(Policy {
         location_sharing_enabled: row.try_get("location_sharing_enabled")?,
         max_ttl_s: row.try_get("max_ttl_s")?,
-        min_precision: Precision::parse(row.try_get::<&str, _>("min_precision")?).unwrap_or(Precision::Exact),
+        min_precision: row.try_get::<Precision, _>("min_precision")?,
         notification_cooldown_s: row.try_get("notification_cooldown_s")?,
         retention_days: row.try_get("retention_days")?,
     })

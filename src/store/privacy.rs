@@ -11,7 +11,7 @@ use uuid::Uuid;
 pub struct PrivacyRecord {
     pub user_id: Uuid,
     pub sharing: bool,
-    pub precision: String,
+    pub precision: Precision,
     pub hidden_from: Vec<Uuid>,
     pub default_ttl_s: i32,
     pub paused_until: Option<OffsetDateTime>,
@@ -23,10 +23,6 @@ pub struct PrivacyRecord {
 }
 
 impl PrivacyRecord {
-    pub fn precision(&self) -> Precision {
-        Precision::parse(&self.precision).unwrap_or(Precision::Exact)
-    }
-
     /// Sharing and not paused right now.
     pub fn is_sharing(&self, now: OffsetDateTime) -> bool {
         self.sharing && self.paused_until.is_none_or(|p| p <= now) && !self.suspended
@@ -58,7 +54,7 @@ pub async fn put(tx: &mut Transaction<'_, Postgres>, p: &PrivacyRecord, sharing_
     )
     .bind(p.user_id)
     .bind(p.sharing)
-    .bind(&p.precision)
+    .bind(p.precision)
     .bind(&p.hidden_from)
     .bind(p.default_ttl_s)
     .bind(p.paused_until)

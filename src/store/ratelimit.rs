@@ -24,3 +24,10 @@ pub async fn hit(redis: &Redis, bucket: &str, limit: u32, window_s: u64) -> Stor
         Ok(Ok(()))
     }
 }
+
+/// Deletes the per-user buckets of an erased user.
+pub async fn forget_user(redis: &Redis, user: uuid::Uuid) -> StoreResult<()> {
+    redis
+        .run::<()>(redis::cmd("DEL").arg(redis.key(format_args!("rl:checkin:{user}"))))
+        .await
+}

@@ -1,7 +1,7 @@
 //! Users, roles, suspension and refresh-token families in PostgreSQL.
 
 use super::StoreResult;
-use crate::auth::Role;
+use crate::domain::account::{DisplayName, Email, Role};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -13,15 +13,9 @@ pub struct UserRecord {
     pub email: String,
     pub display_name: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub suspended: bool,
     pub created_at: OffsetDateTime,
-}
-
-impl UserRecord {
-    pub fn role(&self) -> Role {
-        Role::parse(&self.role)
-    }
 }
 
 const COLS: &str = "id, email, display_name, password_hash, role, suspended, created_at";
@@ -29,8 +23,8 @@ const COLS: &str = "id, email, display_name, password_hash, role, suspended, cre
 /// Creates a user and their default privacy settings (sharing off). `None` when the email is taken.
 pub async fn create(
     db: &PgPool,
-    email: &str,
-    display_name: &str,
+    email: &Email,
+    display_name: &DisplayName,
     password_hash: &str,
 ) -> StoreResult<Option<UserRecord>> {
     let mut tx = db.begin().await?;
@@ -39,9 +33,9 @@ pub async fn create(
          ON CONFLICT ((lower(email))) DO NOTHING RETURNING {COLS}"
     ))
     .bind(Uuid::now_v7())
-    .bind(email)
-    .bind(crate::auth::email_sha256(email))
-    .bind(display_name)
+    .bind(email.as_str())
+    .bind(email.sha256())
+    .bind(display_name.as_str())
     .bind(password_hash)
     .fetch_optional(&mut *tx)
     .await?;

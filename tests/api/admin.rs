@@ -78,7 +78,7 @@ async fn the_kill_switch_empties_and_refills_the_index() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["location_sharing_enabled"], false);
     let keys = app
-        .state
+        .ctx
         .redis
         .scan_keys(&format!("{}:live:*", app.prefix))
         .await
@@ -334,7 +334,7 @@ async fn traces_of(app: &TestApp, id: &str) -> Vec<String> {
         }
     }
     let raw = uuid::Uuid::parse_str(id).expect("uuid");
-    let redis = &app.state.redis;
+    let redis = &app.ctx.redis;
     for key in redis.scan_keys(&format!("{}:*", app.prefix)).await.expect("scan") {
         if key.contains(id) {
             found.push(format!("redis key {key}"));

@@ -205,11 +205,11 @@ async fn forged_tokens_are_401() {
 async fn expired_and_wrong_audience_tokens_are_401() {
     let app = spawn_app().await;
     let u = app.register("gina").await;
-    let keys = &app.state.tokens;
+    let keys = &app.ctx.tokens;
     let now = jsonwebtoken::get_current_timestamp();
-    let base = |exp: u64, iss: &str, aud: &str| hereabouts::auth::Claims {
+    let base = |exp: u64, iss: &str, aud: &str| hereabouts::service::auth::Claims {
         sub: u.uuid(),
-        role: hereabouts::auth::Role::User,
+        role: hereabouts::domain::account::Role::User,
         iat: now - 3600,
         exp,
         iss: iss.into(),
@@ -246,14 +246,16 @@ async fn rotated_keys_keep_old_tokens_valid() {
             ),
         ],
     );
-    let keys = hereabouts::auth::TokenKeys::from_settings(&s).expect("keys");
+    let keys = hereabouts::service::auth::TokenKeys::from_settings(&s).expect("keys");
     assert!(
         keys.verify(&u.token).is_some(),
         "a k1 token verifies after rotation to k2"
     );
-    let t2 = keys.issue(u.uuid(), hereabouts::auth::Role::User).expect("issue");
+    let t2 = keys
+        .issue(u.uuid(), hereabouts::domain::account::Role::User)
+        .expect("issue");
     assert!(
-        app.state.tokens.verify(&t2).is_none(),
+        app.ctx.tokens.verify(&t2).is_none(),
         "a server without k2 rejects k2 tokens"
     );
 }
@@ -297,9 +299,9 @@ async fn es256_keys_sign_and_verify() {
             ("HEREABOUTS_JWT_PUBLIC_KEYS", &format!("k1={}", public.display())),
         ],
     );
-    let keys = hereabouts::auth::TokenKeys::from_settings(&s).expect("ES256 keys load");
+    let keys = hereabouts::service::auth::TokenKeys::from_settings(&s).expect("ES256 keys load");
     let id = uuid::Uuid::new_v4();
-    let t = keys.issue(id, hereabouts::auth::Role::User).expect("sign");
+    let t = keys.issue(id, hereabouts::domain::account::Role::User).expect("sign");
     assert!(t.starts_with(&b64(br#"{"typ":"JWT","alg":"ES256""#)[..10]) || t.contains('.'));
     assert_eq!(keys.verify(&t).map(|c| c.sub), Some(id));
 }

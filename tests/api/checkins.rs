@@ -31,13 +31,13 @@ pub async fn befriend(app: &TestApp, a: &TestUser, b: &TestUser) {
 /// Deletes this test's Redis keys (what a restart without persistence does to them).
 pub async fn flush_redis(app: &TestApp) {
     let keys = app
-        .state
+        .ctx
         .redis
         .scan_keys(&format!("{}:*", app.prefix))
         .await
         .expect("scan");
     for k in keys {
-        let _: () = app.state.redis.run(redis::cmd("DEL").arg(&k)).await.expect("del");
+        let _: () = app.ctx.redis.run(redis::cmd("DEL").arg(&k)).await.expect("del");
     }
 }
 
@@ -76,7 +76,7 @@ async fn a_checkin_is_published_read_back_and_left() {
         .await
         .assert_problem(404, "not_found");
     let keys = app
-        .state
+        .ctx
         .redis
         .scan_keys(&format!("{}:live:*", app.prefix))
         .await
@@ -167,7 +167,7 @@ async fn precision_and_the_policy_minimum_decide_what_is_published() {
         .execute(&app.db)
         .await
         .expect("policy");
-    app.state.controls.reload(&app.state.db).await.expect("reload");
+    app.ctx.controls.reload(&app.ctx.db).await.expect("reload");
     let c = checkin(&app, &u, lat, lng).await;
     assert_eq!(c["precision"], "city");
     let cell: h3o::CellIndex = c["h3_cell"].as_str().expect("cell").parse().expect("h3");
@@ -299,7 +299,7 @@ async fn a_point_in_a_restricted_multipolygon_is_accepted_but_not_indexed() {
         .execute(&app.db)
         .await
         .expect("zone");
-    app.state.controls.reload(&app.state.db).await.expect("reload");
+    app.ctx.controls.reload(&app.ctx.db).await.expect("reload");
     let r = app
         .post("/v1/checkins", u.t(), json!({"lat": 51.5074, "lng": -0.1278}))
         .await;
@@ -307,7 +307,7 @@ async fn a_point_in_a_restricted_multipolygon_is_accepted_but_not_indexed() {
     assert_eq!(r.json()["indexed"], false);
     assert_eq!(r.json()["reason"], "restricted_zone");
     let keys = app
-        .state
+        .ctx
         .redis
         .scan_keys(&format!("{}:live:*", app.prefix))
         .await

@@ -42,7 +42,7 @@ fn sha_hex(email: &str) -> String {
 }
 
 async fn adjacency_set(app: &TestApp, u: Uuid) -> HashSet<Uuid> {
-    graph::adjacency(&app.db, &app.state.redis, u)
+    graph::adjacency(&app.db, &app.ctx.redis, u)
         .await
         .expect("adjacency")
         .into_iter()
@@ -52,8 +52,8 @@ async fn adjacency_set(app: &TestApp, u: Uuid) -> HashSet<Uuid> {
 /// The raw members of a user's adjacency set in Redis (empty when the key does not exist).
 async fn raw_members(app: &TestApp, u: Uuid) -> Vec<Vec<u8>> {
     let mut cmd = redis::cmd("SMEMBERS");
-    cmd.arg(graph::adjacency_key(&app.state.redis, u));
-    app.state.redis.run(&cmd).await.expect("smembers")
+    cmd.arg(graph::adjacency_key(&app.ctx.redis, u));
+    app.ctx.redis.run(&cmd).await.expect("smembers")
 }
 
 #[tokio::test]
@@ -567,7 +567,7 @@ async fn contact_matching_returns_only_discoverable_unblocked_others() {
 #[tokio::test]
 async fn adjacency_cache_is_rebuilt_after_a_flush_and_follows_changes() {
     let app = spawn_app().await;
-    let (db, redis) = (&app.db, &app.state.redis);
+    let (db, redis) = (&app.db, &app.ctx.redis);
     let ann = app.register("ann").await;
     let bob = app.register("bob").await;
     let cat = app.register("cat").await;
@@ -644,7 +644,7 @@ async fn adjacency_cache_is_rebuilt_after_a_flush_and_follows_changes() {
 #[tokio::test]
 async fn forget_user_removes_them_from_every_adjacency() {
     let app = spawn_app().await;
-    let (db, redis) = (&app.db, &app.state.redis);
+    let (db, redis) = (&app.db, &app.ctx.redis);
     let ann = app.register("ann").await;
     let bob = app.register("bob").await;
     let cat = app.register("cat").await;
@@ -665,7 +665,7 @@ async fn forget_user_removes_them_from_every_adjacency() {
 async fn a_user_with_30000_connections_loads_and_pages_quickly() {
     const N: i64 = 30_000;
     let app = spawn_app().await;
-    let (db, redis) = (&app.db, &app.state.redis);
+    let (db, redis) = (&app.db, &app.ctx.redis);
     let hub = app.register("hub").await;
     let t = Instant::now();
     // 30,000 users with privacy rows and 60,000 connection rows in one statement; connection

@@ -7,7 +7,8 @@
 #![allow(dead_code)]
 
 use hereabouts::config::Settings;
-use hereabouts::startup::{AppState, Application};
+use hereabouts::service::Ctx;
+use hereabouts::startup::Application;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -62,7 +63,7 @@ pub struct TestApp {
     pub port: u16,
     pub db_name: String,
     pub db: PgPool,
-    pub state: AppState,
+    pub ctx: Ctx,
     pub client: reqwest::Client,
     pub prefix: String,
 }
@@ -115,13 +116,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with setting overrides (`HEREABOUTS_*` names).
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    hereabouts::telemetry::init_with_default(hereabouts::config::LogFormat::Pretty, "warn,tracing_actix_web=error");
+    hereabouts::telemetry::init_with_default(false, "warn,tracing_actix_web=error");
     let db_name = create_database().await;
     let prefix = format!("hbt:{}", Uuid::new_v4().simple());
     let settings = test_settings(&db_name, &prefix, overrides);
     let app = Application::build(settings).await.expect("build app");
     let port = app.port();
-    let state = app.state().clone();
+    let ctx = app.ctx().clone();
     tokio::spawn(app.run_until_stopped());
     let db = PgPool::connect(&db_url_for(&db_name)).await.expect("connect test db");
     TestApp {
@@ -129,7 +130,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         port,
         db_name,
         db,
-        state,
+        ctx,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -331,7 +332,7 @@ impl TestApp {
 
     /// Deletes every Redis key of this app's prefix (never FLUSHALL: other tests share the server).
     pub async fn flush_redis(&self) {
-        let redis = &self.state.redis;
+        let redis = &self.ctx.redis;
         let keys = redis.scan_keys(&format!("{}:*", self.prefix)).await.expect("scan keys");
         let cmds = keys
             .iter()

@@ -73,14 +73,8 @@ async fn coarse_users_are_measured_to_their_published_point_and_rounded_coarsely
     // the distance is to the res-5 centre, not to the raw point (which is ~50 m away)
     let centre = h3o::LatLng::from(c["h3_cell"].as_str().expect("c").parse::<h3o::CellIndex>().expect("h3"));
     let exact = hereabouts::domain::geo::distance_m(
-        hereabouts::domain::geo::Coord {
-            lat: 51.5074,
-            lng: -0.1278,
-        },
-        hereabouts::domain::geo::Coord {
-            lat: centre.lat(),
-            lng: centre.lng(),
-        },
+        hereabouts::domain::geo::Coord::stored(51.5074, -0.1278),
+        hereabouts::domain::geo::Coord::stored(centre.lat(), centre.lng()),
     );
     assert_eq!(d, ((exact / 1000.0).round() * 1000.0) as u64);
 }
@@ -226,7 +220,7 @@ async fn the_kill_switch_empties_nearby() {
         .execute(&app.db)
         .await
         .expect("policy");
-    app.state.controls.reload(&app.state.db).await.expect("reload");
+    app.ctx.controls.reload(&app.ctx.db).await.expect("reload");
     assert_eq!(ids(&app.get("/v1/nearby", a.t()).await.json()).len(), 0);
     app.post("/v1/checkins", a.t(), json!({"lat": 10.0, "lng": 10.0}))
         .await

@@ -233,7 +233,7 @@ async fn leaving_and_coming_back_after_the_cooldown_notifies_again() {
         .await
         .expect("policy");
     eventually("the policy reached the instance", || async {
-        app.state.controls.get().policy.notification_cooldown_s == 1
+        app.ctx.controls.get().policy.notification_cooldown_s == 1
     })
     .await;
     let bea = live_user(&app, "bea", L).await;
@@ -618,7 +618,7 @@ async fn a_worker_killed_mid_delivery_does_not_lose_it() {
     let bea = one_pending_delivery(&app).await;
     p.apns.script([Reply::Hang]);
     let doomed = tokio::spawn(
-        Worker::new(app.state.clone())
+        Worker::new(app.ctx.clone())
             .expect("worker")
             .run(std::future::pending()),
     );
@@ -632,7 +632,7 @@ async fn a_worker_killed_mid_delivery_does_not_lose_it() {
     );
 
     let rescuer = tokio::spawn(
-        Worker::new(app.state.clone())
+        Worker::new(app.ctx.clone())
             .expect("worker")
             .run(std::future::pending()),
     );
@@ -652,7 +652,7 @@ async fn a_stopping_worker_releases_what_it_claimed() {
     let bea = one_pending_delivery(&app).await;
     p.apns.script([Reply::Hang]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(Worker::new(app.state.clone()).expect("worker").run(async {
+    let worker = tokio::spawn(Worker::new(app.ctx.clone()).expect("worker").run(async {
         let _ = stopped.await;
     }));
     eventually("the worker is mid-send", || async { p.apns.hits().len() == 1 }).await;
@@ -720,7 +720,7 @@ async fn notifications_list_delivery_states_newest_first_in_pages() {
         .await
         .assert_problem(401, "unauthorized");
     let m = metrics(&app).await;
-    assert_eq!(metric(&m, "push_queue_depth{}"), 2.0, "{m}");
+    assert_eq!(metric(&m, "push_queue_depth "), 2.0, "{m}");
 }
 
 #[tokio::test]
@@ -810,7 +810,7 @@ async fn erasure_deletes_the_cooldown_keys_and_the_outbox() {
     let cool = |who: String| {
         let app = &app;
         async move {
-            app.state
+            app.ctx
                 .redis
                 .scan_keys(&format!("{}:cool:*", app.prefix))
                 .await

@@ -3,7 +3,7 @@
 //! application names (`/proc/<pid>/stat`, local servers only). Unlike throughput, CPU per
 //! operation hardly moves when other work shares the machine, so it is the robust comparison.
 
-use crate::store::redis::Redis;
+use hereabouts::store::redis::Redis;
 use serde::Serialize;
 use sqlx::PgPool;
 use std::collections::BTreeMap;

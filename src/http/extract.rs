@@ -1,8 +1,8 @@
 //! Extractors: the authenticated user (JWT), the admin (role re-checked in PostgreSQL), the client IP.
 
-use crate::auth::Role;
-use crate::error::ApiError;
-use crate::startup::AppState;
+use super::error::ApiError;
+use crate::domain::account::Role;
+use crate::service::{Ctx, ServiceError, accounts};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::{LocalBoxFuture, Ready, ready};
@@ -27,10 +27,12 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Unauthorized)?;
+    let ctx = req
+        .app_data::<web::Data<Ctx>>()
+        .ok_or_else(ServiceError::unauthorized)?;
     let claims = bearer(req)
-        .and_then(|t| state.tokens.verify(t))
-        .ok_or(ApiError::Unauthorized)?;
+        .and_then(|t| ctx.tokens.verify(t))
+        .ok_or_else(ServiceError::unauthorized)?;
     Ok(AuthUser {
         id: claims.sub,
         role: claims.role,
@@ -56,22 +58,20 @@ impl FromRequest for AdminUser {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let auth = authenticate(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let ctx = req.app_data::<web::Data<Ctx>>().cloned();
         Box::pin(async move {
             let auth = auth?;
             // a token that does not even claim the role is refused without a database round trip
             if auth.role != Role::Admin {
-                return Err(ApiError::Forbidden("administrators only"));
+                return Err(ServiceError::forbidden("administrators only").into());
             }
-            let state = state.ok_or(ApiError::Unauthorized)?;
-            let user = crate::store::users::by_id(&state.db, auth.id)
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
+            let ctx = ctx.ok_or_else(ServiceError::unauthorized)?;
+            let user = accounts::me(&ctx, auth.id).await?;
             if user.suspended {
-                return Err(ApiError::Forbidden("this account is suspended"));
+                return Err(ServiceError::suspended().into());
             }
-            if user.role() != Role::Admin {
-                return Err(ApiError::Forbidden("administrators only"));
+            if user.role != Role::Admin {
+                return Err(ServiceError::forbidden("administrators only").into());
             }
             Ok(AdminUser { id: user.id })
         })
@@ -87,8 +87,8 @@ impl FromRequest for ClientIp {
     type Future = Ready<Result<Self, ApiError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let trust = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.trust_forwarded_for)
+            .app_data::<web::Data<Ctx>>()
+            .map(|c| c.settings.trust_forwarded_for)
             .unwrap_or(false);
         let forwarded = trust
             .then(|| req.headers().get("x-forwarded-for"))

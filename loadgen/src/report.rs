@@ -8,9 +8,9 @@ use super::baseline::StoreReport;
 use super::http::HttpReport;
 use super::seed::{Memory, SeedReport};
 use super::world::{World, quantile_sorted};
-use crate::config::Settings;
-use crate::startup::AppState;
 use anyhow::Context;
+use hereabouts::config::Settings;
+use hereabouts::service::Ctx;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -106,7 +106,7 @@ fn read(path: &str) -> String {
 }
 
 /// Describes this machine and the stores' versions.
-pub async fn machine(settings: &Settings, state: &AppState) -> Machine {
+pub async fn machine(settings: &Settings, state: &Ctx) -> Machine {
     let cpuinfo = read("/proc/cpuinfo");
     let meminfo = read("/proc/meminfo");
     let os = read("/etc/os-release")
@@ -1227,7 +1227,7 @@ mod tests {
     fn targets_say_by_how_much() {
         let mut r = Report {
             memory: Some(Memory {
-                redis: super::super::seed::RedisMemory {
+                redis: crate::seed::RedisMemory {
                     index_bytes_per_live_user_per_resolution: 250.0,
                     ..Default::default()
                 },

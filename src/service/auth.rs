@@ -2,6 +2,7 @@
 //! argon2id password hashing off the async executor.
 
 use crate::config::{JwtAlgorithm, Settings};
+use crate::domain::account::Role;
 use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -15,26 +16,6 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
-
-/// A user's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-    pub fn parse(s: &str) -> Role {
-        if s == "admin" { Role::Admin } else { Role::User }
-    }
-}
 
 /// Claims of an access token.
 #[derive(Debug, Serialize, Deserialize)]
@@ -257,11 +238,6 @@ pub fn new_refresh_token() -> (String, Vec<u8>) {
 /// The stored form of a refresh token.
 pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
-}
-
-/// sha256(lowercase(trim(email))) — the contact-matching key.
-pub fn email_sha256(email: &str) -> Vec<u8> {
-    Sha256::digest(email.trim().to_lowercase().as_bytes()).to_vec()
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! `/v1/devices*`: where the caller's notifications go.
 
+use super::error::ApiResult;
 use super::extract::AuthUser;
 use super::page_params;
-use crate::error::{ApiError, ApiResult};
-use crate::push::devices::{self, DeviceRecord, Platform, Registered};
-use crate::startup::AppState;
-use crate::store::graph;
+use crate::domain::device::Platform;
+use crate::service::{Ctx, devices};
+use crate::store::devices::DeviceRecord;
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -60,7 +60,7 @@ impl From<DeviceRecord> for Device {
     fn from(d: DeviceRecord) -> Self {
         Self {
             id: d.id,
-            platform: d.platform().unwrap_or(Platform::Webhook),
+            platform: d.platform,
             created_at: d.created_at,
             active: d.active,
             locale: d.locale,
@@ -86,68 +86,47 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-fn check_locale(locale: Option<&str>) -> ApiResult<Option<String>> {
-    match locale.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(l) if l.len() <= 35 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
-            Ok(Some(l.to_string()))
-        }
-        Some(_) => Err(ApiError::field("locale", "must be a language tag such as en or fr-CA")),
-    }
-}
-
 /// Registers a device for the caller's notifications. Registering the same token again is
 /// idempotent (the same device, reactivated); a token registered by another user moves to the
 /// caller. 409 `too_many_devices` past the per-user limit; 422 for a malformed token or a
 /// webhook URL that is not `https` or resolves to a private address.
 #[utoipa::path(tag = "devices", security(("bearer" = [])), request_body = DeviceRequest, responses(
     (status = 201, body = Device),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 409, response = crate::error::Problem),
-    (status = 413, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
-    (status = 503, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 409, response = crate::http::error::Problem),
+    (status = 413, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
+    (status = 503, response = crate::http::error::Problem),
 ))]
 #[post("/v1/devices")]
 pub async fn register_device(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     body: web::Json<DeviceRequest>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let locale = check_locale(b.locale.as_deref())?;
-    let token = devices::validate_token(b.platform, &b.token, &state.settings.push).await?;
-    let max = state.settings.push.max_devices_per_user;
-    match devices::register(&state.db, me.id, b.platform, &token, locale.as_deref(), max).await? {
-        Registered::Device(d) => {
-            tracing::info!(user_id = %me.id, device = %d.id, platform = b.platform.as_str(), "device registered");
-            Ok(HttpResponse::Created().json(Device::from(d)))
-        }
-        Registered::TooMany => Err(ApiError::Conflict(
-            "too_many_devices",
-            "this account has as many devices as allowed; delete one first",
-        )),
-    }
+    let d = devices::register(&ctx, me.id, b.platform, &b.token, b.locale.as_deref()).await?;
+    Ok(HttpResponse::Created().json(Device::from(d)))
 }
 
 /// The caller's devices, newest first.
 #[utoipa::path(tag = "devices", security(("bearer" = [])), params(ListQuery), responses(
     (status = 200, body = DeviceList),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[get("/v1/devices")]
 pub async fn list_devices(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     q: web::Query<ListQuery>,
 ) -> ApiResult<web::Json<DeviceList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
-    let page = devices::list(&state.db, me.id, limit, cursor).await?;
+    let page = devices::list(&ctx, me.id, limit, cursor).await?;
     Ok(web::Json(DeviceList {
-        next_cursor: page.next.as_ref().map(graph::Cursor::encode),
+        next_cursor: page.next.as_ref().map(|c| c.encode()),
         items: page.items.into_iter().map(Device::from).collect(),
     }))
 }
@@ -158,14 +137,11 @@ pub async fn list_devices(
     params(("id" = Uuid, Path, description = "device id")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, response = crate::error::Problem),
-        (status = 404, response = crate::error::Problem),
+        (status = 401, response = crate::http::error::Problem),
+        (status = 404, response = crate::http::error::Problem),
 ))]
 #[delete("/v1/devices/{id}")]
-pub async fn delete_device(state: web::Data<AppState>, me: AuthUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
-    if devices::delete(&state.db, me.id, id.into_inner()).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::NotFound)
-    }
+pub async fn delete_device(ctx: web::Data<Ctx>, me: AuthUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    devices::delete(&ctx, me.id, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -14,18 +14,18 @@
 
 use super::world::{World, derived_uuid};
 use super::{bar, say};
-use crate::auth::Passwords;
-use crate::config::Settings;
-use crate::domain::geo::publish;
-use crate::domain::nearby::LiveRecord;
-use crate::service::live::record_for;
-use crate::store::live::LiveRow;
-use crate::store::privacy::PrivacyRecord;
-use crate::store::redis::Redis;
-use crate::store::{graph, index};
 use anyhow::Context;
 use futures_util::TryStreamExt;
 use h3o::CellIndex;
+use hereabouts::config::Settings;
+use hereabouts::domain::geo::publish;
+use hereabouts::domain::nearby::LiveRecord;
+use hereabouts::service::auth::Passwords;
+use hereabouts::service::live::record_for;
+use hereabouts::store::live::LiveRow;
+use hereabouts::store::privacy::PrivacyRecord;
+use hereabouts::store::redis::Redis;
+use hereabouts::store::{graph, index};
 use redis::{Cmd, Value};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -251,12 +251,12 @@ impl<'w> Seeder<'w> {
         let row = LiveRow {
             user_id: w.ids[i],
             checkin_id: derived_uuid(w.spec.seed ^ 0x00C4_EC1D, i as u64),
-            lat: spot.raw.lat,
-            lng: spot.raw.lng,
+            lat: spot.raw.lat(),
+            lng: spot.raw.lng(),
             accuracy_m: Some(5.0 + f64::from(spot.age_s % 40)),
-            pub_lat: p.point.lat,
-            pub_lng: p.point.lng,
-            precision: spot.precision.as_str().into(),
+            pub_lat: p.point.lat(),
+            pub_lng: p.point.lng(),
+            precision: spot.precision,
             h3_cell: p.cell.to_string(),
             indexed: true,
             reason: None,
@@ -267,7 +267,7 @@ impl<'w> Seeder<'w> {
         let privacy = PrivacyRecord {
             user_id: w.ids[i],
             sharing: true,
-            precision: spot.precision.as_str().into(),
+            precision: spot.precision,
             hidden_from: vec![],
             default_ttl_s: 14_400,
             paused_until: None,
@@ -370,7 +370,7 @@ impl<'w> Seeder<'w> {
             writeln!(
                 buf,
                 "\t{email}\t\\\\x{}\t{}\t{hash}",
-                hex::encode(crate::auth::email_sha256(&email)),
+                hex::encode(hereabouts::domain::account::email_sha256(&email)),
                 display_name(i)
             )?;
             if buf.len() >= CHUNK {
@@ -491,7 +491,7 @@ impl<'w> Seeder<'w> {
                 r.accuracy_m.unwrap_or(10.0),
                 r.pub_lat,
                 r.pub_lng,
-                r.precision,
+                r.precision.as_str(),
                 r.h3_cell,
                 r.recorded_at.format(&Rfc3339)?,
                 r.expires_at.format(&Rfc3339)?

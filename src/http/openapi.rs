@@ -33,7 +33,7 @@ impl utoipa::Modify for BearerAuth {
         super::auth::register, super::auth::login, super::auth::refresh, super::auth::logout,
         super::me::get_me, super::me::patch_me, super::me::delete_me, super::me::export_me,
     ),
-    components(schemas(crate::error::Problem, crate::error::FieldError), responses(crate::error::Problem)),
+    components(schemas(crate::http::error::Problem, crate::domain::FieldError), responses(crate::http::error::Problem)),
 )]
 pub struct ApiDoc;
 

@@ -1,10 +1,9 @@
 //! `/v1/me`: the caller's profile, its change, and erasure.
 
+use super::error::ApiResult;
 use super::extract::AuthUser;
-use crate::auth::Role;
-use crate::domain::account;
-use crate::error::{ApiError, ApiResult};
-use crate::startup::AppState;
+use crate::domain::account::Role;
+use crate::service::{Ctx, accounts};
 use crate::store::users;
 use actix_web::{HttpResponse, delete, get, patch, web};
 use serde::{Deserialize, Serialize};
@@ -35,12 +34,11 @@ pub struct User {
 
 impl From<users::UserRecord> for User {
     fn from(u: users::UserRecord) -> Self {
-        let role = u.role();
         Self {
             id: u.id,
             email: u.email,
             display_name: u.display_name,
-            role,
+            role: u.role,
             created_at: u.created_at,
         }
     }
@@ -55,52 +53,38 @@ pub struct PatchMe {
 /// The caller's profile.
 #[utoipa::path(tag = "me", security(("bearer" = [])), responses(
     (status = 200, body = User),
-    (status = 401, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
 ))]
 #[get("/v1/me")]
-pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> ApiResult<web::Json<User>> {
-    let user = users::by_id(&state.db, me.id).await?.ok_or(ApiError::Unauthorized)?;
-    Ok(web::Json(user.into()))
+pub async fn get_me(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<web::Json<User>> {
+    Ok(web::Json(accounts::me(&ctx, me.id).await?.into()))
 }
 
 /// Changes the caller's display name.
 #[utoipa::path(tag = "me", security(("bearer" = [])), request_body = PatchMe, responses(
     (status = 200, body = User),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 413, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 413, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[patch("/v1/me")]
-pub async fn patch_me(
-    state: web::Data<AppState>,
-    me: AuthUser,
-    body: web::Json<PatchMe>,
-) -> ApiResult<web::Json<User>> {
+pub async fn patch_me(ctx: web::Data<Ctx>, me: AuthUser, body: web::Json<PatchMe>) -> ApiResult<web::Json<User>> {
     let user = match &body.display_name {
-        Some(name) => {
-            let name = account::parse_display_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
-            let user = users::set_display_name(&state.db, me.id, &name).await?;
-            if user.is_some() {
-                crate::service::profile_changed(&state, me.id).await?;
-            }
-            user
-        }
-        None => users::by_id(&state.db, me.id).await?,
+        Some(name) => accounts::rename(&ctx, me.id, name).await?,
+        None => accounts::me(&ctx, me.id).await?,
     };
-    Ok(web::Json(user.ok_or(ApiError::Unauthorized)?.into()))
+    Ok(web::Json(user.into()))
 }
 
 /// Erases the caller's account and every datum about it, in PostgreSQL and Redis.
 #[utoipa::path(tag = "me", security(("bearer" = [])), responses(
     (status = 204, description = "erased"),
-    (status = 401, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
 ))]
 #[delete("/v1/me")]
-pub async fn delete_me(state: web::Data<AppState>, me: AuthUser) -> ApiResult<HttpResponse> {
-    if !crate::service::erase_user(&state, me.id).await? {
-        return Err(ApiError::Unauthorized);
-    }
+pub async fn delete_me(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<HttpResponse> {
+    accounts::erase(&ctx, me.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -109,13 +93,9 @@ pub async fn delete_me(state: web::Data<AppState>, me: AuthUser) -> ApiResult<Ht
 /// location, notifications.
 #[utoipa::path(tag = "me", security(("bearer" = [])), responses(
     (status = 200, body = Object, description = "the export document"),
-    (status = 401, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
 ))]
 #[get("/v1/me/export")]
-pub async fn export_me(state: web::Data<AppState>, me: AuthUser) -> ApiResult<web::Json<serde_json::Value>> {
-    Ok(web::Json(
-        crate::store::admin::export(&state.db, me.id)
-            .await?
-            .ok_or(ApiError::Unauthorized)?,
-    ))
+pub async fn export_me(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<web::Json<serde_json::Value>> {
+    Ok(web::Json(accounts::export(&ctx, me.id).await?))
 }

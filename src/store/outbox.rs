@@ -58,6 +58,42 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, items: &[NewNotification
     Ok((n, d))
 }
 
+/// The candidates who may be notified about `actor` and their radii, per the rules in
+/// PostgreSQL (one query): the recipient's settings, the pair's connection and blocks, the
+/// actor's hidden list and both accounts' sharing state. With `daily_cap`, recipients who had
+/// that many notifications in the last 24 hours are left out.
+pub async fn eligible_recipients(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    actor: Uuid,
+    candidates: &[Uuid],
+    daily_cap: u32,
+) -> StoreResult<Vec<(Uuid, i32)>> {
+    Ok(sqlx::query_as(
+        "WITH a AS (
+             SELECT p.user_id, p.hidden_from FROM privacy_settings p JOIN users u ON u.id = p.user_id
+             WHERE p.user_id = $1 AND p.sharing AND (p.paused_until IS NULL OR p.paused_until <= now())
+               AND NOT u.suspended
+         )
+         SELECT p.user_id, p.notify_radius_m
+         FROM a, privacy_settings p JOIN users u ON u.id = p.user_id
+         WHERE p.user_id = ANY($2) AND p.user_id <> a.user_id
+           AND p.notify_nearby AND p.sharing AND (p.paused_until IS NULL OR p.paused_until <= now())
+           AND NOT u.suspended
+           AND NOT (p.user_id = ANY(a.hidden_from))
+           AND EXISTS (SELECT 1 FROM connections c WHERE c.user_id = a.user_id AND c.peer_id = p.user_id)
+           AND NOT EXISTS (SELECT 1 FROM blocks b
+                           WHERE (b.blocker_id = a.user_id AND b.blocked_id = p.user_id)
+                              OR (b.blocker_id = p.user_id AND b.blocked_id = a.user_id))
+           AND ($3 = 0 OR (SELECT count(*) FROM notifications n
+                           WHERE n.user_id = p.user_id AND n.created_at > now() - interval '1 day') < $3)",
+    )
+    .bind(actor)
+    .bind(candidates)
+    .bind(i64::from(daily_cap))
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 /// A notification as its recipient lists it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NotificationRecord {
@@ -120,7 +156,7 @@ pub struct Claimed {
     pub distance_m: i32,
     pub notification_created_at: OffsetDateTime,
     pub device_id: Uuid,
-    pub platform: String,
+    pub platform: crate::domain::device::Platform,
     pub token: String,
     pub locale: Option<String>,
     pub device_active: bool,

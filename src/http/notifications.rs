@@ -1,12 +1,11 @@
 //! `/v1/notifications`: what the caller was notified of, and whether it reached a device.
 
 use super::devices::ListQuery;
+use super::error::ApiResult;
 use super::extract::AuthUser;
 use super::page_params;
-use crate::error::ApiResult;
-use crate::push::outbox::{self, NotificationRecord};
-use crate::startup::AppState;
-use crate::store::graph;
+use crate::service::{Ctx, notifications};
+use crate::store::outbox::NotificationRecord;
 use actix_web::{get, web};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -89,20 +88,20 @@ pub struct NotificationList {
 /// The caller's notifications, newest first, with their delivery state.
 #[utoipa::path(tag = "notifications", security(("bearer" = [])), params(ListQuery), responses(
     (status = 200, body = NotificationList),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[get("/v1/notifications")]
 pub async fn list_notifications(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     q: web::Query<ListQuery>,
 ) -> ApiResult<web::Json<NotificationList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
-    let page = outbox::list(&state.db, me.id, limit, cursor).await?;
+    let page = notifications::list(&ctx, me.id, limit, cursor).await?;
     Ok(web::Json(NotificationList {
-        next_cursor: page.next.as_ref().map(graph::Cursor::encode),
+        next_cursor: page.next.as_ref().map(|c| c.encode()),
         items: page.items.into_iter().map(Notification::from).collect(),
     }))
 }

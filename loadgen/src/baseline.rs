@@ -1,7 +1,7 @@
 //! Store-level nearby (no HTTP), on the same data and at the same concurrency, for three
 //! workloads (typical user, super-connector, hall member):
 //!
-//! - **Hereabouts**: [`crate::service::nearby::nearby`] with an [`AppState`] built from the settings
+//! - **Hereabouts**: [`hereabouts::service::nearby::nearby`] with an [`Ctx`] built from the settings
 //!   (the query the API runs: H3 cover, planner, a few pipelined Redis round trips).
 //! - **PostGIS**: published points in a `geography(Point)` column with a GiST index
 //!   (`bench_live_geo`, built from `live_locations`), joined to `connections`, `ST_DWithin` on the
@@ -21,12 +21,12 @@ use super::seed::{Seeder, Step};
 use super::stats::{Load, Outcome, Stats, drive};
 use super::world::World;
 use super::{Args, Budget, mix, say, timed_bar};
-use crate::config::Settings;
-use crate::domain::nearby::LiveRecord;
-use crate::domain::policy::Precision;
-use crate::startup::AppState;
-use crate::store::redis::Redis;
-use crate::store::{graph, index};
+use hereabouts::config::Settings;
+use hereabouts::domain::nearby::LiveRecord;
+use hereabouts::domain::policy::Precision;
+use hereabouts::service::Ctx;
+use hereabouts::store::index;
+use hereabouts::store::redis::Redis;
 use redis::Value;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -137,7 +137,7 @@ pub struct StoreReport {
 
 #[derive(Clone)]
 enum Engine {
-    Hereabouts(AppState),
+    Hereabouts(Ctx),
     PostGis(PgPool),
     RedisGeo { redis: Redis, key: String },
 }
@@ -180,7 +180,7 @@ impl Engine {
         limit: usize,
     ) -> Result<(Vec<Uuid>, Option<&'static str>), String> {
         match self {
-            Engine::Hereabouts(state) => crate::service::nearby::nearby(state, user, radius_m, limit)
+            Engine::Hereabouts(state) => hereabouts::service::nearby::nearby(state, user, radius_m, limit)
                 .await
                 .map(|a| {
                     (
@@ -226,8 +226,8 @@ async fn geo_nearby(redis: &Redis, key: &str, user: Uuid, radius_m: f64, limit: 
             redis::cmd("GEOSEARCH")
                 .arg(key)
                 .arg("FROMLONLAT")
-                .arg(centre.lng)
-                .arg(centre.lat)
+                .arg(centre.lng())
+                .arg(centre.lat())
                 .arg("BYRADIUS")
                 .arg(radius_m)
                 .arg("m")
@@ -252,7 +252,7 @@ async fn geo_nearby(redis: &Redis, key: &str, user: Uuid, radius_m: f64, limit: 
         }
     }
     let ids: Vec<Uuid> = candidates.iter().map(|c| c.0).collect();
-    let flags = index::set_contains(redis, &graph::adjacency_key(redis, user), &ids).await?;
+    let flags = index::connected(redis, user, &ids).await?;
     let mut connected: Vec<(Uuid, f64)> = candidates
         .into_iter()
         .zip(flags)
@@ -312,7 +312,7 @@ pub async fn run_all(
     settings: &Settings,
     args: &Args,
     world: &World,
-    state: &AppState,
+    state: &Ctx,
     seeder: &Seeder<'_>,
     budget: &Budget,
 ) -> anyhow::Result<StoreReport> {
@@ -376,8 +376,8 @@ pub async fn run_all(
         let first = world.people[idx[0] as usize]
             .spot
             .map(|s| world.spots[s as usize].raw)
-            .unwrap_or(crate::domain::geo::Coord { lat: 0.0, lng: 0.0 });
-        let cov = crate::domain::cover::cover(first, radius);
+            .unwrap_or(hereabouts::domain::geo::Coord::ORIGIN);
+        let cov = hereabouts::domain::cover::cover(first, radius);
         rep.workloads.push(WorkloadInfo {
             name: wname.into(),
             callers: callers.len(),

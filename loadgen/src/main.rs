@@ -1,4 +1,4 @@
-//! `hereabouts loadgen`: generates the "Social Shake-Up" world, seeds it through the bulk paths,
+//! `hereabouts-loadgen`: generates the "Social Shake-Up" world, seeds it through the bulk paths,
 //! drives the real HTTP API with it, measures the store-level nearby query against two baselines
 //! (PostGIS, Redis GEO) on the same data, and reports (terminal table, JSON, SVG).
 //!
@@ -7,7 +7,7 @@
 //! nothing deleted unless `--reset` (then: `TRUNCATE users CASCADE` in the configured database and
 //! every key under the configured Redis prefix, found with SCAN — never FLUSHALL).
 //!
-//! Authentication: access tokens are minted directly with [`crate::auth::TokenKeys`] from the
+//! Authentication: access tokens are minted directly with [`hereabouts::auth::TokenKeys`] from the
 //! same settings as the server (`HEREABOUTS_JWT_*`), so no argon2 work is measured. Every seeded
 //! user also has the same precomputed argon2id hash of the password `loadgen-password`, so a
 //! sample can log in through `/v1/auth/login` as well.
@@ -28,15 +28,20 @@ pub mod seed;
 pub mod stats;
 pub mod world;
 
-use crate::config::Settings;
 use anyhow::Context;
+use hereabouts::config::Settings;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-/// Options of `hereabouts loadgen` (the stores come from the usual `HEREABOUTS_*` settings).
-#[derive(clap::Args, Debug, Clone)]
+/// Options of `hereabouts-loadgen` (the stores come from the usual `HEREABOUTS_*` settings).
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "hereabouts-loadgen",
+    version,
+    about = "Load test of Hereabouts on this machine"
+)]
 pub struct Args {
     /// Base URL of the server under test; loopback addresses only.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -266,6 +271,30 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+fn main() -> std::process::ExitCode {
+    let args = <Args as clap::Parser>::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    hereabouts::telemetry::init(settings.log_format == hereabouts::config::LogFormat::Json);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(settings, args)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs the whole tool.
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.summarize {
@@ -301,8 +330,8 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         world.hall_cell
     ));
 
-    let state = crate::startup::AppState::new(settings.clone())?;
-    crate::startup::migrate(&state.db).await?;
+    let state = hereabouts::service::Ctx::new(settings.clone())?;
+    hereabouts::service::migrate(&state.db).await?;
     if let Err(e) = state.controls.reload(&state.db).await {
         say(format!("policy not loaded ({e}); defaults apply"));
     }

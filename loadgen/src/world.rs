@@ -19,9 +19,9 @@
 //! User ids are random v4 UUIDs sorted ascending, so index order is id order: the bulk loads of
 //! the connections table append to its primary key in order.
 
-use crate::domain::geo::Coord;
-use crate::domain::policy::Precision;
 use h3o::{CellIndex, LatLng, Resolution};
+use hereabouts::domain::geo::Coord;
+use hereabouts::domain::policy::Precision;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
@@ -51,11 +51,10 @@ Auckland,-36.8485,174.7633,1
 Suva,-18.1248,178.4501,1
 ";
 
-/// The conference hall: ExCeL London.
-pub const HALL_CENTRE: Coord = Coord {
-    lat: 51.5085,
-    lng: 0.0295,
-};
+/// Where the hall is (London, ExCeL).
+pub fn hall_centre() -> Coord {
+    Coord::stored(51.5085, 0.0295)
+}
 
 /// `Spot::place` of the hall (cities are 0..).
 pub const HALL_PLACE: u16 = u16::MAX;
@@ -302,15 +301,15 @@ pub fn gaussian<R: Rng>(rng: &mut R) -> f64 {
 
 /// Moves `p` by (`east_m`, `north_m`) metres (local flat approximation, fine for a few km).
 pub fn offset(p: Coord, east_m: f64, north_m: f64) -> Coord {
-    let lat = (p.lat + north_m / 110_574.0).clamp(-89.9, 89.9);
-    let mut lng = p.lng + east_m / (111_320.0 * lat.to_radians().cos().max(0.01));
+    let lat = (p.lat() + north_m / 110_574.0).clamp(-89.9, 89.9);
+    let mut lng = p.lng() + east_m / (111_320.0 * lat.to_radians().cos().max(0.01));
     if lng > 180.0 {
         lng -= 360.0;
     }
     if lng < -180.0 {
         lng += 360.0;
     }
-    Coord { lat, lng }
+    Coord::stored(lat, lng)
 }
 
 /// A point of a city: a gaussian offset from its centre (core or metro sigma).
@@ -322,10 +321,7 @@ pub fn city_point<R: Rng>(rng: &mut R, city: &City, spec: &WorldSpec) -> Coord {
             spec.sigma_metro_km
         };
     offset(
-        Coord {
-            lat: city.lat,
-            lng: city.lng,
-        },
+        Coord::stored(city.lat, city.lng),
         gaussian(rng) * sigma_m,
         gaussian(rng) * sigma_m,
     )
@@ -334,10 +330,7 @@ pub fn city_point<R: Rng>(rng: &mut R, city: &City, spec: &WorldSpec) -> Coord {
 /// A point uniformly inside a disc around the centre of `cell` that stays inside the cell.
 pub fn point_in_cell<R: Rng>(rng: &mut R, cell: CellIndex) -> Coord {
     let c = LatLng::from(cell);
-    let centre = Coord {
-        lat: c.lat(),
-        lng: c.lng(),
-    };
+    let centre = Coord::stored(c.lat(), c.lng());
     let r_max = 0.5 * cell.resolution().edge_length_m();
     for _ in 0..100 {
         let r = r_max * rng.random::<f64>().sqrt();
@@ -418,7 +411,7 @@ impl World {
         }
 
         // the hall: a few hubs and live regular users
-        let hall_cell = HALL_CENTRE.cell(Resolution::Nine);
+        let hall_cell = hall_centre().cell(Resolution::Nine);
         let hall_hubs = spec.hall_hubs.min(hubs.len()).min(spec.hall);
         let mut hall_members: Vec<u32> = hubs[..hall_hubs].to_vec();
         let regular_live: Vec<u32> = (0..n as u32)
@@ -585,7 +578,7 @@ pub fn quantile_sorted(sorted: &[u32], q: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::geo::distance_m;
+    use hereabouts::domain::geo::distance_m;
 
     fn cities() -> Vec<City> {
         parse_cities(CITIES_CSV).expect("cities")
@@ -658,13 +651,7 @@ mod tests {
             let c = pick.sample(&mut rng);
             counts[c] += 1;
             let p = city_point(&mut rng, &cities[c], &spec);
-            dists.push(distance_m(
-                p,
-                Coord {
-                    lat: cities[c].lat,
-                    lng: cities[c].lng,
-                },
-            ) as u32);
+            dists.push(distance_m(p, Coord::stored(cities[c].lat, cities[c].lng)) as u32);
         }
         for (c, city) in cities.iter().enumerate() {
             let share = f64::from(counts[c]) / 100_000.0;
@@ -727,7 +714,7 @@ mod tests {
 
     #[test]
     fn hall_points_stay_in_the_cell() {
-        let cell = HALL_CENTRE.cell(Resolution::Nine);
+        let cell = hall_centre().cell(Resolution::Nine);
         let mut rng = SmallRng::seed_from_u64(5);
         for _ in 0..5_000 {
             assert_eq!(point_in_cell(&mut rng, cell).cell(Resolution::Nine), cell);

@@ -1,69 +1,27 @@
-//! Registered devices: validation of tokens and webhook URLs, and the `devices` table.
+//! Registered devices in PostgreSQL.
 //!
 //! A token belongs to one user at a time: registering it again for the same user is idempotent
 //! (the same device, reactivated); registering it for another user deletes the old row — with its
 //! pending deliveries, so nothing meant for the old owner reaches the new one — and creates a new
 //! device.
 
-use super::net;
-use crate::config::PushSettings;
-use crate::error::{ApiError, ApiResult};
-use crate::store::StoreResult;
-use crate::store::paging::{self, Cursor, Page, Sorted};
-use serde::{Deserialize, Serialize};
+use super::StoreResult;
+use super::paging::{self, Cursor, Page, Sorted};
+use crate::domain::device::Platform;
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// Where a device receives notifications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    /// Apple Push Notification service; the token is the hex device token.
-    Ios,
-    /// Firebase Cloud Messaging; the token is the FCM registration token.
-    Android,
-    /// A signed HTTPS POST; the token is the URL.
-    Webhook,
-}
-
-impl Platform {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Ios => "ios",
-            Platform::Android => "android",
-            Platform::Webhook => "webhook",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Platform> {
-        match s {
-            "ios" => Some(Platform::Ios),
-            "android" => Some(Platform::Android),
-            "webhook" => Some(Platform::Webhook),
-            _ => None,
-        }
-    }
-}
-
-/// A device row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeviceRecord {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub platform: String,
+    pub platform: Platform,
     pub token: String,
     pub locale: Option<String>,
     pub active: bool,
     pub deactivated_reason: Option<String>,
     pub created_at: OffsetDateTime,
-}
-
-impl DeviceRecord {
-    pub fn platform(&self) -> Option<Platform> {
-        Platform::parse(&self.platform)
-    }
 }
 
 /// What registering did.
@@ -78,49 +36,6 @@ pub enum Registered {
 const TOKEN_LOCK_CLASS: i32 = 0x7075_7368; // "push"
 
 const COLUMNS: &str = "id, user_id, platform, token, locale, active, deactivated_reason, created_at";
-
-fn token_error(message: impl Into<String>) -> ApiError {
-    ApiError::field("token", message)
-}
-
-/// Checks a token for its platform and returns it normalised (APNs tokens lowercase).
-/// Webhook URLs are resolved: every address must be public unless the settings allow private ones.
-pub async fn validate_token(platform: Platform, token: &str, settings: &PushSettings) -> ApiResult<String> {
-    let token = token.trim();
-    match platform {
-        Platform::Ios => {
-            // APNs tokens are hex (64 digits today); anything else Apple answers BadDeviceToken for
-            if !(16..=200).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(token_error(
-                    "an APNs device token is 16 to 200 letters and digits (hex)",
-                ));
-            }
-            if token.bytes().all(|b| b.is_ascii_hexdigit()) {
-                Ok(token.to_ascii_lowercase())
-            } else {
-                Ok(token.to_string())
-            }
-        }
-        Platform::Android => {
-            if !(8..=4_096).contains(&token.len())
-                || !token
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'))
-            {
-                return Err(token_error(
-                    "an FCM registration token is 8 to 4096 characters of [A-Za-z0-9-_:.]",
-                ));
-            }
-            Ok(token.to_string())
-        }
-        Platform::Webhook => {
-            let url = net::check_webhook_url(token, settings.webhook_allow_private)
-                .await
-                .map_err(token_error)?;
-            Ok(url.to_string())
-        }
-    }
-}
 
 /// Registers (or re-registers) a token for `user`.
 pub async fn register(
@@ -145,7 +60,7 @@ pub async fn register(
     let existing: Option<DeviceRecord> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM devices WHERE platform = $1 AND token = $2 FOR UPDATE"
     ))
-    .bind(platform.as_str())
+    .bind(platform)
     .bind(token)
     .fetch_optional(&mut *tx)
     .await?;

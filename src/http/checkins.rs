@@ -1,9 +1,9 @@
 //! `/v1/checkins*`: opt-in check-ins.
 
+use super::error::ApiResult;
 use super::extract::AuthUser;
-use crate::error::ApiResult;
+use crate::service::Ctx;
 use crate::service::live::{self, Checkin, CheckinInput, Outcome};
-use crate::startup::AppState;
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -47,17 +47,17 @@ pub struct CheckinRequest {
 #[utoipa::path(tag = "checkins", security(("bearer" = [])), request_body = CheckinRequest, responses(
     (status = 201, body = Checkin),
     (status = 200, description = "older than the live check-in: ignored, the live one is returned", body = Checkin),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 409, response = crate::error::Problem),
-    (status = 413, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
-    (status = 429, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 409, response = crate::http::error::Problem),
+    (status = 413, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
+    (status = 429, response = crate::http::error::Problem),
 ))]
 #[post("/v1/checkins")]
 pub async fn post_checkin(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     body: web::Json<CheckinRequest>,
 ) -> ApiResult<HttpResponse> {
@@ -70,7 +70,7 @@ pub async fn post_checkin(
         ttl_s: b.ttl_s,
         client_id: b.client_id,
     };
-    Ok(match live::checkin(&state, me.id, input).await? {
+    Ok(match live::checkin(&ctx, me.id, input).await? {
         Outcome::Created(c) | Outcome::Replayed(c) => HttpResponse::Created().json(c),
         Outcome::Ignored(c) => HttpResponse::Ok().json(c),
     })
@@ -79,22 +79,22 @@ pub async fn post_checkin(
 /// The caller's live check-in.
 #[utoipa::path(tag = "checkins", security(("bearer" = [])), responses(
     (status = 200, body = Checkin),
-    (status = 401, response = crate::error::Problem),
-    (status = 404, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
 ))]
 #[get("/v1/checkins/current")]
-pub async fn get_current(state: web::Data<AppState>, me: AuthUser) -> ApiResult<web::Json<Checkin>> {
-    Ok(web::Json(live::current(&state, me.id).await?))
+pub async fn get_current(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<web::Json<Checkin>> {
+    Ok(web::Json(live::current(&ctx, me.id).await?))
 }
 
 /// Leaves the live index now.
 #[utoipa::path(tag = "checkins", security(("bearer" = [])), responses(
     (status = 204, description = "no longer live"),
-    (status = 401, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
 ))]
 #[delete("/v1/checkins/current")]
-pub async fn delete_current(state: web::Data<AppState>, me: AuthUser) -> ApiResult<HttpResponse> {
-    live::leave(&state, me.id).await?;
+pub async fn delete_current(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<HttpResponse> {
+    live::leave(&ctx, me.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

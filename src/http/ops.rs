@@ -1,7 +1,7 @@
 //! Operations: liveness, readiness, metrics, the OpenAPI document.
 
-use crate::error::{ApiError, ApiResult};
-use crate::startup::AppState;
+use super::error::ApiResult;
+use crate::service::{Ctx, ServiceError};
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -41,13 +41,11 @@ pub async fn healthz() -> HttpResponse {
 /// 200 when PostgreSQL and Redis both answer in time, 503 otherwise.
 #[utoipa::path(tag = "operations", responses(
     (status = 200, description = "both stores answer", body = Ready),
-    (status = 503, description = "a store is down", body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 503, description = "a store is down", body = crate::http::error::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let t = state.settings.store_timeout;
-    let pg = crate::store::bounded(t, "postgres", sqlx::query("SELECT 1").execute(&state.db));
-    let (pg, redis) = futures_util::join!(pg, state.redis.ping());
+pub async fn readyz(ctx: web::Data<Ctx>) -> ApiResult<HttpResponse> {
+    let (pg, redis) = crate::service::readiness(&ctx).await;
     match (&pg, &redis) {
         (Ok(_), Ok(())) => Ok(HttpResponse::Ok().json(Ready {
             postgres: "ok",
@@ -61,7 +59,7 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
             if redis.is_err() {
                 down.push("redis");
             }
-            Err(ApiError::Unavailable(format!("{}: not answering", down.join(" and "))))
+            Err(ServiceError::Unavailable(format!("{}: not answering", down.join(" and "))).into())
         }
     }
 }
@@ -69,11 +67,11 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 /// Prometheus text exposition.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain")))]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let gauges = crate::jobs::gauges(&state).await;
+pub async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
+    crate::jobs::refresh_gauges(&ctx).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&gauges))
+        .body(ctx.metrics.render())
 }
 
 /// The OpenAPI 3.1 document of this server.

@@ -1,22 +1,19 @@
 //! `/v1/connections*`, `/v1/blocks*`, `/v1/contacts/match`: the connection graph.
 
+use super::error::{ApiError, ApiResult};
 use super::extract::AuthUser;
 use super::page_params;
-use crate::domain::account;
-use crate::error::{ApiError, ApiResult};
-use crate::startup::AppState;
+use crate::service::Ctx;
+use crate::service::connections::{self as graph_service, Addressee, Asked};
 use crate::store::graph;
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 /// Largest body of `POST /v1/contacts/match`: 1,000 hashes do not fit the default 64 KiB.
 const CONTACTS_BODY_LIMIT: usize = 128 * 1024;
-/// Most hashes per contact match.
-const MAX_CONTACT_HASHES: usize = 1_000;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(create_request)
@@ -239,29 +236,29 @@ fn next_cursor<T>(page: &graph::Page<T>) -> Option<String> {
 #[utoipa::path(tag = "connections", security(("bearer" = [])), request_body = CreateRequest, responses(
     (status = 201, body = ConnectionRequest, description = "the pending request (new, or the one already pending)"),
     (status = 200, body = Connection, description = "the other user had asked the caller: connected now"),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 404, response = crate::error::Problem),
-    (status = 409, response = crate::error::Problem),
-    (status = 413, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
-    (status = 503, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
+    (status = 409, response = crate::http::error::Problem),
+    (status = 413, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
+    (status = 503, response = crate::http::error::Problem),
 ))]
 #[post("/v1/connections/requests")]
 pub async fn create_request(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     body: web::Json<CreateRequest>,
 ) -> ApiResult<HttpResponse> {
-    let target = match body.into_inner() {
+    let to = match body.into_inner() {
         CreateRequest {
             to_user_id: Some(id),
             email: None,
-        } => graph::Target::Id(id),
+        } => Addressee::Id(id),
         CreateRequest {
             to_user_id: None,
             email: Some(email),
-        } => graph::Target::Email(account::parse_email(&email).map_err(|e| ApiError::invalid(vec![e]))?),
+        } => Addressee::Email(email),
         _ => {
             return Err(ApiError::field(
                 "to_user_id",
@@ -269,28 +266,22 @@ pub async fn create_request(
             ));
         }
     };
-    use graph::RequestOutcome as O;
-    match graph::request_connection(&state.db, &state.redis, me.id, &target).await? {
-        O::Created(r) | O::Existing(r) => Ok(HttpResponse::Created().json(ConnectionRequest::from(r))),
-        O::Connected(c) => Ok(HttpResponse::Ok().json(Connection::from(c))),
-        O::UnknownUser => Err(ApiError::NotFound),
-        O::ToSelf => Err(ApiError::field("to_user_id", "cannot connect with oneself")),
-        O::Blocked => Err(ApiError::Conflict("blocked", "one of you blocked the other")),
-        O::AlreadyConnected => Err(ApiError::Conflict("already_connected", "you are already connected")),
-        O::CallerGone => Err(ApiError::Unauthorized),
-    }
+    Ok(match graph_service::request(&ctx, me.id, to).await? {
+        Asked::Pending(r) => HttpResponse::Created().json(ConnectionRequest::from(r)),
+        Asked::Connected(c) => HttpResponse::Ok().json(Connection::from(c)),
+    })
 }
 
 /// Pending requests addressed to the caller (`incoming`) or sent by them (`outgoing`), newest first.
 #[utoipa::path(tag = "connections", security(("bearer" = [])), params(RequestsQuery), responses(
     (status = 200, body = RequestList),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[get("/v1/connections/requests")]
 pub async fn list_requests(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     q: web::Query<RequestsQuery>,
 ) -> ApiResult<web::Json<RequestList>> {
@@ -299,7 +290,7 @@ pub async fn list_requests(
         Direction::Incoming => graph::Direction::Incoming,
         Direction::Outgoing => graph::Direction::Outgoing,
     };
-    let page = graph::list_requests(&state.db, me.id, direction, limit, cursor).await?;
+    let page = graph_service::requests(&ctx, me.id, direction, limit, cursor).await?;
     Ok(web::Json(RequestList {
         next_cursor: next_cursor(&page),
         items: page.items.into_iter().map(Into::into).collect(),
@@ -311,19 +302,17 @@ pub async fn list_requests(
     params(("id" = Uuid, Path, description = "request id")),
     responses(
         (status = 200, body = Connection),
-        (status = 401, response = crate::error::Problem),
-        (status = 404, response = crate::error::Problem),
-        (status = 503, response = crate::error::Problem),
+        (status = 401, response = crate::http::error::Problem),
+        (status = 404, response = crate::http::error::Problem),
+        (status = 503, response = crate::http::error::Problem),
 ))]
 #[post("/v1/connections/requests/{id}/accept")]
 pub async fn accept_request(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<Connection>> {
-    let c = graph::accept_request(&state.db, &state.redis, me.id, id.into_inner())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let c = graph_service::accept(&ctx, me.id, id.into_inner()).await?;
     Ok(web::Json(c.into()))
 }
 
@@ -332,14 +321,12 @@ pub async fn accept_request(
     params(("id" = Uuid, Path, description = "request id")),
     responses(
         (status = 204, description = "declined"),
-        (status = 401, response = crate::error::Problem),
-        (status = 404, response = crate::error::Problem),
+        (status = 401, response = crate::http::error::Problem),
+        (status = 404, response = crate::http::error::Problem),
 ))]
 #[post("/v1/connections/requests/{id}/decline")]
-pub async fn decline_request(state: web::Data<AppState>, me: AuthUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
-    if !graph::decline_request(&state.db, me.id, id.into_inner()).await? {
-        return Err(ApiError::NotFound);
-    }
+pub async fn decline_request(ctx: web::Data<Ctx>, me: AuthUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    graph_service::decline(&ctx, me.id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -350,18 +337,18 @@ pub async fn decline_request(state: web::Data<AppState>, me: AuthUser, id: web::
 /// repeated and none that existed throughout is skipped.
 #[utoipa::path(tag = "connections", security(("bearer" = [])), params(ListQuery), responses(
     (status = 200, body = ConnectionList),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[get("/v1/connections")]
 pub async fn list_connections(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     q: web::Query<ListQuery>,
 ) -> ApiResult<web::Json<ConnectionList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
-    let page = graph::list_connections(&state.db, me.id, limit, cursor).await?;
+    let page = graph_service::list(&ctx, me.id, limit, cursor).await?;
     Ok(web::Json(ConnectionList {
         next_cursor: next_cursor(&page),
         items: page.items.into_iter().map(Into::into).collect(),
@@ -373,19 +360,13 @@ pub async fn list_connections(
     params(("user_id" = Uuid, Path, description = "the connected user")),
     responses(
         (status = 204, description = "removed"),
-        (status = 401, response = crate::error::Problem),
-        (status = 404, response = crate::error::Problem),
-        (status = 503, response = crate::error::Problem),
+        (status = 401, response = crate::http::error::Problem),
+        (status = 404, response = crate::http::error::Problem),
+        (status = 503, response = crate::http::error::Problem),
 ))]
 #[delete("/v1/connections/{user_id}")]
-pub async fn delete_connection(
-    state: web::Data<AppState>,
-    me: AuthUser,
-    user_id: web::Path<Uuid>,
-) -> ApiResult<HttpResponse> {
-    if !graph::remove_connection(&state.db, &state.redis, me.id, user_id.into_inner()).await? {
-        return Err(ApiError::NotFound);
-    }
+pub async fn delete_connection(ctx: web::Data<Ctx>, me: AuthUser, user_id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    graph_service::remove(&ctx, me.id, user_id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -398,22 +379,15 @@ pub async fn delete_connection(
     params(("user_id" = Uuid, Path, description = "the user to block")),
     responses(
         (status = 204, description = "blocked"),
-        (status = 401, response = crate::error::Problem),
-        (status = 404, response = crate::error::Problem),
-        (status = 422, response = crate::error::Problem),
-        (status = 503, response = crate::error::Problem),
+        (status = 401, response = crate::http::error::Problem),
+        (status = 404, response = crate::http::error::Problem),
+        (status = 422, response = crate::http::error::Problem),
+        (status = 503, response = crate::http::error::Problem),
 ))]
 #[put("/v1/blocks/{user_id}")]
-pub async fn put_block(state: web::Data<AppState>, me: AuthUser, user_id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
-    let other = user_id.into_inner();
-    if other == me.id {
-        return Err(ApiError::field("user_id", "cannot block oneself"));
-    }
-    match graph::block(&state.db, &state.redis, me.id, other).await? {
-        graph::BlockOutcome::Blocked => Ok(HttpResponse::NoContent().finish()),
-        graph::BlockOutcome::UnknownUser => Err(ApiError::NotFound),
-        graph::BlockOutcome::CallerGone => Err(ApiError::Unauthorized),
-    }
+pub async fn put_block(ctx: web::Data<Ctx>, me: AuthUser, user_id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    graph_service::block(&ctx, me.id, user_id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Lifts a block (it does not restore the connection).
@@ -421,36 +395,30 @@ pub async fn put_block(state: web::Data<AppState>, me: AuthUser, user_id: web::P
     params(("user_id" = Uuid, Path, description = "the blocked user")),
     responses(
         (status = 204, description = "unblocked"),
-        (status = 401, response = crate::error::Problem),
-        (status = 404, response = crate::error::Problem),
+        (status = 401, response = crate::http::error::Problem),
+        (status = 404, response = crate::http::error::Problem),
 ))]
 #[delete("/v1/blocks/{user_id}")]
-pub async fn delete_block(
-    state: web::Data<AppState>,
-    me: AuthUser,
-    user_id: web::Path<Uuid>,
-) -> ApiResult<HttpResponse> {
-    if !graph::unblock(&state.db, me.id, user_id.into_inner()).await? {
-        return Err(ApiError::NotFound);
-    }
+pub async fn delete_block(ctx: web::Data<Ctx>, me: AuthUser, user_id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    graph_service::unblock(&ctx, me.id, user_id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// The users the caller blocked, newest first.
 #[utoipa::path(tag = "blocks", security(("bearer" = [])), params(ListQuery), responses(
     (status = 200, body = BlockList),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[get("/v1/blocks")]
 pub async fn list_blocks(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     q: web::Query<ListQuery>,
 ) -> ApiResult<web::Json<BlockList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
-    let page = graph::list_blocks(&state.db, me.id, limit, cursor).await?;
+    let page = graph_service::blocks(&ctx, me.id, limit, cursor).await?;
     Ok(web::Json(BlockList {
         next_cursor: next_cursor(&page),
         items: page.items.into_iter().map(Into::into).collect(),
@@ -469,46 +437,24 @@ pub async fn list_blocks(
     request_body = ContactMatchRequest,
     responses(
         (status = 200, body = ContactMatches),
-        (status = 400, response = crate::error::Problem),
-        (status = 401, response = crate::error::Problem),
-        (status = 413, response = crate::error::Problem),
-        (status = 422, response = crate::error::Problem),
+        (status = 400, response = crate::http::error::Problem),
+        (status = 401, response = crate::http::error::Problem),
+        (status = 413, response = crate::http::error::Problem),
+        (status = 422, response = crate::http::error::Problem),
 ))]
 pub async fn match_contacts(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     body: web::Json<ContactMatchRequest>,
 ) -> ApiResult<web::Json<ContactMatches>> {
-    let sent = &body.email_sha256;
-    if sent.len() > MAX_CONTACT_HASHES {
-        return Err(ApiError::field("email_sha256", "at most 1000 hashes"));
-    }
-    // hash bytes -> the text the client sent (first one wins)
-    let mut asked: HashMap<Vec<u8>, &str> = HashMap::with_capacity(sent.len());
-    for (i, text) in sent.iter().enumerate() {
-        match hex::decode(text) {
-            Ok(bytes) if bytes.len() == 32 => {
-                asked.entry(bytes).or_insert(text.as_str());
-            }
-            _ => {
-                return Err(ApiError::field(
-                    &format!("email_sha256[{i}]"),
-                    "must be 64 hexadecimal digits",
-                ));
-            }
-        }
-    }
-    let hashes: Vec<Vec<u8>> = asked.keys().cloned().collect();
-    let found = graph::match_contacts(&state.db, me.id, &hashes).await?;
+    let found = graph_service::match_contacts(&ctx, me.id, &body.email_sha256).await?;
     Ok(web::Json(ContactMatches {
         matches: found
             .into_iter()
             .map(|m| ContactMatch {
-                email_sha256: asked
-                    .get(&m.email_sha256)
-                    .map_or_else(|| hex::encode(&m.email_sha256), |t| (*t).to_string()),
-                user_id: m.user_id,
-                display_name: m.display_name,
+                email_sha256: m.email_sha256,
+                user_id: m.user.user_id,
+                display_name: m.user.display_name,
             })
             .collect(),
     }))

@@ -1,11 +1,13 @@
 //! `/v1/nearby`: connections near the caller's own live point.
 
+use super::error::ApiResult;
 use super::extract::AuthUser;
+use crate::domain::FieldError;
 use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M};
 use crate::domain::policy::Precision;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::service::Ctx;
+use crate::service::ServiceError;
 use crate::service::nearby;
-use crate::startup::AppState;
 use actix_web::{get, web};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -60,14 +62,14 @@ pub struct NearbyResponse {
 /// nearest first. 409 `no_active_checkin` without one.
 #[utoipa::path(tag = "nearby", security(("bearer" = [])), params(NearbyQuery), responses(
     (status = 200, body = NearbyResponse),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 409, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 409, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[get("/v1/nearby")]
 pub async fn get_nearby(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     me: AuthUser,
     q: web::Query<NearbyQuery>,
 ) -> ApiResult<web::Json<NearbyResponse>> {
@@ -81,9 +83,9 @@ pub async fn get_nearby(
         errors.push(FieldError::new("limit", "must be in [1, 500]"));
     }
     if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
+        return Err(ServiceError::invalid(errors).into());
     }
-    let answer = nearby::nearby(&state, me.id, radius as f64, limit as usize).await?;
+    let answer = nearby::nearby(&ctx, me.id, radius as f64, limit as usize).await?;
     let items = answer
         .hits
         .into_iter()

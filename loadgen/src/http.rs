@@ -14,10 +14,11 @@ use super::cpu::{Meter, PerOp, per_op};
 use super::stats::{Load, Outcome, RunStats, drive, keep_climbing};
 use super::world::{World, offset};
 use super::{Args, Budget, mix, say, timed_bar};
-use crate::auth::{Role, TokenKeys};
-use crate::config::Settings;
-use crate::startup::AppState;
 use anyhow::Context;
+use hereabouts::config::Settings;
+use hereabouts::domain::account::Role;
+use hereabouts::service::Ctx;
+use hereabouts::service::auth::TokenKeys;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,8 +111,8 @@ fn checkin_pool(world: &World, keys: &TokenKeys) -> anyhow::Result<Vec<(String, 
             let s = world.spots[k];
             Ok((
                 keys.issue(world.ids[world.spot_owner[k] as usize], Role::User)?,
-                s.raw.lat,
-                s.raw.lng,
+                s.raw.lat(),
+                s.raw.lng(),
             ))
         })
         .collect()
@@ -122,7 +123,7 @@ pub async fn run_phases(
     settings: &Settings,
     args: &Args,
     world: &World,
-    state: &AppState,
+    state: &Ctx,
     budget: &Budget,
 ) -> anyhow::Result<HttpReport> {
     let keys = TokenKeys::from_settings(settings)?;
@@ -195,10 +196,10 @@ pub async fn run_phases(
                 let (t, lat, lng) = &users[(h % users.len() as u64) as usize];
                 let east = ((h >> 20) % 401) as f64 - 200.0;
                 let north = ((h >> 40) % 401) as f64 - 200.0;
-                let p = offset(crate::domain::geo::Coord { lat: *lat, lng: *lng }, east, north);
+                let p = offset(hereabouts::domain::geo::Coord::stored(*lat, *lng), east, north);
                 (
                     kind,
-                    post_checkin(&client, t, p.lat, p.lng, format!("lg-{run_id}-{i}")).await,
+                    post_checkin(&client, t, p.lat(), p.lng(), format!("lg-{run_id}-{i}")).await,
                 ) as Outcome
             }
         }

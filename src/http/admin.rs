@@ -1,11 +1,11 @@
 //! `/v1/admin/*`: the operator's privacy controls. Every call requires an unsuspended admin
 //! (re-checked in PostgreSQL) and is written to the audit log.
 
+use super::error::{ApiError, ApiResult};
 use super::extract::AdminUser;
 use crate::domain::policy::Policy;
-use crate::error::{ApiError, ApiResult};
+use crate::service::Ctx;
 use crate::service::admin::{self, AdminUser as AdminUserView, AuditEntry, Page, PolicyPatch, ZoneView};
-use crate::startup::AppState;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -87,12 +87,12 @@ fn limit(l: Option<i64>) -> ApiResult<i64> {
 /// The current policy.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
     (status = 200, body = Policy),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
 ))]
 #[get("/v1/admin/policy")]
-pub async fn get_policy(state: web::Data<AppState>, a: AdminUser) -> ApiResult<web::Json<Policy>> {
-    Ok(web::Json(admin::get_policy(&state, a.id).await?))
+pub async fn get_policy(ctx: web::Data<Ctx>, a: AdminUser) -> ApiResult<web::Json<Policy>> {
+    Ok(web::Json(admin::get_policy(&ctx, a.id).await?))
 }
 
 /// Changes the policy. `location_sharing_enabled: false` empties the live index at once and
@@ -100,75 +100,71 @@ pub async fn get_policy(state: web::Data<AppState>, a: AdminUser) -> ApiResult<w
 /// re-publishes live users at once.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = PolicyPatch, responses(
     (status = 200, body = Policy),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 413, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 413, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[patch("/v1/admin/policy")]
 pub async fn patch_policy(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     a: AdminUser,
     body: web::Json<PolicyPatch>,
 ) -> ApiResult<web::Json<Policy>> {
-    Ok(web::Json(admin::patch_policy(&state, a.id, body.into_inner()).await?))
+    Ok(web::Json(admin::patch_policy(&ctx, a.id, body.into_inner()).await?))
 }
 
 /// Creates a restricted zone; live users inside it leave the index at once.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = NewZone, responses(
     (status = 201, body = ZoneView),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 413, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 413, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[post("/v1/admin/restricted-zones")]
-pub async fn create_zone(
-    state: web::Data<AppState>,
-    a: AdminUser,
-    body: web::Json<NewZone>,
-) -> ApiResult<HttpResponse> {
+pub async fn create_zone(ctx: web::Data<Ctx>, a: AdminUser, body: web::Json<NewZone>) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    Ok(HttpResponse::Created().json(admin::create_zone(&state, a.id, &b.name, b.geometry).await?))
+    Ok(HttpResponse::Created().json(admin::create_zone(&ctx, a.id, &b.name, b.geometry).await?))
 }
 
 /// Every restricted zone.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
     (status = 200, body = Page<ZoneView>),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
 ))]
 #[get("/v1/admin/restricted-zones")]
-pub async fn list_zones(state: web::Data<AppState>, a: AdminUser) -> ApiResult<web::Json<Page<ZoneView>>> {
-    Ok(web::Json(admin::list_zones(&state, a.id).await?))
+pub async fn list_zones(ctx: web::Data<Ctx>, a: AdminUser) -> ApiResult<web::Json<Page<ZoneView>>> {
+    Ok(web::Json(admin::list_zones(&ctx, a.id).await?))
 }
 
 /// Deletes a zone; users inside it are indexed again at once.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
     (status = 204, description = "deleted"),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 404, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
 ))]
 #[delete("/v1/admin/restricted-zones/{id}")]
-pub async fn delete_zone(state: web::Data<AppState>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
-    admin::delete_zone(&state, a.id, id.into_inner()).await?;
+pub async fn delete_zone(ctx: web::Data<Ctx>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    admin::delete_zone(&ctx, a.id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Users whose email starts with `email` (case-insensitive).
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(UserSearch), responses(
     (status = 200, body = Page<AdminUserView>),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[get("/v1/admin/users")]
 pub async fn search_users(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     a: AdminUser,
     q: web::Query<UserSearch>,
 ) -> ApiResult<web::Json<Page<AdminUserView>>> {
@@ -177,109 +173,105 @@ pub async fn search_users(
         return Err(ApiError::field("email", "at most 254 characters"));
     }
     Ok(web::Json(
-        admin::search_users(&state, a.id, &email, limit(q.limit)?, q.cursor.as_deref()).await?,
+        admin::search_users(&ctx, a.id, &email, limit(q.limit)?, q.cursor.as_deref()).await?,
     ))
 }
 
 /// One user.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
     (status = 200, body = AdminUserView),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 404, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
 ))]
 #[get("/v1/admin/users/{id}")]
-pub async fn get_user(
-    state: web::Data<AppState>,
-    a: AdminUser,
-    id: web::Path<Uuid>,
-) -> ApiResult<web::Json<AdminUserView>> {
-    Ok(web::Json(admin::get_user(&state, a.id, id.into_inner()).await?))
+pub async fn get_user(ctx: web::Data<Ctx>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<web::Json<AdminUserView>> {
+    Ok(web::Json(admin::get_user(&ctx, a.id, id.into_inner()).await?))
 }
 
 /// Suspends a user: out of the index, sessions revoked, no login or refresh, invisible everywhere.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
     (status = 204, description = "suspended"),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 404, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
 ))]
 #[post("/v1/admin/users/{id}/suspend")]
-pub async fn suspend_user(state: web::Data<AppState>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
-    admin::set_suspended(&state, a.id, id.into_inner(), true).await?;
+pub async fn suspend_user(ctx: web::Data<Ctx>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    admin::set_suspended(&ctx, a.id, id.into_inner(), true).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Lifts a suspension.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
     (status = 204, description = "reinstated"),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 404, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
 ))]
 #[post("/v1/admin/users/{id}/unsuspend")]
-pub async fn unsuspend_user(state: web::Data<AppState>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
-    admin::set_suspended(&state, a.id, id.into_inner(), false).await?;
+pub async fn unsuspend_user(ctx: web::Data<Ctx>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    admin::set_suspended(&ctx, a.id, id.into_inner(), false).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Purges a user's live location and check-in history.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
     (status = 204, description = "purged"),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 404, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
 ))]
 #[delete("/v1/admin/users/{id}/location")]
-pub async fn purge_location(state: web::Data<AppState>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
-    admin::purge_location(&state, a.id, id.into_inner()).await?;
+pub async fn purge_location(ctx: web::Data<Ctx>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    admin::purge_location(&ctx, a.id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Everything stored about a user (as `/v1/me/export`).
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
     (status = 200, body = Object, description = "the export document"),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 404, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
 ))]
 #[get("/v1/admin/users/{id}/export")]
 pub async fn export_user(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     a: AdminUser,
     id: web::Path<Uuid>,
 ) -> ApiResult<web::Json<serde_json::Value>> {
-    Ok(web::Json(admin::export_user(&state, a.id, id.into_inner()).await?))
+    Ok(web::Json(admin::export_user(&ctx, a.id, id.into_inner()).await?))
 }
 
 /// Erases a user and everything about them, in both stores.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
     (status = 204, description = "erased"),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 404, response = crate::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
 ))]
 #[delete("/v1/admin/users/{id}")]
-pub async fn erase_user(state: web::Data<AppState>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
-    admin::erase_user(&state, a.id, id.into_inner()).await?;
+pub async fn erase_user(ctx: web::Data<Ctx>, a: AdminUser, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    admin::erase_user(&ctx, a.id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// The audit log, newest first.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(AuditQuery), responses(
     (status = 200, body = Page<AuditEntry>),
-    (status = 400, response = crate::error::Problem),
-    (status = 401, response = crate::error::Problem),
-    (status = 403, response = crate::error::Problem),
-    (status = 422, response = crate::error::Problem),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
 ))]
 #[get("/v1/admin/audit")]
 pub async fn audit_log(
-    state: web::Data<AppState>,
+    ctx: web::Data<Ctx>,
     a: AdminUser,
     q: web::Query<AuditQuery>,
 ) -> ApiResult<web::Json<Page<AuditEntry>>> {
     Ok(web::Json(
-        admin::audit_log(&state, a.id, q.target_user_id, limit(q.limit)?, q.cursor.as_deref()).await?,
+        admin::audit_log(&ctx, a.id, q.target_user_id, limit(q.limit)?, q.cursor.as_deref()).await?,
     ))
 }

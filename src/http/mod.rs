@@ -1,0 +1,215 @@
+//! The HTTP layer, the only one that knows actix: the app factory, the request guard, and the
+//! handlers, one module per resource — parse, call the service, respond. Each module exposes
+//! `config(cfg)`; extractor errors of actix are replaced by problem+json here.
+
+pub mod admin;
+pub mod auth;
+pub mod checkins;
+pub mod connections;
+pub mod devices;
+pub mod error;
+pub mod extract;
+pub mod me;
+pub mod nearby;
+pub mod notifications;
+pub mod openapi;
+pub mod ops;
+pub mod privacy;
+
+use crate::service::{Code, Ctx, ServiceError};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, web};
+use error::ApiError;
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+/// The cap on requests in flight in this instance.
+#[derive(Clone)]
+pub struct Inflight(Arc<Semaphore>);
+
+impl Inflight {
+    pub fn new(max: usize) -> Self {
+        Self(Arc::new(Semaphore::new(max)))
+    }
+}
+
+/// Wires the actix `App`: the context, extractor error handlers, middleware, routes, 404 fallback.
+/// The server and the tests use the same wiring.
+pub fn create_app(
+    ctx: Ctx,
+    inflight: Inflight,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = ctx.settings.max_body_bytes;
+    App::new()
+        .app_data(web::Data::new(ctx))
+        .app_data(web::Data::new(inflight))
+        .app_data(json_config(limit))
+        .app_data(query_config())
+        .app_data(path_config())
+        .app_data(web::PayloadConfig::new(limit))
+        .wrap(from_fn(guard))
+        .wrap(TracingLogger::default())
+        .configure(config)
+        .default_service(web::to(not_found))
+}
+
+/// Per-request guard: caps concurrency, applies the request deadline, turns a panic into an
+/// opaque 500, adds `x-request-id`, and records the request in the metrics.
+///
+/// The request cannot be cloned before routing, so the failure paths answer with an error that
+/// actix renders through [`ApiError`]'s problem+json.
+async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let (Some(ctx), Some(inflight)) = (
+        req.app_data::<web::Data<Ctx>>().cloned(),
+        req.app_data::<web::Data<Inflight>>().cloned(),
+    ) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let method = req.method().clone();
+    let start = Instant::now();
+    let record = |route: String, status: u16| {
+        ctx.metrics
+            .http(route, method.as_str(), status, start.elapsed().as_secs_f64());
+    };
+    let Ok(_permit) = inflight.0.clone().try_acquire_owned() else {
+        record("unmatched".into(), 503);
+        return Err(ApiError::from(ServiceError::Unavailable("concurrent request cap reached".into())).into());
+    };
+    let fut = AssertUnwindSafe(next.call(req)).catch_unwind();
+    let failure = match tokio::time::timeout(ctx.settings.request_timeout, fut).await {
+        Ok(Ok(Ok(res))) => {
+            let mut res = res.map_into_boxed_body();
+            let http_req = res.request().clone();
+            if let Some(id) = http_req.extensions().get::<RequestId>().copied()
+                && let Ok(v) = HeaderValue::from_str(&id.to_string())
+            {
+                res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+            }
+            let route = http_req.match_pattern().unwrap_or_else(|| "unmatched".into());
+            record(route, res.status().as_u16());
+            return Ok(res);
+        }
+        Ok(Ok(Err(e))) => e,
+        Ok(Err(panic)) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            ApiError::from(ServiceError::Internal(anyhow::anyhow!("handler panicked: {msg}"))).into()
+        }
+        Err(_) => ApiError::from(ServiceError::Unavailable("request deadline passed".into())).into(),
+    };
+    record("unmatched".into(), failure.as_response_error().status_code().as_u16());
+    Err(failure)
+}
+
+/// Registers every route.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    ops::config(cfg);
+    auth::config(cfg);
+    me::config(cfg);
+    admin::config(cfg);
+    connections::config(cfg);
+    privacy::config(cfg);
+    checkins::config(cfg);
+    nearby::config(cfg);
+    devices::config(cfg);
+    notifications::config(cfg);
+}
+
+/// Fallback: 405 with `Allow` for a known path and another method, else 404 problem+json.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    match openapi::allowed_methods(req.path()) {
+        Some(methods) if !methods.is_empty() => Err(ApiError::MethodNotAllowed(methods.join(", "))),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// JSON bodies: size limit (413), unparseable (400), wrong content type (415).
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req: &HttpRequest| {
+            match &err {
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => {
+                    ApiError::refused(Code::PayloadTooLarge, "payload too large")
+                }
+                JsonPayloadError::ContentType => {
+                    ApiError::refused(Code::UnsupportedMediaType, "unsupported media type")
+                }
+                JsonPayloadError::Deserialize(e) => {
+                    ApiError::bad_request(format!("invalid JSON body: {}", json_error_text(e)))
+                }
+                other => ApiError::bad_request(format!("cannot read the body: {other}")),
+            }
+            .into()
+        })
+}
+
+/// Describes a serde_json error without echoing the body.
+fn json_error_text(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    // serde's messages name the field and the expected type; cap their length anyway.
+    msg.chars().take(200).collect()
+}
+
+/// Query strings that cannot be parsed: 400.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
+        let text: String = err.to_string().chars().take(200).collect();
+        ApiError::bad_request(format!("invalid query string: {text}")).into()
+    })
+}
+
+/// Path segments that do not parse (an id that is not a UUID): no such resource.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_err: PathError, req| {
+        // `/v1/connections/requests` with DELETE lands on `/v1/connections/{user_id}`: a known
+        // path with another method is a 405, anything else no such resource
+        match openapi::allowed_methods(req.path()) {
+            Some(m) if !m.contains(&req.method().as_str()) => ApiError::MethodNotAllowed(m.join(", ")).into(),
+            _ => ApiError::not_found().into(),
+        }
+    })
+}
+
+/// Validates a list's `limit` (422 outside [1, 500], default 50) and decodes its `cursor` (400
+/// when it is not one; an empty one means the first page).
+pub fn page_params(
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<(i64, Option<crate::store::paging::Cursor>), ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 500"));
+    }
+    let cursor = match cursor {
+        None | Some("") => None,
+        Some(c) => {
+            Some(crate::store::paging::Cursor::decode(c).ok_or_else(|| ApiError::bad_request("invalid cursor"))?)
+        }
+    };
+    Ok((limit, cursor))
+}

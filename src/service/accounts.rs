@@ -1,0 +1,173 @@
+//! Accounts and sessions: register, log in, rotate and end refresh tokens; the caller's own
+//! profile, its change, its export and erasure.
+
+use super::auth::{hash_token, new_refresh_token};
+use super::{Code, Ctx, ServiceError, ServiceResult};
+use crate::domain::FieldError;
+use crate::domain::account::{DisplayName, Email, check_password, normalise_email};
+use crate::store::users::{self, UserRecord};
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A new session: the user and a token pair.
+#[derive(Debug)]
+pub struct Session {
+    pub user: UserRecord,
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Lifetime of the access token, in seconds.
+    pub expires_in: u64,
+}
+
+/// What registering takes, as sent.
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+}
+
+/// Refresh tokens are 43 characters; anything past 200 is not one.
+fn check_refresh_token(token: &str) -> ServiceResult<()> {
+    if token.len() > 200 {
+        return Err(ServiceError::field("refresh_token", "at most 200 characters"));
+    }
+    Ok(())
+}
+
+/// The rate-limit bucket of an email (whatever was typed: one normalisation everywhere).
+fn email_bucket(email: &str) -> String {
+    hex::encode(&Sha256::digest(normalise_email(email).as_bytes())[..12])
+}
+
+/// Issues an access token with `rotated` (already stored) or a refresh token of a new family.
+async fn session(ctx: &Ctx, user: UserRecord, rotated: Option<String>) -> ServiceResult<Session> {
+    let access = ctx.tokens.issue(user.id, user.role).map_err(ServiceError::Internal)?;
+    let refresh_token = match rotated {
+        Some(t) => t,
+        None => {
+            let (token, hash) = new_refresh_token();
+            let expires = OffsetDateTime::now_utc() + ctx.settings.refresh_token_ttl;
+            users::insert_refresh(&ctx.db, &hash, Uuid::new_v4(), user.id, expires).await?;
+            token
+        }
+    };
+    Ok(Session {
+        user,
+        access_token: access,
+        refresh_token,
+        expires_in: ctx.tokens.ttl_s(),
+    })
+}
+
+/// Creates an account (sharing off) and signs it in.
+pub async fn register(ctx: &Ctx, client: &str, r: Registration) -> ServiceResult<Session> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let email = Email::parse(&r.email).map_err(|e| errors.push(e)).ok();
+    let name = DisplayName::parse(&r.display_name).map_err(|e| errors.push(e)).ok();
+    let _ = check_password(&r.password).map_err(|e| errors.push(e));
+    let (Some(email), Some(name), true) = (email, name, errors.is_empty()) else {
+        return Err(ServiceError::invalid(errors));
+    };
+    ctx.rate_limit(&format!("reg:ip:{client}"), ctx.settings.rate_register_per_ip_per_min)
+        .await?;
+    let hash = ctx
+        .passwords
+        .hash(SecretString::from(r.password))
+        .await
+        .map_err(ServiceError::Internal)?;
+    let user = users::create(&ctx.db, &email, &name, &hash)
+        .await?
+        .ok_or_else(|| ServiceError::refused(Code::EmailTaken, "an account with this email exists"))?;
+    tracing::info!(user_id = %user.id, "registered");
+    session(ctx, user, None).await
+}
+
+/// Signs in. Unknown email and wrong password answer the same 401 after the same work.
+pub async fn login(ctx: &Ctx, client: &str, email: &str, password: String) -> ServiceResult<Session> {
+    ctx.rate_limit(&format!("login:ip:{client}"), ctx.settings.rate_login_per_ip_per_min)
+        .await?;
+    ctx.rate_limit(
+        &format!("login:email:{}", email_bucket(email)),
+        ctx.settings.rate_login_per_email_per_min,
+    )
+    .await?;
+    let user = if email.len() <= 254 && password.len() <= 1024 {
+        users::by_email(&ctx.db, email).await?
+    } else {
+        None
+    };
+    let ok = ctx
+        .passwords
+        .verify(
+            SecretString::from(password),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await;
+    let user = match user {
+        Some(u) if ok => u,
+        _ => return Err(ServiceError::unauthorized()),
+    };
+    if user.suspended {
+        return Err(ServiceError::suspended());
+    }
+    session(ctx, user, None).await
+}
+
+/// Rotates a refresh token: the old one is spent; presenting a spent one revokes its family.
+pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
+    check_refresh_token(token)?;
+    let old = hash_token(token);
+    let (token, new) = new_refresh_token();
+    let expires = OffsetDateTime::now_utc() + ctx.settings.refresh_token_ttl;
+    match users::rotate_refresh(&ctx.db, &old, &new, expires).await? {
+        users::Rotation::Rotated { user } => session(ctx, user, Some(token)).await,
+        users::Rotation::Suspended => Err(ServiceError::suspended()),
+        users::Rotation::Rejected => Err(ServiceError::unauthorized()),
+    }
+}
+
+/// Ends the session: the refresh token's whole family is revoked.
+pub async fn logout(ctx: &Ctx, token: &str) -> ServiceResult<()> {
+    check_refresh_token(token)?;
+    users::revoke_family_of(&ctx.db, &hash_token(token)).await?;
+    Ok(())
+}
+
+/// The caller's account (401 once it is gone).
+pub async fn me(ctx: &Ctx, user: Uuid) -> ServiceResult<UserRecord> {
+    users::by_id(&ctx.db, user)
+        .await?
+        .ok_or_else(ServiceError::unauthorized)
+}
+
+/// Changes the caller's display name (the live index follows).
+pub async fn rename(ctx: &Ctx, user: Uuid, name: &str) -> ServiceResult<UserRecord> {
+    let name = DisplayName::parse(name)?;
+    let record = users::set_display_name(&ctx.db, user, name.as_str())
+        .await?
+        .ok_or_else(ServiceError::unauthorized)?;
+    super::profile_changed(ctx, user).await?;
+    Ok(record)
+}
+
+/// Erases the caller's account and every datum about it.
+pub async fn erase(ctx: &Ctx, user: Uuid) -> ServiceResult<()> {
+    if !super::erase_user(ctx, user).await? {
+        return Err(ServiceError::unauthorized());
+    }
+    Ok(())
+}
+
+/// Everything stored about the caller, as one JSON document.
+pub async fn export(ctx: &Ctx, user: Uuid) -> ServiceResult<serde_json::Value> {
+    crate::store::admin::export(&ctx.db, user)
+        .await?
+        .ok_or_else(ServiceError::unauthorized)
+}
+
+/// Gives or takes the admin role by email (the CLI); false when no such user.
+pub async fn set_role(db: &sqlx::PgPool, email: &str, role: crate::domain::account::Role) -> ServiceResult<bool> {
+    Ok(users::set_role(db, email, role).await?)
+}
