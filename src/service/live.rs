@@ -407,6 +407,16 @@ pub async fn run_republish(ctx: &Ctx, job: Option<Uuid>) -> StoreResult<bool> {
     Ok(true)
 }
 
+/// The privacy settings of the users of `rows`, by user, in one query.
+async fn privacies_of(ctx: &Ctx, rows: &[LiveRow]) -> StoreResult<std::collections::HashMap<Uuid, PrivacyRecord>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
+    Ok(privacy::get_many(&ctx.db, &ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.user_id, p))
+        .collect())
+}
+
 /// One page of 1,000 live users after `after` (one transaction and two Redis round trips):
 /// the last user of the page and how many were re-published and removed; `None` past the end.
 async fn republish_page(ctx: &Ctx, after: Option<Uuid>) -> StoreResult<Option<(Uuid, u64, u64)>> {
@@ -415,12 +425,7 @@ async fn republish_page(ctx: &Ctx, after: Option<Uuid>) -> StoreResult<Option<(U
     let Some(last) = rows.last().map(|r| r.user_id) else {
         return Ok(None);
     };
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
-    let privacies: std::collections::HashMap<Uuid, PrivacyRecord> = privacy::get_many(&ctx.db, &ids)
-        .await?
-        .into_iter()
-        .map(|p| (p.user_id, p))
-        .collect();
+    let privacies = privacies_of(ctx, &rows).await?;
     let t = now();
     let max_expiry = t + Duration::seconds(i64::from(controls.policy.max_ttl_s));
     let mut tx = ctx.db.begin().await?;
@@ -473,12 +478,7 @@ pub async fn rebuild_index(ctx: &Ctx) -> StoreResult<u64> {
         let rows = live::indexed_page_for_share(&mut tx, after, 1_000).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.user_id);
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
-        let privacies: std::collections::HashMap<Uuid, PrivacyRecord> = privacy::get_many(&ctx.db, &ids)
-            .await?
-            .into_iter()
-            .map(|p| (p.user_id, p))
-            .collect();
+        let privacies = privacies_of(ctx, &rows).await?;
         let t = now();
         let batch: Vec<(Uuid, LiveRecord)> = rows
             .iter()

@@ -266,29 +266,23 @@ async fn es256_keys_sign_and_verify() {
     std::fs::create_dir_all(&dir).expect("dir");
     let key = dir.join("k.pem");
     let public = dir.join("k.pub.pem");
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-        ])
-        .arg(&key)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("openssl not available: ES256 key test skipped");
-        return;
-    }
-    let _ = std::process::Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&public)
-        .status();
+    // a P-256 key made here: 32 random bytes are a valid scalar but with negligible odds
+    let secret = std::iter::repeat_with(|| {
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        p256::SecretKey::from_slice(&bytes)
+    })
+    .take(8)
+    .find_map(Result::ok)
+    .expect("a P-256 scalar");
+    use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let pem = secret.to_pkcs8_pem(LineEnding::LF).expect("PKCS#8 PEM");
+    std::fs::write(&key, pem.as_bytes()).expect("write key");
+    let public_pem = secret
+        .public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("public PEM");
+    std::fs::write(&public, public_pem).expect("write public key");
     // PKCS#8 private key for jsonwebtoken
     let s = test_settings(
         "x",

@@ -4,7 +4,6 @@
 //! Environment: `HEREABOUTS_TEST_DATABASE_URL` (an existing database to connect to for creating
 //! others; default `postgres://postgres@127.0.0.1:5432/postgres`) and `HEREABOUTS_TEST_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`; comma-separated for a cluster).
-#![allow(dead_code)]
 
 use hereabouts::config::Settings;
 use hereabouts::service::Ctx;
@@ -60,7 +59,6 @@ async fn sweep_stale_databases() {
 /// A running server with its own database and Redis prefix.
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub db_name: String,
     pub db: PgPool,
     pub ctx: Ctx,
@@ -127,7 +125,6 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let db = PgPool::connect(&db_url_for(&db_name)).await.expect("connect test db");
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        port,
         db_name,
         db,
         ctx,
@@ -238,14 +235,6 @@ impl TestApp {
             text: r.text().await.expect("body"),
         }
     }
-}
-
-pub fn j(v: Value) -> Value {
-    v
-}
-
-pub fn unused() -> Value {
-    json!(null)
 }
 
 /// A registered user with a live session.

@@ -11,7 +11,6 @@
 //! A request that fails a check is answered as the real service would (403/401/400) and its
 //! problems are recorded; tests assert that there were none. Each stand-in answers sends from a
 //! script (status codes, or hanging) and then with success.
-#![allow(dead_code)]
 
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};

@@ -55,16 +55,13 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let bins = match infra::find_bins() {
-        Ok(b) => b,
-        Err(why) => {
-            println!(
-                "[faults] {name}: SKIPPED — {why}; the fault suite needs the PostgreSQL server binaries \
-                 (initdb, pg_ctl) and redis-server"
-            );
-            return;
-        }
-    };
+    // never skipped: scripts/test installs what is missing before it runs this suite
+    let bins = infra::find_bins().unwrap_or_else(|why| {
+        panic!(
+            "[faults] {name}: {why}; the fault suite needs the PostgreSQL server binaries (initdb, pg_ctl) \
+             and redis-server (scripts/test installs them)"
+        )
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
