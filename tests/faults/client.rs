@@ -231,10 +231,11 @@ impl Api {
             return None;
         }
         let text = r.text().await.ok()?;
-        let prefix = format!("{name}{{");
+        // a series with labels (`name{…} v`) or without (`name v`)
+        let (labelled, bare) = (format!("{name}{{"), format!("{name} "));
         Some(
             text.lines()
-                .filter(|l| l.starts_with(&prefix))
+                .filter(|l| l.starts_with(&labelled) || l.starts_with(&bare))
                 .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
                 .sum(),
         )
