@@ -3,6 +3,7 @@
 use super::error::ApiResult;
 use super::extract::AuthUser;
 use crate::service::Ctx;
+use crate::service::ServiceError;
 use crate::service::live::{self, Checkin, CheckinInput, Outcome};
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
@@ -94,7 +95,7 @@ pub async fn get_current(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<web::Js
 ))]
 #[delete("/v1/checkins/current")]
 pub async fn delete_current(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<HttpResponse> {
-    live::leave(&ctx, me.id).await?;
+    live::leave(&ctx, me.id).await.map_err(ServiceError::from)?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -161,11 +161,5 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        Self::Service(e.into())
-    }
-}
-
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -68,7 +68,7 @@ pub async fn readyz(ctx: web::Data<Ctx>) -> ApiResult<HttpResponse> {
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
-    crate::jobs::refresh_gauges(&ctx).await;
+    crate::service::refresh_gauges(&ctx).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(ctx.metrics.render())

@@ -11,7 +11,7 @@ use crate::domain::nearby::LiveRecord;
 use crate::domain::policy::Precision;
 use crate::store::live::{self, LiveRow};
 use crate::store::privacy::{self, PrivacyRecord};
-use crate::store::{StoreResult, index, ratelimit};
+use crate::store::{StoreResult, index};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use time::{Duration, OffsetDateTime};
@@ -174,7 +174,7 @@ async fn sharing_privacy(
         .await?
         .ok_or_else(ServiceError::unauthorized)?;
     if privacy.suspended {
-        return Err(ServiceError::forbidden("this account is suspended"));
+        return Err(ServiceError::suspended());
     }
     if !controls.policy.location_sharing_enabled {
         return Err(ServiceError::refused(
@@ -202,14 +202,8 @@ pub async fn checkin(ctx: &Ctx, user: Uuid, input: CheckinInput) -> ServiceResul
             "location sharing is disabled by the operator",
         ));
     }
-    ratelimit::hit(
-        &ctx.redis,
-        &format!("checkin:{user}"),
-        ctx.settings.rate_checkins_per_user_per_min,
-        60,
-    )
-    .await?
-    .map_err(|retry_after_s| ServiceError::RateLimited { retry_after_s })?;
+    ctx.rate_limit(&format!("checkin:{user}"), ctx.settings.rate_checkins_per_user_per_min)
+        .await?;
     if let Some(cid) = &input.client_id
         && let Some(first) = live::idempotent_response(&ctx.db, user, cid).await?
     {

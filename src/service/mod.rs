@@ -132,6 +132,23 @@ pub async fn readiness(ctx: &Ctx) -> (StoreResult<()>, StoreResult<()>) {
     )
 }
 
+/// Sets the gauges that describe the stores, just before a scrape renders the metrics.
+pub async fn refresh_gauges(ctx: &Ctx) {
+    let m = &ctx.metrics;
+    let pool = &ctx.db;
+    m.db_pool
+        .get_or_create(&crate::metrics::PoolLabels { state: "open" })
+        .set(i64::from(pool.size()));
+    m.db_pool
+        .get_or_create(&crate::metrics::PoolLabels { state: "idle" })
+        .set(pool.num_idle() as i64);
+    m.request_capacity.set(ctx.settings.max_concurrent_requests as i64);
+    if let Ok((depth, age)) = crate::store::outbox::stats(&ctx.db).await {
+        m.push_queue_depth.set(depth);
+        m.push_oldest_pending.set(age);
+    }
+}
+
 /// Refreshes what the index holds about a user after their profile changed (display name).
 pub async fn profile_changed(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
     live::sync_user(ctx, user).await
