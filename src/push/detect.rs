@@ -21,13 +21,12 @@
 use crate::domain::cover::{MAX_RADIUS_M, cover};
 use crate::domain::nearby::{LiveRecord, Plan, select};
 use crate::service::Ctx;
-use crate::service::events::Checkin;
+use crate::service::events::{Announced, Checkin};
 use crate::service::nearby::candidates;
 use crate::store::outbox::{self, NewNotification};
 use crate::store::{StoreError, cooldown};
 use futures_util::StreamExt;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -189,18 +188,20 @@ async fn detect_one(ctx: Ctx, c: Checkin) {
 
 /// Detects arrivals for the check-ins announced on `checkins`, [`CONCURRENCY`] at a time, until
 /// `shutdown` is cancelled; the detections under way finish first.
-pub async fn run(ctx: Ctx, mut checkins: mpsc::Receiver<Checkin>, shutdown: CancellationToken) {
+pub async fn run(ctx: Ctx, mut checkins: Announced, shutdown: CancellationToken) {
     let mut running = futures_util::stream::FuturesUnordered::new();
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            Some(()) = running.next(), if !running.is_empty() => {}
-            c = checkins.recv(), if running.len() < CONCURRENCY => match c {
+            Some(()) = running.next(), if !running.is_empty() => checkins.done(),
+            c = checkins.rx.recv(), if running.len() < CONCURRENCY => match c {
                 Some(c) => running.push(detect_one(ctx.clone(), c)),
                 None => break,
             },
         }
     }
-    while running.next().await.is_some() {}
+    while running.next().await.is_some() {
+        checkins.done();
+    }
 }

@@ -113,13 +113,9 @@ impl Worker {
                     () = tokio::time::sleep(s.poll_interval) => continue,
                 }
             }
-            let work = futures_util::stream::iter(batch)
-                .map(|d| self.process(d, lease, lease_ends))
-                .buffer_unordered(s.concurrency)
-                .collect::<Vec<()>>();
             let stopped = tokio::select! {
                 () = &mut shutdown => true,
-                _ = work => false,
+                () = self.send_all(batch, lease, lease_ends) => false,
             };
             if stopped {
                 self.release(lease).await;
@@ -127,6 +123,33 @@ impl Worker {
             }
         }
         tracing::info!("push worker stopped");
+    }
+
+    /// Sends a claimed batch, `push_concurrency` at a time.
+    async fn send_all(&self, batch: Vec<Claimed>, lease: Uuid, lease_ends: Instant) {
+        futures_util::stream::iter(batch)
+            .map(|d| self.process(d, lease, lease_ends))
+            .buffer_unordered(self.ctx.settings.push.concurrency)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    /// Delivers everything due now, batch after batch, and returns how many deliveries it
+    /// handled: tests drive the worker with it, where `run` is the loop of a process.
+    pub async fn deliver_due(&self) -> usize {
+        let s = &self.ctx.settings.push;
+        let mut handled = 0;
+        loop {
+            let lease = Uuid::new_v4();
+            let lease_ends = Instant::now() + s.lease;
+            match outbox::claim(&self.ctx.db, s.batch_size, s.lease, lease).await {
+                Ok(batch) if !batch.is_empty() => {
+                    handled += batch.len();
+                    self.send_all(batch, lease, lease_ends).await;
+                }
+                _ => return handled,
+            }
+        }
     }
 
     async fn release(&self, lease: Uuid) {

@@ -6,7 +6,7 @@
 //! device.
 
 use super::StoreResult;
-use super::paging::{self, Cursor, Page, Sorted};
+use super::paging::{self, Cursor, Keyed, Page, Sorted};
 use crate::domain::device::Platform;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -108,22 +108,7 @@ pub async fn register(
 /// The user's devices, newest first, after `cursor`.
 pub async fn list(db: &PgPool, user: Uuid, limit: i64, cursor: Option<Cursor>) -> StoreResult<Page<DeviceRecord>> {
     let select = format!("SELECT {COLUMNS} FROM devices WHERE user_id = $1");
-    paging::keyset(
-        db,
-        Sorted {
-            select: &select,
-            by: ("created_at", "id"),
-            tail: "",
-        },
-        user,
-        limit,
-        cursor,
-        |d: &DeviceRecord| Cursor {
-            at: d.created_at,
-            id: d.id,
-        },
-    )
-    .await
+    paging::keyset(db, Sorted::newest(&select, "created_at", "id"), user, limit, cursor).await
 }
 
 /// Deletes one of the user's devices (its pending deliveries go with it); false when the user
@@ -158,4 +143,13 @@ pub async fn deactivate(db: &PgPool, id: Uuid, reason: &str) -> StoreResult<()> 
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+impl Keyed for DeviceRecord {
+    fn key(&self) -> Cursor {
+        Cursor {
+            at: self.created_at,
+            id: self.id,
+        }
+    }
 }

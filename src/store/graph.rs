@@ -24,7 +24,7 @@
 
 use super::StoreResult;
 pub use super::paging::{Cursor, Page};
-use super::paging::{Sorted, keyset};
+use super::paging::{Keyed, Sorted, keyset};
 use super::redis::Redis;
 use redis::{Cmd, Value};
 use sha2::{Digest, Sha256};
@@ -141,18 +141,10 @@ pub async fn list_connections(
                           FROM connections c JOIN users u ON u.id = c.peer_id WHERE c.user_id = $1";
     keyset(
         db,
-        Sorted {
-            select: SELECT,
-            by: ("c.connected_at", "c.peer_id"),
-            tail: "",
-        },
+        Sorted::newest(SELECT, "c.connected_at", "c.peer_id"),
         user,
         limit,
         cursor,
-        |r: &ConnectionRecord| Cursor {
-            at: r.connected_at,
-            id: r.user_id,
-        },
     )
     .await
 }
@@ -180,22 +172,7 @@ pub async fn list_requests(
     };
     let select =
         format!("SELECT id, from_user_id, to_user_id, created_at FROM connection_requests WHERE {column} = $1");
-    keyset(
-        db,
-        Sorted {
-            select: &select,
-            by: ("created_at", "id"),
-            tail: "",
-        },
-        user,
-        limit,
-        cursor,
-        |r: &RequestRecord| Cursor {
-            at: r.created_at,
-            id: r.id,
-        },
-    )
-    .await
+    keyset(db, Sorted::newest(&select, "created_at", "id"), user, limit, cursor).await
 }
 
 /// The users the caller blocked, newest first (`created_at DESC, blocked_id DESC`), after `cursor`.
@@ -209,18 +186,10 @@ pub async fn list_blocks(
                           FROM blocks b JOIN users u ON u.id = b.blocked_id WHERE b.blocker_id = $1";
     keyset(
         db,
-        Sorted {
-            select: SELECT,
-            by: ("b.created_at", "b.blocked_id"),
-            tail: "",
-        },
+        Sorted::newest(SELECT, "b.created_at", "b.blocked_id"),
         user,
         limit,
         cursor,
-        |r: &BlockRecord| Cursor {
-            at: r.blocked_at,
-            id: r.user_id,
-        },
     )
     .await
 }
@@ -739,6 +708,33 @@ pub async fn forget_user(db: &PgPool, redis: &Redis, user: Uuid) -> StoreResult<
         invalidate(redis, &all).await?;
     }
     Ok(())
+}
+
+impl Keyed for ConnectionRecord {
+    fn key(&self) -> Cursor {
+        Cursor {
+            at: self.connected_at,
+            id: self.user_id,
+        }
+    }
+}
+
+impl Keyed for RequestRecord {
+    fn key(&self) -> Cursor {
+        Cursor {
+            at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
+impl Keyed for BlockRecord {
+    fn key(&self) -> Cursor {
+        Cursor {
+            at: self.blocked_at,
+            id: self.user_id,
+        }
+    }
 }
 
 #[cfg(test)]

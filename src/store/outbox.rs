@@ -8,7 +8,7 @@
 //! late cannot overwrite what the next one recorded. Delivery is therefore at-least-once.
 
 use crate::store::StoreResult;
-use crate::store::paging::{self, Cursor, Page, Sorted};
+use crate::store::paging::{self, Cursor, Keyed, Page, Sorted};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -127,18 +127,10 @@ pub async fn list(
     let tail = "GROUP BY n.id, u.display_name";
     paging::keyset(
         db,
-        Sorted {
-            select: LIST,
-            by: ("n.created_at", "n.id"),
-            tail,
-        },
+        Sorted::newest(LIST, "n.created_at", "n.id").then(tail),
         user,
         limit,
         cursor,
-        |n: &NotificationRecord| Cursor {
-            at: n.created_at,
-            id: n.id,
-        },
     )
     .await
 }
@@ -284,4 +276,13 @@ pub async fn purge(db: &PgPool, retention_days: i32) -> StoreResult<u64> {
 
 fn truncate(s: &str) -> String {
     s.chars().take(500).collect()
+}
+
+impl Keyed for NotificationRecord {
+    fn key(&self) -> Cursor {
+        Cursor {
+            at: self.created_at,
+            id: self.id,
+        }
+    }
 }

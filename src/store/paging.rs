@@ -66,6 +66,27 @@ pub struct Sorted<'a> {
     pub tail: &'a str,
 }
 
+impl<'a> Sorted<'a> {
+    /// `select`, newest first by the columns `(time, id)`.
+    pub fn newest(select: &'a str, time: &'a str, id: &'a str) -> Self {
+        Self {
+            select,
+            by: (time, id),
+            tail: "",
+        }
+    }
+
+    /// With `tail` before the ORDER BY (a GROUP BY).
+    pub fn then(self, tail: &'a str) -> Self {
+        Self { tail, ..self }
+    }
+}
+
+/// A row of a keyset list: its position, the cursor of the next page when it is the last.
+pub trait Keyed {
+    fn key(&self) -> Cursor;
+}
+
 /// One page of a [`Sorted`] list after `cursor`.
 pub async fn keyset<T>(
     db: &PgPool,
@@ -77,10 +98,9 @@ pub async fn keyset<T>(
     owner: Uuid,
     limit: i64,
     cursor: Option<Cursor>,
-    key: impl Fn(&T) -> Cursor,
 ) -> StoreResult<Page<T>>
 where
-    T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    T: for<'r> sqlx::FromRow<'r, PgRow> + Keyed + Send + Unpin,
 {
     let after = if cursor.is_some() {
         format!("AND ({at}, {id}) < ($3, $4)")
@@ -92,7 +112,7 @@ where
     if let Some(c) = cursor {
         query = query.bind(c.at).bind(c.id);
     }
-    Ok(page(query.fetch_all(db).await?, limit, key))
+    Ok(page(query.fetch_all(db).await?, limit, T::key))
 }
 
 #[cfg(test)]

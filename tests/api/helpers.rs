@@ -62,6 +62,8 @@ pub struct TestApp {
     pub db_name: String,
     pub db: PgPool,
     pub ctx: Ctx,
+    /// The delivery worker tests drive directly (made once: providers cache their tokens).
+    pub worker: OnceLock<hereabouts::push::worker::Worker>,
     pub client: reqwest::Client,
     pub prefix: String,
 }
@@ -128,6 +130,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         db_name,
         db,
         ctx,
+        worker: OnceLock::new(),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -21,7 +21,8 @@ const NORTH_500: (f64, f64) = (51.5119, -0.1278);
 /// Far away (Paris, over 300 km).
 const PARIS: (f64, f64) = (48.8566, 2.3522);
 
-const DEADLINE: Duration = Duration::from_secs(30);
+/// Bound on the waits left: for a worker of its own to reach a stand-in (the tests of workers).
+const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Polls `check` until it holds; panics with `what` after the deadline.
 async fn eventually<F, Fut>(what: &str, check: F)
@@ -46,8 +47,12 @@ fn offset(p: (f64, f64), north_m: f64, east_m: f64) -> (f64, f64) {
     (lat, lng)
 }
 
+/// An app whose deliveries the test drives itself ([`deliver`]); `extra` may turn its own worker
+/// back on (`HEREABOUTS_PUSH_WORKER_ENABLED=true`) for the tests of concurrent workers.
 async fn push_app(p: &Providers, extra: &[(&str, &str)]) -> TestApp {
     let mut settings = p.settings();
+    settings.retain(|(a, _)| a != "HEREABOUTS_PUSH_WORKER_ENABLED");
+    settings.push(("HEREABOUTS_PUSH_WORKER_ENABLED".into(), "false".into()));
     for (k, v) in extra {
         settings.retain(|(a, _)| a != k);
         settings.push((k.to_string(), v.to_string()));
@@ -99,14 +104,37 @@ async fn live_user(app: &TestApp, name: &str, at: (f64, f64)) -> TestUser {
     u
 }
 
-/// Waits until `u` has `n` notifications, all in delivery state `state`.
+/// Runs what the check-ins so far set off: their arrival detections, then a worker over every
+/// delivery due (directly, as a process's worker would).
+async fn deliver(app: &TestApp) -> usize {
+    app.ctx.checkins.settled().await;
+    app.worker
+        .get_or_init(|| Worker::new(app.ctx.clone()).expect("worker"))
+        .deliver_due()
+        .await
+}
+
+/// Drives detection (and, unless `state` is `pending`, delivery) until `u` has `n` notifications,
+/// all in delivery state `state` (retries wait for their backoff: at most 50 rounds of 100 ms).
 async fn wait_notified(app: &TestApp, u: &TestUser, n: usize, state: &str) -> Vec<Value> {
-    eventually(&format!("{} has {n} notification(s) {state}", u.email), || async {
+    for _ in 0..50 {
+        if state == "pending" {
+            // detection only: a pending delivery is what the test is about
+            app.ctx.checkins.settled().await;
+        } else {
+            deliver(app).await;
+        }
         let items = notifications(app, u).await;
-        items.len() == n && items.iter().all(|i| i["delivery"] == state)
-    })
-    .await;
-    notifications(app, u).await
+        if items.len() == n && items.iter().all(|i| i["delivery"] == state) {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{} does not have {n} notification(s) {state}: {:?}",
+        u.email,
+        notifications(app, u).await
+    )
 }
 
 async fn metrics(app: &TestApp) -> String {
@@ -232,10 +260,7 @@ async fn leaving_and_coming_back_after_the_cooldown_notifies_again() {
         .execute(&app.db)
         .await
         .expect("policy");
-    eventually("the policy reached the instance", || async {
-        app.ctx.controls.get().policy.notification_cooldown_s == 1
-    })
-    .await;
+    app.ctx.controls.reload(&app.db).await.expect("reload the policy");
     let bea = live_user(&app, "bea", L).await;
     let ann = app.register("ann").await;
     share(&app, &ann).await;
@@ -351,10 +376,10 @@ async fn every_provider_delivers_with_valid_credentials_in_the_device_language()
         checkin(&app, &u, NORTH_500.0, NORTH_500.1).await;
         wait_notified(&app, &bea, i + 1, "delivered").await;
     }
-    eventually("each provider got both", || async {
-        p.apns.hits().len() == 2 && p.fcm.hits().len() == 2 && p.webhook.hits().len() == 2
-    })
-    .await;
+    assert!(
+        p.apns.hits().len() == 2 && p.fcm.hits().len() == 2 && p.webhook.hits().len() == 2,
+        "each provider got both"
+    );
     for s in [&p.apns, &p.fcm, &p.webhook] {
         assert!(s.problems().is_empty(), "{:?}", s.problems());
     }
@@ -482,10 +507,10 @@ async fn gone_tokens_deactivate_their_devices() {
     befriend(&app, &ann, &bea).await;
     checkin(&app, &ann, NORTH_500.0, NORTH_500.1).await;
     wait_notified(&app, &bea, 1, "failed").await;
-    eventually("all three devices are deactivated", || async {
-        devices(&app, &bea).await.iter().all(|d| d["active"] == false)
-    })
-    .await;
+    assert!(
+        devices(&app, &bea).await.iter().all(|d| d["active"] == false),
+        "all three devices are deactivated"
+    );
     let m = metrics(&app).await;
     assert_eq!(
         metric(&m, "push_failed_total{platform=\"ios\",reason=\"unregistered\"}"),
@@ -498,10 +523,12 @@ async fn gone_tokens_deactivate_their_devices() {
     share(&app, &cid).await;
     befriend(&app, &cid, &bea).await;
     checkin(&app, &cid, NORTH_500.0, NORTH_500.1).await;
-    eventually("cid's notification has no device", || async {
-        notifications(&app, &bea).await.first().map(|n| n["delivery"].clone()) == Some(json!("no_device"))
-    })
-    .await;
+    deliver(&app).await;
+    assert_eq!(
+        notifications(&app, &bea).await.first().map(|n| n["delivery"].clone()),
+        Some(json!("no_device")),
+        "cid's notification has no device"
+    );
     // registering the token again brings the device back
     let d = add_device(&app, &bea, json!({"platform": "ios", "token": token})).await;
     assert_eq!(d["active"], true);
@@ -511,6 +538,7 @@ async fn gone_tokens_deactivate_their_devices() {
 async fn two_workers_deliver_each_notification_exactly_once() {
     let p = Providers::start().await;
     let extra = [
+        ("HEREABOUTS_PUSH_WORKER_ENABLED", "true"),
         ("HEREABOUTS_PUSH_BATCH_SIZE", "2"),
         ("HEREABOUTS_PUSH_POLL_INTERVAL_MS", "10"),
     ];
@@ -546,8 +574,12 @@ async fn two_workers_deliver_each_notification_exactly_once() {
         friends.push(b);
     }
     checkin(&app, &ann, NORTH_500.0, NORTH_500.1).await;
+    // the two instances' own workers deliver (the test does not)
     for b in &friends {
-        wait_notified(&app, b, 1, "delivered").await;
+        eventually(&format!("{} is delivered", b.email), || async {
+            notifications(&app, b).await.first().map(|n| n["delivery"].clone()) == Some(json!("delivered"))
+        })
+        .await;
     }
     eventually("all 16 sends arrived", || async {
         p.apns.hits().len() + p.webhook.hits().len() >= 16
@@ -587,16 +619,9 @@ async fn two_workers_deliver_each_notification_exactly_once() {
     assert!(first > 0.0 && other > 0.0, "both workers delivered: {first} + {other}");
 }
 
-/// An app without its own worker (workers are run by the test) and a short lease.
+/// An app with a short lease (its workers are run by the test).
 async fn app_without_worker(p: &Providers) -> TestApp {
-    push_app(
-        p,
-        &[
-            ("HEREABOUTS_PUSH_WORKER_ENABLED", "false"),
-            ("HEREABOUTS_PUSH_LEASE_S", "1"),
-        ],
-    )
-    .await
+    push_app(p, &[("HEREABOUTS_PUSH_LEASE_S", "1")]).await
 }
 
 /// bea with an iOS device, and ann arriving near her: one pending delivery.
@@ -686,10 +711,13 @@ async fn notifications_list_delivery_states_newest_first_in_pages() {
         share(&app, &u).await;
         befriend(&app, &u, &bea).await;
         checkin(&app, &u, NORTH_500.0, NORTH_500.1).await;
-        eventually("the notification is written", || async {
-            notifications(&app, &bea).await.len() == i + 1
-        })
-        .await;
+        // detection only: the deliveries stay pending
+        app.ctx.checkins.settled().await;
+        assert_eq!(
+            notifications(&app, &bea).await.len(),
+            i + 1,
+            "the notification is written"
+        );
         actors.push(u);
     }
     let r = app.get("/v1/notifications?limit=2", bea.t()).await;
@@ -796,7 +824,7 @@ async fn devices_are_validated_idempotent_and_move_between_users() {
 #[tokio::test]
 async fn erasure_deletes_the_cooldown_keys_and_the_outbox() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[("HEREABOUTS_PUSH_WORKER_ENABLED", "false")]).await;
+    let app = push_app(&p, &[]).await;
     let bea = live_user(&app, "bea", L).await;
     let cid = live_user(&app, "cid", L).await;
     add_device(&app, &bea, json!({"platform": "ios", "token": ios_token()})).await;
