@@ -260,7 +260,12 @@ async fn leaving_and_coming_back_after_the_cooldown_notifies_again() {
         .execute(&app.db)
         .await
         .expect("policy");
-    app.ctx.controls.reload(&app.db).await.expect("reload the policy");
+    // the instance's own refresh brings the policy (a reload here could be overtaken by one
+    // that read the row before the update)
+    eventually("the policy reached the instance", || async {
+        app.ctx.controls.get().policy.notification_cooldown_s == 1
+    })
+    .await;
     let bea = live_user(&app, "bea", L).await;
     let ann = app.register("ann").await;
     share(&app, &ann).await;
