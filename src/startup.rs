@@ -36,8 +36,10 @@ impl Application {
         ctx.load_controls().await;
         let tasks = TaskTracker::new();
         let (checkins, announced) = events::Checkins::channel();
-        let ctx = ctx.with_checkins(checkins);
+        let (ingest, queued) = service::ingest::Ingest::channel();
+        let ctx = ctx.with_checkins(checkins).with_ingest(ingest);
         tasks.spawn(crate::push::detect::run(ctx.clone(), announced, shutdown.clone()));
+        tasks.spawn(service::ingest::run(ctx.clone(), queued, shutdown.clone()));
         crate::jobs::spawn_all(&ctx, &tasks, &shutdown);
         if s.push.worker_enabled {
             tasks.spawn(crate::push::run_worker(ctx.clone(), shutdown.clone()));

@@ -13,7 +13,6 @@ use crate::store::live::{self, LiveRow};
 use crate::store::privacy::{self, PrivacyRecord};
 use crate::store::{StoreResult, index};
 use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, Transaction};
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -114,13 +113,13 @@ pub fn record_for(row: &LiveRow, privacy: &PrivacyRecord) -> LiveRecord {
     }
 }
 
-fn published_of(row: &LiveRow) -> Coord {
+pub(super) fn published_of(row: &LiveRow) -> Coord {
     Coord::stored(row.pub_lat, row.pub_lng)
 }
 
 /// Recomputes what is published for a row from its raw point: the precision (user's choice,
 /// coarsened by the policy) and the restricted zones.
-fn publish_row(row: &mut LiveRow, privacy: &PrivacyRecord, controls: &Controls) {
+pub(super) fn publish_row(row: &mut LiveRow, privacy: &PrivacyRecord, controls: &Controls) {
     let precision = privacy.precision.at_least(controls.policy.min_precision);
     let p = publish(Coord::stored(row.lat, row.lng), precision);
     row.pub_lat = p.point.lat();
@@ -164,144 +163,18 @@ pub fn validate_input(input: &CheckinInput) -> ServiceResult<Coord> {
     }
 }
 
-/// Loads the privacy row (locked) and refuses accounts that may not share right now.
-async fn sharing_privacy(
-    tx: &mut Transaction<'_, Postgres>,
-    user: Uuid,
-    controls: &Controls,
-) -> ServiceResult<PrivacyRecord> {
-    let privacy = privacy::get_for_update(tx, user)
-        .await?
-        .ok_or_else(ServiceError::unauthorized)?;
-    if privacy.suspended {
-        return Err(ServiceError::suspended());
-    }
-    if !controls.policy.location_sharing_enabled {
-        return Err(ServiceError::refused(
-            Code::SharingDisabled,
-            "location sharing is disabled by the operator",
-        ));
-    }
-    if !privacy.is_sharing(now()) {
-        return Err(ServiceError::refused(
-            Code::SharingDisabled,
-            "location sharing is off or paused for this account",
-        ));
-    }
-    Ok(privacy)
-}
-
-/// Accepts a check-in: validates, applies precision, policy and zones, stores the live row and
-/// moves the user in the index.
+/// Accepts a check-in: validates it here, then hands it to the batched pipeline
+/// ([`super::ingest`]), which applies precision, policy and zones, stores the live row and moves
+/// the user in the index; answers once that is done.
 pub async fn checkin(ctx: &Ctx, user: Uuid, input: CheckinInput) -> ServiceResult<Outcome> {
     let raw = validate_input(&input)?;
-    let controls = ctx.controls.get();
-    if !controls.policy.location_sharing_enabled {
+    if !ctx.controls.get().policy.location_sharing_enabled {
         return Err(ServiceError::refused(
             Code::SharingDisabled,
             "location sharing is disabled by the operator",
         ));
     }
-    ctx.rate_limit(&format!("checkin:{user}"), ctx.settings.rate_checkins_per_user_per_min)
-        .await?;
-    if let Some(cid) = &input.client_id
-        && let Some(first) = live::idempotent_response(&ctx.db, user, cid).await?
-    {
-        let first: Checkin = serde_json::from_value(first).map_err(|e| ServiceError::Internal(e.into()))?;
-        // a retry may follow a failure between the commit and the index: make the index right again
-        sync_user(ctx, user).await?;
-        return Ok(Outcome::Replayed(first));
-    }
-
-    let mut tx = ctx.db.begin().await.map_err(crate::store::StoreError::from)?;
-    let privacy = sharing_privacy(&mut tx, user, &controls).await?;
-    let max_ttl = i64::from(controls.policy.max_ttl_s);
-    let ttl = input.ttl_s.unwrap_or(i64::from(privacy.default_ttl_s)).min(max_ttl);
-    let t = now();
-    let recorded_at = input.recorded_at.unwrap_or(t);
-    if recorded_at > t + MAX_FUTURE {
-        return Err(ServiceError::field(
-            "recorded_at",
-            "must not be more than 5 minutes in the future",
-        ));
-    }
-    if recorded_at < t - Duration::seconds(ttl) {
-        return Err(ServiceError::field(
-            "recorded_at",
-            "is older than the check-in's lifetime (ttl_s)",
-        ));
-    }
-    let expires_at = (recorded_at + Duration::seconds(ttl)).min(t + Duration::seconds(max_ttl));
-
-    let previous = live::get_for_update(&mut tx, user).await?;
-    if let Some(prev) = &previous
-        && prev.expires_at > t
-        && prev.recorded_at > recorded_at
-    {
-        return Ok(Outcome::Ignored(Checkin::from(prev)));
-    }
-    let mut row = LiveRow {
-        user_id: user,
-        checkin_id: Uuid::now_v7(),
-        lat: raw.lat(),
-        lng: raw.lng(),
-        accuracy_m: input.accuracy_m,
-        pub_lat: 0.0,
-        pub_lng: 0.0,
-        precision: Precision::Exact,
-        h3_cell: String::new(),
-        indexed: false,
-        reason: None,
-        recorded_at,
-        expires_at,
-        client_id: input.client_id.clone(),
-    };
-    publish_row(&mut row, &privacy, &controls);
-    live::upsert(&mut tx, &row).await?;
-    let answer = Checkin::from(&row);
-    if let Some(cid) = &input.client_id {
-        let json = serde_json::to_value(&answer).map_err(|e| ServiceError::Internal(e.into()))?;
-        live::remember_response(&mut tx, user, cid, &json, expires_at).await?;
-    }
-    let old_published = previous.as_ref().filter(|p| p.indexed).map(published_of);
-    let new_published = row.indexed.then(|| published_of(&row));
-    if row.indexed {
-        index::put(&ctx.redis, user, &record_for(&row, &privacy), old_published).await?;
-    } else {
-        index::remove(&ctx.redis, user, old_published).await?;
-    }
-    if let Err(e) = tx.commit().await {
-        undo_index(ctx, user, previous.as_ref(), &privacy, new_published).await;
-        return Err(crate::store::StoreError::from(e).into());
-    }
-    if row.indexed {
-        // arrival notifications: decided in a task of their own, after this answer
-        if !ctx.checkins.announce(user, record_for(&row, &privacy)) {
-            ctx.metrics.detect_dropped.inc();
-        }
-    }
-    tracing::debug!(user_id = %user, lat = raw.lat(), lng = raw.lng(), "check-in");
-    tracing::debug!(user_id = %user, cell = %row.h3_cell, indexed = row.indexed, "check-in accepted");
-    Ok(Outcome::Created(answer))
-}
-
-/// After a check-in that was not committed: puts the user back in the index as PostgreSQL still
-/// has them (the previous row, or nowhere) and takes them out of the cells of the refused point,
-/// so that a refused check-in is never published. Best effort: a failure is logged.
-async fn undo_index(
-    ctx: &Ctx,
-    user: Uuid,
-    previous: Option<&LiveRow>,
-    privacy: &PrivacyRecord,
-    refused: Option<Coord>,
-) {
-    let undone = match previous.filter(|p| p.indexed && p.expires_at > now()) {
-        Some(prev) => index::put(&ctx.redis, user, &record_for(prev, privacy), refused).await,
-        None => index::remove(&ctx.redis, user, refused).await,
-    };
-    if let Err(e) = undone {
-        tracing::warn!(user_id = %user, error = %e, "cannot take a check-in that was not committed out of the index");
-    }
+    ctx.ingest.submit(ctx, user, raw, input).await
 }
 
 /// The caller's live check-in.

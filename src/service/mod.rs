@@ -14,6 +14,7 @@ pub mod controls;
 pub mod devices;
 pub mod error;
 pub mod events;
+pub mod ingest;
 pub mod live;
 pub mod nearby;
 pub mod net;
@@ -48,6 +49,8 @@ pub struct Ctx {
     pub controls: ControlsCache,
     /// Where accepted check-ins are announced (arrival detection listens).
     pub checkins: events::Checkins,
+    /// The batched check-in pipeline (without one, check-ins are written one by one).
+    pub ingest: ingest::Ingest,
 }
 
 impl Ctx {
@@ -75,12 +78,19 @@ impl Ctx {
             redis,
             metrics: Arc::new(Metrics::new()),
             checkins: events::Checkins::none(),
+            ingest: ingest::Ingest::none(),
         })
     }
 
     /// The same context announcing check-ins to `checkins`.
     pub fn with_checkins(mut self, checkins: events::Checkins) -> Self {
         self.checkins = checkins;
+        self
+    }
+
+    /// The same context writing check-ins through the pipeline `ingest`.
+    pub fn with_ingest(mut self, ingest: ingest::Ingest) -> Self {
+        self.ingest = ingest;
         self
     }
 

@@ -77,6 +77,52 @@ pub async fn upsert(tx: &mut Transaction<'_, Postgres>, r: &LiveRow) -> StoreRes
     Ok(())
 }
 
+/// The rows of many users, expired or not, locked for the transaction in user-id order.
+pub async fn get_many_for_update(tx: &mut Transaction<'_, Postgres>, users: &[Uuid]) -> StoreResult<Vec<LiveRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLS} FROM live_locations WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE"
+    ))
+    .bind(users)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Inserts or replaces many users' rows in one statement (at most one row per user).
+pub async fn upsert_many(tx: &mut Transaction<'_, Postgres>, rows: &[LiveRow]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let col = |f: &dyn Fn(&LiveRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    sqlx::query(&format!(
+        "INSERT INTO live_locations ({COLS})
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
+                              $7::float8[], $8::text[], $9::text[], $10::bool[], $11::text[], $12::timestamptz[],
+                              $13::timestamptz[], $14::text[])
+         ON CONFLICT (user_id) DO UPDATE SET checkin_id = EXCLUDED.checkin_id, lat = EXCLUDED.lat, lng = EXCLUDED.lng,
+           accuracy_m = EXCLUDED.accuracy_m, pub_lat = EXCLUDED.pub_lat, pub_lng = EXCLUDED.pub_lng,
+           precision = EXCLUDED.precision, h3_cell = EXCLUDED.h3_cell, indexed = EXCLUDED.indexed,
+           reason = EXCLUDED.reason, recorded_at = EXCLUDED.recorded_at, expires_at = EXCLUDED.expires_at,
+           client_id = EXCLUDED.client_id, created_at = now()"
+    ))
+    .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.checkin_id).collect::<Vec<_>>())
+    .bind(col(&|r| r.lat))
+    .bind(col(&|r| r.lng))
+    .bind(rows.iter().map(|r| r.accuracy_m).collect::<Vec<_>>())
+    .bind(col(&|r| r.pub_lat))
+    .bind(col(&|r| r.pub_lng))
+    .bind(rows.iter().map(|r| r.precision.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.h3_cell.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.indexed).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.reason.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.recorded_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.expires_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.client_id.as_deref()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Deletes a user's live location; returns the row that was there (to clean the index).
 pub async fn delete<'e, E: sqlx::PgExecutor<'e>>(db: E, user: Uuid) -> StoreResult<Option<LiveRow>> {
     Ok(sqlx::query_as(&format!(
@@ -119,34 +165,43 @@ pub async fn indexed_page_for_share(
     .await?)
 }
 
-/// The stored answer to an earlier check-in with this client id, if still live.
-pub async fn idempotent_response(db: &PgPool, user: Uuid, client_id: &str) -> StoreResult<Option<serde_json::Value>> {
-    let row: Option<(serde_json::Value,)> = sqlx::query_as(
-        "SELECT response FROM checkin_requests WHERE user_id = $1 AND client_id = $2 AND expires_at > now()",
+/// The stored answers to earlier check-ins with these (user, client id) pairs, if still live.
+pub async fn idempotent_responses(
+    db: &PgPool,
+    pairs: &[(Uuid, String)],
+) -> StoreResult<Vec<(Uuid, String, serde_json::Value)>> {
+    if pairs.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(sqlx::query_as(
+        "SELECT r.user_id, r.client_id, r.response FROM checkin_requests r
+         JOIN UNNEST($1::uuid[], $2::text[]) AS k(user_id, client_id)
+           ON r.user_id = k.user_id AND r.client_id = k.client_id
+         WHERE r.expires_at > now()",
     )
-    .bind(user)
-    .bind(client_id)
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|r| r.0))
+    .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
+    .bind(pairs.iter().map(|p| p.1.as_str()).collect::<Vec<_>>())
+    .fetch_all(db)
+    .await?)
 }
 
-/// Remembers the answer to a check-in with a client id until it expires.
-pub async fn remember_response(
+/// Remembers many answers (user, client id, answer, expiry) in one statement.
+pub async fn remember_responses(
     tx: &mut Transaction<'_, Postgres>,
-    user: Uuid,
-    client_id: &str,
-    response: &serde_json::Value,
-    expires_at: OffsetDateTime,
+    items: &[(Uuid, String, serde_json::Value, OffsetDateTime)],
 ) -> StoreResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "INSERT INTO checkin_requests (user_id, client_id, response, expires_at) VALUES ($1, $2, $3, $4)
+        "INSERT INTO checkin_requests (user_id, client_id, response, expires_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[], $4::timestamptz[])
          ON CONFLICT (user_id, client_id) DO UPDATE SET response = EXCLUDED.response, expires_at = EXCLUDED.expires_at",
     )
-    .bind(user)
-    .bind(client_id)
-    .bind(response)
-    .bind(expires_at)
+    .bind(items.iter().map(|i| i.0).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.1.as_str()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.2.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.3).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())

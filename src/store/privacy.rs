@@ -92,3 +92,18 @@ pub async fn get_many(db: &PgPool, users: &[Uuid]) -> StoreResult<Vec<PrivacyRec
             .await?,
     )
 }
+
+/// Settings of many users, locked for the transaction in user-id order (so that concurrent
+/// batches never wait on each other in a circle).
+pub async fn get_many_for_update(
+    tx: &mut Transaction<'_, Postgres>,
+    users: &[Uuid],
+) -> StoreResult<Vec<PrivacyRecord>> {
+    Ok(sqlx::query_as(&format!(
+        "{} ORDER BY p.user_id FOR UPDATE OF p",
+        SELECT.replace("WHERE p.user_id = $1", "WHERE p.user_id = ANY($1)")
+    ))
+    .bind(users)
+    .fetch_all(&mut **tx)
+    .await?)
+}

@@ -3,26 +3,50 @@
 use super::StoreResult;
 use super::redis::Redis;
 
+/// One hit on a fixed window, atomically and on one key (so it works alike on Redis Cluster):
+/// the count, and the seconds left in the window.
+const HIT: &str = "local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('TTL', KEYS[1])}";
+
 /// Counts one hit on `bucket` in a window of `window_s`; `Err(retry_after_s)` past `limit`.
 pub async fn hit(redis: &Redis, bucket: &str, limit: u32, window_s: u64) -> StoreResult<Result<(), u64>> {
-    let key = redis.key(format_args!("rl:{bucket}"));
-    let mut pipe = redis::pipe();
-    pipe.atomic()
-        .cmd("INCR")
-        .arg(&key)
-        .cmd("EXPIRE")
-        .arg(&key)
-        .arg(window_s)
-        .arg("NX")
-        .ignore()
-        .cmd("TTL")
-        .arg(&key);
-    let (count, ttl): (u64, i64) = redis.run_pipe(&pipe).await?;
-    if count > u64::from(limit) {
-        Ok(Err(ttl.max(1) as u64))
-    } else {
-        Ok(Ok(()))
-    }
+    let mut one = hit_many(redis, &[bucket.to_string()], limit, window_s).await?;
+    Ok(one.pop().unwrap_or(Ok(())))
+}
+
+/// Counts one hit on each bucket, in one round trip.
+pub async fn hit_many(
+    redis: &Redis,
+    buckets: &[String],
+    limit: u32,
+    window_s: u64,
+) -> StoreResult<Vec<Result<(), u64>>> {
+    let cmds = buckets
+        .iter()
+        .map(|b| {
+            redis::cmd("EVAL")
+                .arg(HIT)
+                .arg(1)
+                .arg(redis.key(format_args!("rl:{b}")))
+                .arg(window_s)
+                .clone()
+        })
+        .collect();
+    Ok(redis
+        .run_many(cmds)
+        .await?
+        .iter()
+        .map(|a| match a {
+            redis::Value::Array(v) => match (v.first(), v.get(1)) {
+                (Some(redis::Value::Int(n)), Some(redis::Value::Int(ttl))) if *n > i64::from(limit) => {
+                    Err((*ttl).max(1) as u64)
+                }
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        })
+        .collect())
 }
 
 /// Deletes the per-user buckets of an erased user.

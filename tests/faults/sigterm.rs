@@ -164,7 +164,8 @@ pub async fn scenario(st: Stores) {
         )
         .fetch_one(&db)
         .await
-        .is_ok_and(|(n,)| n as usize >= HELD)
+        // check-ins are written in batches: the held ones wait in one transaction or a few
+        .is_ok_and(|(n,)| n >= 1)
     })
     .await;
     assert!(waiting.is_some(), "the held check-ins did not reach the server");
