@@ -18,7 +18,7 @@
 //! [`run`] takes check-ins from the channel the service layer announces them on, several at a
 //! time, until the shutdown token is cancelled; detections under way finish.
 
-use crate::domain::cover::{MAX_RADIUS_M, cover};
+use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M, cover};
 use crate::domain::nearby::{LiveRecord, Plan, select};
 use crate::service::Ctx;
 use crate::service::events::{Announced, Checkin};
@@ -32,6 +32,9 @@ use uuid::Uuid;
 
 /// Bound on one arrival detection.
 const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How far a published point may lie from the user's own point: twice the longest edge of a
+/// resolution-5 cell (`city` precision), generously.
+const PUBLISHED_OFFSET_M: f64 = 25_000.0;
 /// Detections run at once at most.
 const CONCURRENCY: usize = 16;
 
@@ -56,19 +59,29 @@ pub struct Detection {
 }
 
 /// Live records of A's connections whose own point could lie within the largest notify radius
-/// (200 km) of A's published point: the one planner of nearby, whichever side is cheaper.
+/// in use (at most 200 km) of A's published point: the one planner of nearby, whichever side is
+/// cheaper.
 async fn live_connections(
     ctx: &Ctx,
     actor: Uuid,
     me: &LiveRecord,
+    reach_m: f64,
 ) -> crate::service::ServiceResult<(Option<Plan>, Vec<(Uuid, LiveRecord)>)> {
-    let found = candidates(ctx, actor, me.published(), MAX_RADIUS_M, None).await?;
+    // B is indexed at B's published point, which may lie a coarse cell away from B's own point
+    let found = candidates(
+        ctx,
+        actor,
+        me.published(),
+        (reach_m + PUBLISHED_OFFSET_M).min(MAX_RADIUS_M),
+        None,
+    )
+    .await?;
     let now = now_ms();
     let live = found
         .records
         .into_iter()
         .filter(|(id, r)| *id != actor && r.is_live(now))
-        .filter(|(_, r)| crate::domain::geo::distance_m(r.centre(), me.published()) <= MAX_RADIUS_M)
+        .filter(|(_, r)| crate::domain::geo::distance_m(r.centre(), me.published()) <= reach_m)
         .collect();
     Ok((found.plan, live))
 }
@@ -80,7 +93,11 @@ pub async fn detect(ctx: &Ctx, actor: Uuid, me: &LiveRecord) -> crate::service::
     if !controls.policy.location_sharing_enabled || !me.is_live(now_ms()) {
         return Ok(out);
     }
-    let (plan, live) = live_connections(ctx, actor, me).await?;
+    if controls.max_notify_radius_m < MIN_RADIUS_M {
+        // nobody wants arrival notifications
+        return Ok(out);
+    }
+    let (plan, live) = live_connections(ctx, actor, me, controls.max_notify_radius_m).await?;
     out.plan = plan;
     out.candidates = live.len();
     if live.is_empty() {

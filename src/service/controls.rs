@@ -2,17 +2,30 @@
 //! zones, re-read from PostgreSQL every few seconds (and at once after a local change), so a
 //! change reaches every instance within seconds.
 
+use crate::domain::cover::MAX_RADIUS_M;
 use crate::domain::policy::Policy;
 use crate::domain::zones::{Zone, parse_geometry};
-use crate::store::{StoreResult, policy};
+use crate::store::{StoreResult, policy, privacy};
 use sqlx::PgPool;
 use std::sync::{Arc, RwLock};
 
 /// A snapshot of the controls.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Controls {
     pub policy: Policy,
     pub zones: Vec<Zone>,
+    /// The largest notify radius in use: arrival detection looks no farther.
+    pub max_notify_radius_m: f64,
+}
+
+impl Default for Controls {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            zones: vec![],
+            max_notify_radius_m: MAX_RADIUS_M,
+        }
+    }
 }
 
 impl Controls {
@@ -32,6 +45,20 @@ impl ControlsCache {
         self.0.read().map(|g| g.clone()).unwrap_or_default()
     }
 
+    /// Widens the notify radius this instance detects arrivals within (a user just raised
+    /// theirs; other instances read it at their next refresh).
+    pub fn widen_notify_radius(&self, radius_m: f64) {
+        if let Ok(mut g) = self.0.write()
+            && g.max_notify_radius_m < radius_m
+        {
+            *g = Arc::new(Controls {
+                policy: g.policy.clone(),
+                zones: g.zones.clone(),
+                max_notify_radius_m: radius_m.min(MAX_RADIUS_M),
+            });
+        }
+    }
+
     /// Re-reads policy and zones from PostgreSQL.
     pub async fn reload(&self, db: &PgPool) -> StoreResult<Arc<Controls>> {
         let policy = policy::get(db).await?;
@@ -47,7 +74,15 @@ impl ControlsCache {
                 })
             })
             .collect();
-        let fresh = Arc::new(Controls { policy, zones });
+        let max_notify_radius_m = privacy::max_notify_radius_m(db)
+            .await?
+            .map_or(0.0, f64::from)
+            .min(MAX_RADIUS_M);
+        let fresh = Arc::new(Controls {
+            policy,
+            zones,
+            max_notify_radius_m,
+        });
         if let Ok(mut g) = self.0.write() {
             *g = fresh.clone();
         }

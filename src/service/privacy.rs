@@ -143,6 +143,9 @@ pub async fn update(ctx: &Ctx, user: Uuid, patch: PrivacyPatch) -> ServiceResult
     }
     privacy::put(&mut tx, &p, p.sharing != before.sharing).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    if p.notify_nearby && p.sharing {
+        ctx.controls.widen_notify_radius(f64::from(p.notify_radius_m));
+    }
     let affects_index = p.is_sharing(OffsetDateTime::now_utc()) != before.is_sharing(OffsetDateTime::now_utc())
         || p.precision != before.precision
         || p.hidden_from != before.hidden_from

@@ -12,8 +12,8 @@
 //! readers take a user's position from the record alone (stale memberships are filtered), so no
 //! reader sees a user in two places or in none.
 
+use super::StoreResult;
 use super::redis::Redis;
-use super::{StoreError, StoreResult};
 use crate::domain::geo::{Coord, index_cells};
 use crate::domain::nearby::LiveRecord;
 use h3o::CellIndex;
@@ -42,7 +42,7 @@ fn put_cmds(redis: &Redis, user: Uuid, rec: &LiveRecord, now: i64, cmds: &mut Ve
     if ttl_ms <= 0 {
         return Ok(());
     }
-    let json = serde_json::to_string(rec).map_err(|e| StoreError::Internal(e.into()))?;
+    let bytes = rec.to_bytes();
     for c in index_cells(rec.published()) {
         let key = cell_key(redis, c);
         cmds.push(
@@ -57,7 +57,7 @@ fn put_cmds(redis: &Redis, user: Uuid, rec: &LiveRecord, now: i64, cmds: &mut Ve
     cmds.push(
         redis::cmd("SET")
             .arg(record_key(redis, user))
-            .arg(json)
+            .arg(bytes)
             .arg("PX")
             .arg(ttl_ms)
             .clone(),
@@ -136,7 +136,7 @@ pub async fn drop_stale_cells(redis: &Redis, moves: &[(Uuid, Coord, Coord)]) -> 
 
 fn parse_record(v: &Value) -> Option<LiveRecord> {
     match v {
-        Value::BulkString(bytes) => serde_json::from_slice(bytes).ok(),
+        Value::BulkString(bytes) => LiveRecord::from_bytes(bytes),
         _ => None,
     }
 }

@@ -83,6 +83,15 @@ pub async fn consent_history(db: &PgPool, user: Uuid) -> StoreResult<Vec<(bool, 
     )
 }
 
+/// The largest notify radius of the users who want arrival notifications and share (index-only).
+pub async fn max_notify_radius_m(db: &PgPool) -> StoreResult<Option<i32>> {
+    Ok(
+        sqlx::query_scalar("SELECT max(notify_radius_m) FROM privacy_settings WHERE notify_nearby AND sharing")
+            .fetch_one(db)
+            .await?,
+    )
+}
+
 /// Settings of many users in one query.
 pub async fn get_many(db: &PgPool, users: &[Uuid]) -> StoreResult<Vec<PrivacyRecord>> {
     Ok(
