@@ -303,7 +303,7 @@ impl Report {
         let mem = self.memory.as_ref().map(|m| &m.redis);
         t.push(at_most(
             "Redis bytes per live user per indexed resolution",
-            200.0,
+            150.0,
             mem.map(|m| m.index_bytes_per_live_user_per_resolution),
             "B",
             mem.map(|m| {

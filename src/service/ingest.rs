@@ -29,7 +29,7 @@ use uuid::Uuid;
 /// Most check-ins in one batch.
 pub const MAX_BATCH: usize = 256;
 /// Batches written at once.
-pub const IN_FLIGHT: usize = 4;
+pub const IN_FLIGHT: usize = 2;
 /// Check-ins waiting at most; past it a check-in is refused with 503 (the server is saturated).
 const QUEUE: usize = 8_192;
 /// After shutdown is asked for, how long the pipeline still takes check-ins of requests that
