@@ -1228,7 +1228,7 @@ mod tests {
         let mut r = Report {
             memory: Some(Memory {
                 redis: crate::seed::RedisMemory {
-                    index_bytes_per_live_user_per_resolution: 250.0,
+                    index_bytes_per_live_user_per_resolution: 187.5,
                     ..Default::default()
                 },
                 ..Default::default()
