@@ -31,6 +31,9 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+/// Largest request head (the sum of its header lines), as actix's own limit.
+const MAX_HEAD_BYTES: usize = 128 * 1024;
+
 /// The cap on requests in flight in this instance.
 #[derive(Clone)]
 pub struct Inflight(Arc<Semaphore>);
@@ -90,6 +93,13 @@ async fn guard(
         ctx.metrics
             .http(route, method.as_str(), status, start.elapsed().as_secs_f64());
     };
+    // actix refuses a head past 128 KiB only when it arrives in pieces; a whole one read at once
+    // passed: the same limit, whatever the reads
+    let head: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if head > MAX_HEAD_BYTES {
+        record("unmatched".into(), 431);
+        return Err(ApiError::refused(Code::HeadersTooLarge, "request headers too large").into());
+    }
     let Ok(_permit) = inflight.0.clone().try_acquire_owned() else {
         record("unmatched".into(), 503);
         return Err(ApiError::from(ServiceError::Unavailable("concurrent request cap reached".into())).into());

@@ -55,6 +55,8 @@ codes! {
     TooManyDevices = "too_many_devices",
     /// The body is over the limit.
     PayloadTooLarge = "payload_too_large",
+    /// The request's headers are over the limit (128 KiB).
+    HeadersTooLarge = "headers_too_large",
     /// The body's content type is not accepted.
     UnsupportedMediaType = "unsupported_media_type",
     /// Well-formed but invalid values; `errors[]` names the fields.
