@@ -284,6 +284,9 @@ pub async fn get_user(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<AdminUs
 
 /// Suspends (out of the index, sessions revoked, invisible everywhere) or reinstates a user.
 pub async fn set_suspended(ctx: &Ctx, actor: Uuid, id: Uuid, suspended: bool) -> ServiceResult<()> {
+    if suspended && id == actor {
+        return Err(self_action());
+    }
     let mut tx = begin(ctx).await?;
     if !admin::set_suspended(&mut *tx, id, suspended).await? {
         return Err(ServiceError::not_found());
@@ -320,7 +323,18 @@ pub async fn export_user(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<serd
 }
 
 /// Erases a user. The audit entry keeps no id of theirs (erasure is about forgetting them).
+/// 409 `self_action`: an administrator cannot lock themself out through the admin API.
+fn self_action() -> ServiceError {
+    ServiceError::refused(
+        super::Code::SelfAction,
+        "administrators cannot suspend or erase their own account here",
+    )
+}
+
 pub async fn erase_user(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<()> {
+    if id == actor {
+        return Err(self_action());
+    }
     if admin::user(&ctx.db, id).await?.is_none() {
         return Err(ServiceError::not_found());
     }

@@ -36,6 +36,7 @@ pub async fn register(
             tracing::info!(user_id = %me, device = %d.id, platform = platform.as_str(), "device registered");
             Ok(d)
         }
+        Registered::UserGone => Err(ServiceError::unauthorized()),
         Registered::TooMany => Err(ServiceError::refused(
             Code::TooManyDevices,
             "this account has as many devices as allowed; delete one first",

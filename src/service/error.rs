@@ -51,6 +51,8 @@ codes! {
     AlreadyConnected = "already_connected",
     /// One of the two blocked the other.
     Blocked = "blocked",
+    /// An administrator acted on their own account where that would lock them out.
+    SelfAction = "self_action",
     /// The user already has the most devices allowed.
     TooManyDevices = "too_many_devices",
     /// The body is over the limit.

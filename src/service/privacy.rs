@@ -42,7 +42,8 @@ impl From<&privacy::PrivacyRecord> for Privacy {
             precision: p.precision,
             hidden_from: p.hidden_from.clone(),
             default_ttl_s: p.default_ttl_s,
-            paused_until: p.paused_until,
+            // a pause that has ended is no pause
+            paused_until: p.paused_until.filter(|t| *t > OffsetDateTime::now_utc()),
             notify_nearby: p.notify_nearby,
             notify_radius_m: p.notify_radius_m,
             discoverable_by_email: p.discoverable_by_email,
@@ -130,7 +131,7 @@ pub async fn update(ctx: &Ctx, user: Uuid, patch: PrivacyPatch) -> ServiceResult
         p.default_ttl_s = v as i32;
     }
     if let Some(v) = patch.paused_until {
-        p.paused_until = v;
+        p.paused_until = v.filter(|t| *t > OffsetDateTime::now_utc());
     }
     if let Some(v) = patch.notify_nearby {
         p.notify_nearby = v;

@@ -30,6 +30,8 @@ pub enum Registered {
     Device(DeviceRecord),
     /// The user has as many devices as allowed.
     TooMany,
+    /// The user no longer exists (erased while its token lives).
+    UserGone,
 }
 
 /// First key of the advisory lock taken on a token while it is registered.
@@ -48,10 +50,15 @@ pub async fn register(
 ) -> StoreResult<Registered> {
     let mut tx = db.begin().await?;
     // serialise registrations of one user (the device cap) and of one token (moves)
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+    let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
         .bind(user)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+        == 1;
+    if !exists {
+        return Ok(Registered::UserGone);
+    }
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
         .bind(TOKEN_LOCK_CLASS)
         .bind(format!("{}:{token}", platform.as_str()))

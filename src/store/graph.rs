@@ -239,15 +239,18 @@ async fn lock_pair(tx: &mut Tx, a: Uuid, b: Uuid) -> StoreResult<()> {
 /// What holds between the caller and another user (read under the pair lock).
 struct PairState {
     caller_exists: bool,
+    /// Either blocked the other.
     blocked: bool,
+    /// The caller blocked the other (the other never learns of a block).
+    caller_blocked: bool,
     connected: bool,
 }
 
 async fn pair_state(tx: &mut Tx, me: Uuid, other: Uuid) -> StoreResult<PairState> {
-    let (caller_exists, blocked, connected): (bool, bool, bool) = sqlx::query_as(
+    let (caller_exists, caller_blocked, blocked_by_other, connected): (bool, bool, bool, bool) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1),
-                EXISTS (SELECT 1 FROM blocks
-                        WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1)),
+                EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2),
+                EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $1),
                 EXISTS (SELECT 1 FROM connections WHERE user_id = $1 AND peer_id = $2)",
     )
     .bind(me)
@@ -256,7 +259,8 @@ async fn pair_state(tx: &mut Tx, me: Uuid, other: Uuid) -> StoreResult<PairState
     .await?;
     Ok(PairState {
         caller_exists,
-        blocked,
+        blocked: caller_blocked || blocked_by_other,
+        caller_blocked,
         connected,
     })
 }
@@ -344,10 +348,14 @@ pub async fn request_connection(db: &PgPool, redis: &Redis, me: Uuid, target: &T
                 .await?
         }
         Target::Email(email) => {
-            sqlx::query_as("SELECT id, display_name FROM users WHERE lower(email) = lower($1) AND NOT suspended")
-                .bind(email.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
+            // an email finds only who may be found by email: anyone else answers as unknown
+            sqlx::query_as(
+                "SELECT u.id, u.display_name FROM users u JOIN privacy_settings p ON p.user_id = u.id
+                 WHERE lower(u.email) = lower($1) AND NOT u.suspended AND p.discoverable_by_email",
+            )
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
         }
     };
     let Some((peer, display_name)) = peer else {
@@ -360,6 +368,10 @@ pub async fn request_connection(db: &PgPool, redis: &Redis, me: Uuid, target: &T
     let state = pair_state(&mut tx, me, peer).await?;
     if !state.caller_exists {
         return Ok(RequestOutcome::CallerGone);
+    }
+    if state.blocked && !state.caller_blocked {
+        // a block is silent to the blocked: as for an unknown user
+        return Ok(RequestOutcome::UnknownUser);
     }
     if state.blocked {
         return Ok(RequestOutcome::Blocked);

@@ -271,16 +271,17 @@ async fn blocks_work_in_both_directions() {
     assert!(connection_ids(&app, &bob).await.is_empty());
     // idempotent
     assert_eq!(app.put(&format!("/v1/blocks/{}", bob.id), ann.t()).await.status, 204);
-    // neither may ask the other
+    // neither may ask the other; the blocker learns why, the blocked does not (Revision 2:
+    // as for an unknown user)
     app.post("/v1/connections/requests", ann.t(), json!({"to_user_id": bob.id}))
         .await
         .assert_problem(409, "blocked");
     app.post("/v1/connections/requests", bob.t(), json!({"to_user_id": ann.id}))
         .await
-        .assert_problem(409, "blocked");
+        .assert_problem(404, "not_found");
     app.post("/v1/connections/requests", bob.t(), json!({"email": "ann@example.com"}))
         .await
-        .assert_problem(409, "blocked");
+        .assert_problem(404, "not_found");
 
     // Cat blocks Ann (the sender of a pending request), Ann blocks Dan (the sender of one to her)
     assert_eq!(app.put(&format!("/v1/blocks/{}", ann.id), cat.t()).await.status, 204);
@@ -291,7 +292,7 @@ async fn blocks_work_in_both_directions() {
     assert!(requests(&app, &dan, "outgoing").await.is_empty());
     app.post("/v1/connections/requests", ann.t(), json!({"to_user_id": cat.id}))
         .await
-        .assert_problem(409, "blocked");
+        .assert_problem(404, "not_found");
 
     // the lists: each sees only their own blocks, newest first
     let r = app.get("/v1/blocks", ann.t()).await;
@@ -337,7 +338,7 @@ async fn blocks_work_in_both_directions() {
     // Cat's block of Ann still holds
     app.post("/v1/connections/requests", ann.t(), json!({"to_user_id": cat.id}))
         .await
-        .assert_problem(409, "blocked");
+        .assert_problem(404, "not_found");
 }
 
 #[tokio::test]

@@ -11,4 +11,5 @@ mod limits;
 mod nearby;
 mod ops;
 mod push;
+mod revision2;
 mod standins;

@@ -1,0 +1,115 @@
+//! Revision 2's changed behaviour (`../shared/API.md`, "Changed behaviour"), one test a point.
+
+use crate::helpers::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_block_is_silent_to_the_blocked() {
+    let app = spawn_app().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    assert_eq!(app.put(&format!("/v1/blocks/{}", bob.id), ann.t()).await.status, 204);
+    // bob, blocked, asks ann: the answer is the one for a user who does not exist
+    let by_id = app
+        .post("/v1/connections/requests", bob.t(), json!({"to_user_id": ann.id}))
+        .await
+        .assert_problem(404, "not_found");
+    let unknown = app
+        .post(
+            "/v1/connections/requests",
+            bob.t(),
+            json!({"to_user_id": uuid::Uuid::new_v4()}),
+        )
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(by_id["detail"], unknown["detail"]);
+    app.post("/v1/connections/requests", bob.t(), json!({"email": ann.email}))
+        .await
+        .assert_problem(404, "not_found");
+    // the blocker still learns why
+    app.post("/v1/connections/requests", ann.t(), json!({"to_user_id": bob.id}))
+        .await
+        .assert_problem(409, "blocked");
+}
+
+#[tokio::test]
+async fn requests_by_email_respect_discoverable_by_email() {
+    let app = spawn_app().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    let r = app
+        .patch("/v1/me/privacy", bob.t(), json!({"discoverable_by_email": false}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let hidden = app
+        .post("/v1/connections/requests", ann.t(), json!({"email": bob.email}))
+        .await
+        .assert_problem(404, "not_found");
+    let unknown = app
+        .post(
+            "/v1/connections/requests",
+            ann.t(),
+            json!({"email": "nobody@example.com"}),
+        )
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(hidden, unknown, "a hidden email answers as an unknown one");
+    // by id it still works
+    let r = app
+        .post("/v1/connections/requests", ann.t(), json!({"to_user_id": bob.id}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_pause_in_the_past_is_shown_as_none() {
+    let app = spawn_app().await;
+    let ann = app.register("ann").await;
+    let r = app
+        .patch(
+            "/v1/me/privacy",
+            ann.t(),
+            json!({"sharing": true, "paused_until": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["paused_until"], serde_json::Value::Null);
+    assert_eq!(
+        app.get("/v1/me/privacy", ann.t()).await.json()["paused_until"],
+        serde_json::Value::Null
+    );
+    // and the account shares: a check-in is taken
+    let r = app
+        .post("/v1/checkins", ann.t(), json!({"lat": 48.85, "lng": 2.35}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_device_of_an_erased_account_is_refused_with_401() {
+    let app = spawn_app().await;
+    let ann = app.register("ann").await;
+    assert_eq!(app.delete("/v1/me", ann.t()).await.status, 204);
+    app.post(
+        "/v1/devices",
+        ann.t(),
+        json!({"platform": "ios", "token": "740f4707bebcf74f9b7c25d48e3358945f6aa01da5ddb387462c7eaf61bb78ad"}),
+    )
+    .await
+    .assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn admins_cannot_suspend_or_erase_themselves() {
+    let app = spawn_app().await;
+    let u = app.register("root").await;
+    let admin = app.make_admin(&u).await;
+    app.post(&format!("/v1/admin/users/{}/suspend", admin.id), admin.t(), json!({}))
+        .await
+        .assert_problem(409, "self_action");
+    app.delete(&format!("/v1/admin/users/{}", admin.id), admin.t())
+        .await
+        .assert_problem(409, "self_action");
+    // still an admin, still in
+    assert_eq!(app.get("/v1/admin/policy", admin.t()).await.status, 200);
+}
