@@ -95,8 +95,8 @@ pub async fn get_policy(ctx: web::Data<Ctx>, a: AdminUser) -> ApiResult<web::Jso
     Ok(web::Json(admin::get_policy(&ctx, a.id).await?))
 }
 
-/// Changes the policy. `location_sharing_enabled: false` empties the live index at once and
-/// refuses check-ins; a lower `max_ttl_s` shortens live check-ins; a coarser `min_precision`
+/// Changes the policy. `location_sharing_enabled: false` ends every live check-in at once and
+/// refuses new ones (re-enabled, users appear again only with a new check-in); a lower `max_ttl_s` shortens live check-ins; a coarser `min_precision`
 /// re-publishes live users at once.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = PolicyPatch, responses(
     (status = 200, body = Policy),

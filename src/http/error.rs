@@ -114,6 +114,7 @@ pub fn status_of(code: Code) -> StatusCode {
         Code::EmailTaken
         | Code::SharingDisabled
         | Code::NoActiveCheckin
+        | Code::NotIndexed
         | Code::AlreadyConnected
         | Code::Blocked
         | Code::TooManyDevices

@@ -47,6 +47,8 @@ codes! {
     SharingDisabled = "sharing_disabled",
     /// Nearby needs the caller's own live check-in.
     NoActiveCheckin = "no_active_checkin",
+    /// The caller's live check-in is not indexed (a restricted zone).
+    NotIndexed = "not_indexed",
     /// The two users are already connected.
     AlreadyConnected = "already_connected",
     /// One of the two blocked the other.

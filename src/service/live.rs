@@ -206,11 +206,9 @@ pub async fn sync_user(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
         return Ok(());
     };
     let t = now();
-    if !privacy.is_sharing(t) || row.expires_at <= t {
+    // the kill switch forgets: a check-in made before it is ended, not kept for later
+    if !privacy.is_sharing(t) || row.expires_at <= t || !controls.policy.location_sharing_enabled {
         live::delete(&mut *tx, user).await?;
-        index::remove(&ctx.redis, user, row.indexed.then(|| published_of(&row))).await?;
-    } else if !controls.policy.location_sharing_enabled {
-        // the kill switch: out of the index, but the row stays to refill it when re-enabled
         index::remove(&ctx.redis, user, row.indexed.then(|| published_of(&row))).await?;
     } else {
         let mut next = row.clone();
@@ -299,7 +297,11 @@ async fn republish_page(ctx: &Ctx, after: Option<Uuid>) -> StoreResult<Option<(U
     let (mut publish, mut unpublish, mut moves) = (vec![], vec![], vec![]);
     for row in rows {
         let old = row.indexed.then(|| published_of(&row));
-        let Some(p) = privacies.get(&row.user_id).filter(|p| p.is_sharing(t)) else {
+        // not sharing, or the kill switch (which forgets): the check-in ends
+        let Some(p) = privacies
+            .get(&row.user_id)
+            .filter(|p| p.is_sharing(t) && controls.policy.location_sharing_enabled)
+        else {
             live::delete(&mut *tx, row.user_id).await?;
             unpublish.push((row.user_id, old));
             continue;
@@ -314,7 +316,7 @@ async fn republish_page(ctx: &Ctx, after: Option<Uuid>) -> StoreResult<Option<(U
         {
             live::upsert(&mut tx, &next).await?;
         }
-        if next.indexed && controls.policy.location_sharing_enabled {
+        if next.indexed {
             if let Some(o) = old.filter(|o| *o != published_of(&next)) {
                 moves.push((row.user_id, o, published_of(&next)));
             }

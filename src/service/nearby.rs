@@ -111,10 +111,20 @@ pub async fn nearby(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Servi
     // round trip 1: the caller's own record and degree
     let (mut me, degree) = index::record_and_degree(redis, user).await?;
     if me.is_none() {
-        // the index may have lost the caller (Redis restarted): the live row is the truth
-        if live::get(&ctx.db, user).await?.is_some() {
-            super::live::sync_user(ctx, user).await?;
-            me = index::record(redis, user).await?;
+        // not in the index: a check-in in a restricted zone, or an index that lost the caller
+        // (Redis restarted): the live row is the truth
+        match live::get(&ctx.db, user).await? {
+            Some(row) if !row.indexed => {
+                return Err(ServiceError::refused(
+                    Code::NotIndexed,
+                    "your check-in is in a restricted zone: it is not indexed, so nearby lists no one",
+                ));
+            }
+            Some(_) => {
+                super::live::sync_user(ctx, user).await?;
+                me = index::record(redis, user).await?;
+            }
+            None => {}
         }
     }
     let me = me.filter(|r| r.is_live(now_ms())).ok_or_else(|| {

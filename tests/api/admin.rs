@@ -67,7 +67,7 @@ async fn admin_paths_need_an_admin() {
 }
 
 #[tokio::test]
-async fn the_kill_switch_empties_and_refills_the_index() {
+async fn the_kill_switch_empties_the_index_and_forgets() {
     let app = spawn_app().await;
     let root = admin(&app).await;
     let (a, b) = pair(&app).await;
@@ -90,11 +90,21 @@ async fn the_kill_switch_empties_and_refills_the_index() {
         .assert_problem(409, "sharing_disabled");
     app.patch("/v1/admin/policy", root.t(), json!({"location_sharing_enabled": true}))
         .await;
-    assert_eq!(
-        ids(&app.get("/v1/nearby", a.t()).await.json()),
-        vec![b.id.clone()],
-        "refilled from PostgreSQL"
-    );
+    // Revision 2: check-ins made before the switch are ended; users appear again only with a
+    // new check-in
+    app.get("/v1/checkins/current", b.t())
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/v1/nearby", a.t())
+        .await
+        .assert_problem(409, "no_active_checkin");
+    for u in [&a, &b] {
+        let r = app
+            .post("/v1/checkins", u.t(), json!({"lat": 52.52, "lng": 13.405}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    assert_eq!(ids(&app.get("/v1/nearby", a.t()).await.json()), vec![b.id.clone()]);
 }
 
 #[tokio::test]
@@ -150,10 +160,8 @@ async fn a_new_zone_takes_live_users_out_and_deleting_it_brings_them_back() {
     let r = app.post("/v1/admin/restricted-zones", root.t(), zone).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let zone_id = r.json()["id"].as_str().expect("id").to_string();
-    // both stand inside the zone: both leave the index, so a has no live centre either
-    app.get("/v1/nearby", a.t())
-        .await
-        .assert_problem(409, "no_active_checkin");
+    // both stand inside the zone: both leave the index, and a is told so (Revision 2)
+    app.get("/v1/nearby", a.t()).await.assert_problem(409, "not_indexed");
     let cur = app.get("/v1/checkins/current", b.t()).await.json();
     assert_eq!(cur["indexed"], false);
     assert_eq!(cur["reason"], "restricted_zone");

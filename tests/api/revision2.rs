@@ -113,3 +113,23 @@ async fn admins_cannot_suspend_or_erase_themselves() {
     // still an admin, still in
     assert_eq!(app.get("/v1/admin/policy", admin.t()).await.status, 200);
 }
+
+#[tokio::test]
+async fn nearby_says_plainly_when_the_callers_checkin_is_not_indexed() {
+    let app = spawn_app().await;
+    let u = app.register("ida").await;
+    let r = app.patch("/v1/me/privacy", u.t(), json!({"sharing": true})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let square =
+        json!({"type": "Polygon", "coordinates": [[[2.0, 48.0], [3.0, 48.0], [3.0, 49.0], [2.0, 49.0], [2.0, 48.0]]]});
+    sqlx::query("INSERT INTO restricted_zones (id, name, geometry) VALUES ($1, 'square', $2)")
+        .bind(uuid::Uuid::new_v4())
+        .bind(&square)
+        .execute(&app.db)
+        .await
+        .expect("zone");
+    app.ctx.controls.reload(&app.ctx.db).await.expect("reload");
+    let r = app.post("/v1/checkins", u.t(), json!({"lat": 48.5, "lng": 2.5})).await;
+    assert_eq!(r.json()["indexed"], false, "{}", r.text);
+    app.get("/v1/nearby", u.t()).await.assert_problem(409, "not_indexed");
+}
