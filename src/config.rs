@@ -86,6 +86,8 @@ pub struct Settings {
     pub rate_login_per_ip_per_min: u32,
     pub rate_register_per_ip_per_min: u32,
     pub rate_checkins_per_user_per_min: u32,
+    /// Nearby queries per user a minute (bounds radius probing).
+    pub rate_nearby_per_user_per_min: u32,
     /// Argon2 memory cost in KiB (OWASP: 19456 with t=2, p=1).
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -206,6 +208,7 @@ struct RawServer {
     rate_login_per_ip_per_min: Num<60, 1, 1_000_000>,
     rate_register_per_ip_per_min: Num<30, 1, 1_000_000>,
     rate_checkins_per_user_per_min: Num<30, 1, 1_000_000>,
+    rate_nearby_per_user_per_min: Num<120, 1, 1_000_000>,
     argon2_memory_kib: Num<19_456, 8, { 1 << 22 }>,
     argon2_iterations: Num<2, 1, 100>,
     refresh_interval_ms: Num<2_000, 50, 600_000>,
@@ -425,6 +428,7 @@ impl RawServer {
             rate_login_per_ip_per_min: self.rate_login_per_ip_per_min.0 as u32,
             rate_register_per_ip_per_min: self.rate_register_per_ip_per_min.0 as u32,
             rate_checkins_per_user_per_min: self.rate_checkins_per_user_per_min.0 as u32,
+            rate_nearby_per_user_per_min: self.rate_nearby_per_user_per_min.0 as u32,
             argon2_memory_kib: self.argon2_memory_kib.0 as u32,
             argon2_iterations: self.argon2_iterations.0 as u32,
             refresh_interval: self.refresh_interval_ms.ms(),
@@ -799,7 +803,7 @@ mod tests {
     #[test]
     fn names_list_every_setting() {
         let names = names();
-        assert_eq!(names.len(), 55);
+        assert_eq!(names.len(), 56);
         for n in [
             "HEREABOUTS_DATABASE_URL",
             "HEREABOUTS_STORE_TIMEOUT_MS",

@@ -102,9 +102,23 @@ pub struct Hit {
     pub record: LiveRecord,
 }
 
+/// How far past the radius a candidate may lie and still be listed: an `exact` user is listed
+/// iff the distance the caller sees (rounded to 10 m) is within the radius, so that probing the
+/// radius reveals nothing finer than that distance. Covers are computed this much wider.
+pub const PROBE_SLACK_M: f64 = 5.0;
+
+/// Whether a user at geodesic distance `d` is within `radius_m`: by the rounded distance for
+/// `exact`, by the distance to the published point otherwise.
+pub fn within(d: f64, precision: Precision, radius_m: f64) -> bool {
+    match precision {
+        Precision::Exact => round_distance(d, precision) as f64 <= radius_m,
+        Precision::Approximate | Precision::City => d <= radius_m,
+    }
+}
+
 /// Keeps the candidates that are truly nearby for `caller`: live, not the caller, not hiding
-/// from the caller, published in a cell of the cover and within the radius by geodesic
-/// distance; sorted nearest first (ties by id), distances rounded by precision, at most `limit`.
+/// from the caller, published in a cell of the cover and [`within`] the radius; sorted nearest
+/// first (ties by id), distances rounded by precision, at most `limit`.
 pub fn select(
     caller: Uuid,
     centre: Coord,
@@ -120,7 +134,7 @@ pub fn select(
         .filter(|(_, r)| cover.contains_point(r.published()))
         .filter_map(|(id, r)| {
             let d = distance_m(centre, r.published());
-            (d <= radius_m).then(|| Hit {
+            within(d, r.precision, radius_m).then(|| Hit {
                 user_id: id,
                 distance_m: round_distance(d, r.precision),
                 exact_m: d,
@@ -170,7 +184,7 @@ mod tests {
     impl World {
         fn run(&self, caller: Uuid, radius: f64, plan: Plan) -> Vec<Uuid> {
             let me = &self.records[&caller];
-            let cov = cover(me.centre(), radius);
+            let cov = cover(me.centre(), radius + PROBE_SLACK_M);
             let adj = self.adjacency.get(&caller).cloned().unwrap_or_default();
             let candidates: Vec<(Uuid, LiveRecord)> = match plan {
                 Plan::CellFirst => cov
@@ -200,8 +214,9 @@ mod tests {
                 .filter(|(id, r)| {
                     **id != caller && adj.contains(id) && r.expires_at_ms > 1_000 && !r.hidden_from.contains(&caller)
                 })
-                .map(|(id, r)| (distance_m(me.centre(), r.published()), *id))
-                .filter(|(d, _)| *d <= radius)
+                .map(|(id, r)| (distance_m(me.centre(), r.published()), *id, r.precision))
+                .filter(|(d, _, p)| within(*d, *p, radius))
+                .map(|(d, id, _)| (d, id))
                 .collect();
             v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             v.into_iter().map(|x| x.1).take(500).collect()

@@ -66,6 +66,7 @@ pub struct NearbyResponse {
     (status = 401, response = crate::http::error::Problem),
     (status = 409, response = crate::http::error::Problem),
     (status = 422, response = crate::http::error::Problem),
+    (status = 429, response = crate::http::error::Problem),
 ))]
 #[get("/v1/nearby")]
 pub async fn get_nearby(

@@ -19,7 +19,7 @@
 //! time, until the shutdown token is cancelled; detections under way finish.
 
 use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M, cover};
-use crate::domain::nearby::{LiveRecord, Plan, select};
+use crate::domain::nearby::{LiveRecord, PROBE_SLACK_M, Plan, select};
 use crate::service::Ctx;
 use crate::service::events::{Announced, Checkin};
 use crate::service::nearby::candidates;
@@ -117,7 +117,7 @@ pub async fn detect(ctx: &Ctx, actor: Uuid, me: &LiveRecord) -> crate::service::
                 *b,
                 rec.centre(),
                 r,
-                &cover(rec.centre(), r),
+                &cover(rec.centre(), r + PROBE_SLACK_M),
                 now,
                 [(actor, me.clone())],
                 1,

@@ -5,7 +5,7 @@
 use super::{Code, Ctx, ServiceError, ServiceResult};
 use crate::domain::cover::{Cover, cover};
 use crate::domain::geo::Coord;
-use crate::domain::nearby::{Hit, LiveRecord, Plan, choose, select};
+use crate::domain::nearby::{Hit, LiveRecord, PROBE_SLACK_M, Plan, choose, select};
 use crate::store::{graph, index, live};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -108,8 +108,15 @@ pub async fn nearby(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Servi
         return Ok(Answer::empty());
     }
     let redis = &ctx.redis;
-    // round trip 1: the caller's own record and degree
-    let (mut me, degree) = index::record_and_degree(redis, user).await?;
+    // round trip 1: the caller's own record and degree, and the rate limit (bounds radius
+    // probing), sent together
+    let bucket = format!("nearby:{user}");
+    let (limited, first) = futures_util::join!(
+        ctx.rate_limit(&bucket, ctx.settings.rate_nearby_per_user_per_min),
+        index::record_and_degree(redis, user)
+    );
+    limited?;
+    let (mut me, degree) = first?;
     if me.is_none() {
         // not in the index: a check-in in a restricted zone, or an index that lost the caller
         // (Redis restarted): the live row is the truth
@@ -133,7 +140,7 @@ pub async fn nearby(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Servi
             "check in first: you see others only while you share",
         )
     })?;
-    let found = candidates(ctx, user, me.centre(), radius_m, degree).await?;
+    let found = candidates(ctx, user, me.centre(), radius_m + PROBE_SLACK_M, degree).await?;
     let span = tracing::Span::current();
     span.record("cells", found.cover.cells.len());
     let Some(plan) = found.plan else {

@@ -49,9 +49,12 @@ pub async fn hit_many(
         .collect())
 }
 
-/// Deletes the per-user buckets of an erased user.
+/// Deletes the per-user buckets of an erased user (check-ins, nearby).
 pub async fn forget_user(redis: &Redis, user: uuid::Uuid) -> StoreResult<()> {
-    redis
-        .run::<()>(redis::cmd("DEL").arg(redis.key(format_args!("rl:checkin:{user}"))))
-        .await
+    let cmds = ["checkin", "nearby"]
+        .iter()
+        .map(|b| redis::cmd("DEL").arg(redis.key(format_args!("rl:{b}:{user}"))).clone())
+        .collect();
+    redis.run_many(cmds).await?;
+    Ok(())
 }

@@ -133,3 +133,59 @@ async fn nearby_says_plainly_when_the_callers_checkin_is_not_indexed() {
     assert_eq!(r.json()["indexed"], false, "{}", r.text);
     app.get("/v1/nearby", u.t()).await.assert_problem(409, "not_indexed");
 }
+
+/// A point `m` metres due north of (lat, lng), by WGS84 geodesic.
+fn north(lat: f64, lng: f64, m: f64) -> (f64, f64) {
+    use geo::{Destination, Geodesic, Point};
+    let p = Geodesic.destination(Point::new(lng, lat), 0.0, m);
+    (p.y(), p.x())
+}
+
+#[tokio::test]
+async fn radius_probing_reveals_no_more_than_the_rounded_distance() {
+    use crate::checkins::{befriend, checkin, share};
+    let app = spawn_app().await;
+    let (a, b) = (app.register("ann").await, app.register("bob").await);
+    befriend(&app, &a, &b).await;
+    for u in [&a, &b] {
+        share(&app, u).await;
+        let r = app.patch("/v1/me/privacy", u.t(), json!({"precision": "exact"})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    checkin(&app, &a, 48.85, 2.35).await;
+    let (lat, lng) = north(48.85, 2.35, 1_004.0);
+    checkin(&app, &b, lat, lng).await;
+    // 1,004 m rounds to 1,000: listed at radius 1,000, although 4 m beyond it
+    let listed = |radius: u32| {
+        let app = &app;
+        let a = &a;
+        async move {
+            let v = app.get(&format!("/v1/nearby?radius_m={radius}"), a.t()).await.json();
+            v["items"].as_array().expect("items").len()
+        }
+    };
+    assert_eq!(listed(1_000).await, 1);
+    assert_eq!(listed(999).await, 0);
+    // every radius from 995 to 1,005 answers alike: only the rounded 1,000 m shows
+    for r in 1_000..=1_005 {
+        assert_eq!(listed(r).await, 1, "radius {r}");
+    }
+    for r in 995..1_000 {
+        assert_eq!(listed(r).await, 0, "radius {r}");
+    }
+}
+
+#[tokio::test]
+async fn nearby_is_rate_limited_per_user() {
+    use crate::checkins::{checkin, share};
+    let app = spawn_app_with(&[("HEREABOUTS_RATE_NEARBY_PER_USER_PER_MIN", "3")]).await;
+    let a = app.register("ann").await;
+    share(&app, &a).await;
+    checkin(&app, &a, 48.85, 2.35).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/v1/nearby", a.t()).await.status, 200);
+    }
+    let r = app.get("/v1/nearby", a.t()).await;
+    r.assert_problem(429, "rate_limited");
+    assert!(r.header("retry-after").is_some());
+}

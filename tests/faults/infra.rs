@@ -376,6 +376,7 @@ pub fn base_env(pg: &Postgres, redis: &Redis) -> Vec<(String, String)> {
         ("HEREABOUTS_RATE_LOGIN_PER_IP_PER_MIN", "1000000".into()),
         ("HEREABOUTS_RATE_REGISTER_PER_IP_PER_MIN", "1000000".into()),
         ("HEREABOUTS_RATE_CHECKINS_PER_USER_PER_MIN", "1000000".into()),
+        ("HEREABOUTS_RATE_NEARBY_PER_USER_PER_MIN", "1000000".into()),
         ("HEREABOUTS_WORKERS", "2".into()),
         ("HEREABOUTS_SHUTDOWN_GRACE_S", "10".into()),
         ("HEREABOUTS_LOG_FORMAT", "json".into()),
