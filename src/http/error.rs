@@ -118,7 +118,8 @@ pub fn status_of(code: Code) -> StatusCode {
         | Code::AlreadyConnected
         | Code::Blocked
         | Code::TooManyDevices
-        | Code::SelfAction => StatusCode::CONFLICT,
+        | Code::SelfAction
+        | Code::IdempotencyConflict => StatusCode::CONFLICT,
         Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

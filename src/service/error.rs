@@ -55,6 +55,8 @@ codes! {
     Blocked = "blocked",
     /// An administrator acted on their own account where that would lock them out.
     SelfAction = "self_action",
+    /// A `client_id` used again with another request.
+    IdempotencyConflict = "idempotency_conflict",
     /// The user already has the most devices allowed.
     TooManyDevices = "too_many_devices",
     /// The body is over the limit.

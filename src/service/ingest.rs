@@ -286,6 +286,11 @@ async fn write_batch(ctx: &Ctx, jobs: Vec<Submitted>) {
 /// follow a failure between the commit and the index).
 async fn replay(ctx: &Ctx, job: Submitted, first: serde_json::Value) {
     let answer = match serde_json::from_value::<Checkin>(first) {
+        // the same key with another position is another request, not a retry
+        Ok(first) if !same_request(&first, &job) => Err(ServiceError::refused(
+            Code::IdempotencyConflict,
+            "this client_id was used for another check-in",
+        )),
         Ok(first) => match sync_user(ctx, job.user).await {
             Ok(()) => Ok(Outcome::Replayed(first)),
             Err(e) => Err(e.into()),
@@ -293,6 +298,15 @@ async fn replay(ctx: &Ctx, job: Submitted, first: serde_json::Value) {
         Err(e) => Err(ServiceError::internal(e)),
     };
     let _ = job.reply.send(answer);
+}
+
+/// Whether a check-in repeats the one that was first answered under its client id: the same
+/// point and accuracy, and the same `recorded_at` when it gives one.
+fn same_request(first: &Checkin, job: &Submitted) -> bool {
+    first.lat == job.raw.lat()
+        && first.lng == job.raw.lng()
+        && first.accuracy_m == job.input.accuracy_m
+        && job.input.recorded_at.is_none_or(|t| t == first.recorded_at)
 }
 
 fn fail_all(jobs: Vec<Submitted>, e: &ServiceError) {

@@ -167,6 +167,10 @@ pub async fn profile_changed(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
 /// Erases a user and everything about them from both stores; false when no such user.
 pub async fn erase_user(ctx: &Ctx, user: Uuid) -> StoreResult<bool> {
     live::leave(ctx, user).await?;
+    // nobody keeps the erased id in their hidden list, in PostgreSQL or in their live record
+    for hider in crate::store::privacy::forget_hidden(&ctx.db, user).await? {
+        live::sync_user(ctx, hider).await?;
+    }
     graph::forget_user(&ctx.db, &ctx.redis, user).await?;
     ratelimit::forget_user(&ctx.redis, user).await?;
     let mut tx = ctx.db.begin().await?;

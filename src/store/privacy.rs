@@ -83,6 +83,17 @@ pub async fn consent_history(db: &PgPool, user: Uuid) -> StoreResult<Vec<(bool, 
     )
 }
 
+/// Takes an erased user out of every `hidden_from` list; returns the users whose list changed.
+pub async fn forget_hidden(db: &PgPool, user: Uuid) -> StoreResult<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE privacy_settings SET hidden_from = array_remove(hidden_from, $1), updated_at = now()
+         WHERE $1 = ANY(hidden_from) RETURNING user_id",
+    )
+    .bind(user)
+    .fetch_all(db)
+    .await?)
+}
+
 /// The largest notify radius of the users who want arrival notifications and share (index-only).
 pub async fn max_notify_radius_m(db: &PgPool) -> StoreResult<Option<i32>> {
     Ok(

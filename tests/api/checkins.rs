@@ -181,16 +181,18 @@ async fn client_id_makes_a_checkin_idempotent() {
     share(&app, &u).await;
     let body = json!({"lat": 35.68, "lng": 139.69, "client_id": "tap-1"});
     let a = app.post("/v1/checkins", u.t(), body.clone()).await;
-    let b = app
-        .post(
-            "/v1/checkins",
-            u.t(),
-            json!({"lat": 35.0, "lng": 139.0, "client_id": "tap-1"}),
-        )
-        .await;
+    let b = app.post("/v1/checkins", u.t(), body).await;
     assert_eq!(a.status, 201);
     assert_eq!(b.status, 201);
     assert_eq!(a.json(), b.json(), "the same client_id returns the first result");
+    // Revision 2: the key is bound to its request; another position under it is refused
+    app.post(
+        "/v1/checkins",
+        u.t(),
+        json!({"lat": 35.0, "lng": 139.0, "client_id": "tap-1"}),
+    )
+    .await
+    .assert_problem(409, "idempotency_conflict");
     let cur = app.get("/v1/checkins/current", u.t()).await.json();
     assert_eq!(cur["lat"].as_f64(), Some(35.68), "and does nothing again");
 }

@@ -189,3 +189,39 @@ async fn nearby_is_rate_limited_per_user() {
     r.assert_problem(429, "rate_limited");
     assert!(r.header("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn a_client_id_is_bound_to_its_request() {
+    use crate::checkins::share;
+    let app = spawn_app().await;
+    let a = app.register("ann").await;
+    share(&app, &a).await;
+    let first = json!({"lat": 48.85, "lng": 2.35, "client_id": "phone-1"});
+    let r = app.post("/v1/checkins", a.t(), first.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["id"].clone();
+    // a true retry answers the first answer
+    let again = app.post("/v1/checkins", a.t(), first).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.json()["id"], id);
+    // the same key with another position is refused, and nothing changes
+    app.post(
+        "/v1/checkins",
+        a.t(),
+        json!({"lat": 40.0, "lng": -3.7, "client_id": "phone-1"}),
+    )
+    .await
+    .assert_problem(409, "idempotency_conflict");
+    assert_eq!(app.get("/v1/checkins/current", a.t()).await.json()["id"], id);
+}
+
+#[tokio::test]
+async fn erasure_takes_the_erased_id_out_of_other_users_hidden_lists() {
+    let app = spawn_app().await;
+    let (a, b) = (app.register("ann").await, app.register("bob").await);
+    let r = app.patch("/v1/me/privacy", a.t(), json!({"hidden_from": [b.id]})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(app.delete("/v1/me", b.t()).await.status, 204);
+    let p = app.get("/v1/me/privacy", a.t()).await.json();
+    assert_eq!(p["hidden_from"], json!([]), "{p}");
+}
