@@ -118,7 +118,34 @@ fn parse_display_name(raw: &str) -> Result<String, FieldError> {
     if n.chars().any(char::is_control) {
         return Err(FieldError::new("display_name", "must not contain control characters"));
     }
+    visible_text("display_name", n)?;
     Ok(n.to_string())
+}
+
+/// Text people see as it is: no format characters (Unicode category Cf: bidi controls such as
+/// U+202E, zero-width characters, the BOM) and at least one visible character (a letter, digit,
+/// punctuation or symbol).
+pub fn visible_text(field: &str, text: &str) -> Result<(), FieldError> {
+    use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+    if text.chars().any(|c| c.general_category() == GeneralCategory::Format) {
+        return Err(FieldError::new(
+            field,
+            "must not contain invisible format characters (bidi controls, zero-width characters)",
+        ));
+    }
+    let visible = text.chars().any(|c| {
+        matches!(
+            c.general_category_group(),
+            GeneralCategoryGroup::Letter
+                | GeneralCategoryGroup::Number
+                | GeneralCategoryGroup::Punctuation
+                | GeneralCategoryGroup::Symbol
+        )
+    });
+    if !visible {
+        return Err(FieldError::new(field, "must contain a visible character"));
+    }
+    Ok(())
 }
 
 /// Passwords: at least 10 characters, at most 1,024 bytes (bounds the hashing work).
@@ -162,6 +189,10 @@ mod tests {
         assert!(parse_display_name("   ").is_err());
         assert!(parse_display_name("a\u{0007}").is_err());
         assert_eq!(parse_display_name(" Alex ").as_deref(), Ok("Alex"));
+        for invisible in ["\u{202E}evil", "a\u{200B}b", "\u{FEFF}", "\u{200D}\u{200D}", "\u{0301}"] {
+            assert!(parse_display_name(invisible).is_err(), "{invisible:?}");
+        }
+        assert_eq!(parse_display_name("Zoë Ø 李").as_deref(), Ok("Zoë Ø 李"));
     }
 
     proptest! {

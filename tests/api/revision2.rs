@@ -225,3 +225,23 @@ async fn erasure_takes_the_erased_id_out_of_other_users_hidden_lists() {
     let p = app.get("/v1/me/privacy", a.t()).await.json();
     assert_eq!(p["hidden_from"], json!([]), "{p}");
 }
+
+#[tokio::test]
+async fn names_are_visible_text() {
+    let app = spawn_app().await;
+    let a = app.register("ann").await;
+    for bad in ["\u{202E}nna", "a\u{200B}nn", "\u{FEFF}", " \u{200D} "] {
+        let r = app.patch("/v1/me", a.t(), json!({"display_name": bad})).await;
+        let p = r.assert_problem(422, "validation_failed");
+        assert_eq!(p["errors"][0]["field"], "display_name", "{bad:?}");
+    }
+    let r = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": "rlo@example.com", "password": "correct horse battery", "display_name": "\u{202E}x"}),
+        )
+        .await;
+    r.assert_problem(422, "validation_failed");
+    assert_eq!(app.get("/v1/me", a.t()).await.json()["display_name"], "ann");
+}
