@@ -8,7 +8,7 @@ WORKDIR /src
 # this layer is rebuilt only when Cargo.toml, loadgen/Cargo.toml or Cargo.lock change. The load
 # tool (workspace member loadgen/) is not built; its stub stays so that cargo can resolve the
 # workspace, and changes to it do not rebuild this image.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY loadgen/Cargo.toml ./loadgen/
 RUN mkdir -p src loadgen/src \
     && echo 'fn main() {}' > src/main.rs \

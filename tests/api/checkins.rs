@@ -5,8 +5,12 @@ use crate::helpers::*;
 use serde_json::json;
 use std::time::Duration;
 
+/// Opts in to sharing, at `exact` precision (new accounts start at `approximate`; these tests
+/// measure distances to points).
 pub async fn share(app: &TestApp, u: &TestUser) {
-    let r = app.patch("/v1/me/privacy", u.t(), json!({"sharing": true})).await;
+    let r = app
+        .patch("/v1/me/privacy", u.t(), json!({"sharing": true, "precision": "exact"}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -47,7 +51,7 @@ async fn sharing_is_off_for_new_accounts() {
     let u = app.register("ann").await;
     let p = app.get("/v1/me/privacy", u.t()).await.json();
     assert_eq!(p["sharing"], false);
-    assert_eq!(p["precision"], "exact");
+    assert_eq!(p["precision"], "approximate", "Revision 2: privacy by default");
     assert_eq!(p["default_ttl_s"], 14400);
     assert_eq!(p["notify_radius_m"], 5000);
     assert_eq!(p["paused_until"], serde_json::Value::Null);

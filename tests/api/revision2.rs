@@ -245,3 +245,21 @@ async fn names_are_visible_text() {
     r.assert_problem(422, "validation_failed");
     assert_eq!(app.get("/v1/me", a.t()).await.json()["display_name"], "ann");
 }
+
+#[tokio::test]
+async fn new_accounts_start_at_approximate() {
+    let app = spawn_app().await;
+    let a = app.register("ann").await;
+    let p = app.get("/v1/me/privacy", a.t()).await.json();
+    assert_eq!(p["precision"], "approximate");
+    assert_eq!(p["sharing"], false);
+    let r = app.patch("/v1/me/privacy", a.t(), json!({"sharing": true})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let c = app
+        .post("/v1/checkins", a.t(), json!({"lat": 48.85, "lng": 2.35}))
+        .await
+        .json();
+    assert_eq!(c["precision"], "approximate");
+    let cell: h3o::CellIndex = c["h3_cell"].as_str().expect("cell").parse().expect("h3");
+    assert_eq!(cell.resolution(), h3o::Resolution::Seven);
+}
