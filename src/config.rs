@@ -49,6 +49,8 @@ pub enum JwtAlgorithm {
 #[derive(Clone)]
 pub struct Settings {
     pub listen: String,
+    /// Where `/metrics` is served (never on the API listener); `None` serves it nowhere.
+    pub metrics_listen: Option<String>,
     pub database_url: SecretString,
     /// One URL, or several (comma-separated) for Redis Cluster.
     pub redis_urls: Vec<String>,
@@ -184,6 +186,7 @@ struct RawDb {
 #[serde(default)]
 struct RawServer {
     listen: Option<Listen>,
+    metrics_listen: Option<MetricsListen>,
     redis_url: Option<RedisUrls>,
     redis_prefix: Option<RedisPrefix>,
     jwt_secret: Option<Secret<32>>,
@@ -397,6 +400,7 @@ impl RawServer {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Settings {
             listen: or(self.listen, "127.0.0.1:8080"),
+            metrics_listen: Some(or(self.metrics_listen, "127.0.0.1:9464")).filter(|m| !m.is_empty()),
             database_url: db.database_url,
             redis_urls: self
                 .redis_url
@@ -493,7 +497,7 @@ deserialize_from_str!(
     [const DEFAULT: bool] Flag<DEFAULT>,
     [const MIN: usize] Secret<MIN>,
     [] FileText, [] RedisUrls, [] Pairs, [] LogFormat, [] JwtAlgorithm,
-    [] Listen, [] DbUrl, [] RedisPrefix, [] HttpUrl, [] Locale,
+    [] Listen, [] MetricsListen, [] DbUrl, [] RedisPrefix, [] HttpUrl, [] Locale,
 );
 
 /// A whole number in `[MIN, MAX]`, `DEFAULT` when unset.
@@ -656,6 +660,9 @@ checked_strings! {
     /// `listen`: an IP address and a port.
     Listen(s): s.parse::<std::net::SocketAddr>().is_ok(),
         else format!("{s:?} is not host:port (an IP address and a port)");
+    /// `metrics_listen`: host:port, or empty for no metrics listener.
+    MetricsListen(s): s.is_empty() || s.parse::<std::net::SocketAddr>().is_ok(),
+        else format!("{s:?} is not host:port (an IP address and a port), nor empty");
     DbUrl(s): s.starts_with("postgres://") || s.starts_with("postgresql://"),
         else "must start with postgres:// or postgresql://";
     /// Part of every Redis key: cluster hash tags (braces) are the code's to place.
@@ -803,7 +810,7 @@ mod tests {
     #[test]
     fn names_list_every_setting() {
         let names = names();
-        assert_eq!(names.len(), 56);
+        assert_eq!(names.len(), 57);
         for n in [
             "HEREABOUTS_DATABASE_URL",
             "HEREABOUTS_STORE_TIMEOUT_MS",

@@ -3,10 +3,13 @@
 //! - controls: re-read the policy and zones every `refresh_interval` (changes reach every
 //!   instance within seconds), and resume a re-publishing pass that an instance left unfinished;
 //! - index watchdog: when Redis has come back empty, rebuild the live index from PostgreSQL;
-//! - purge: delete expired live rows, idempotency records and refresh tokens every minute.
+//! - sessions: read the sessions other instances ended and the suspended accounts (4× a second);
+//! - purge: delete expired live rows, idempotency records, refresh tokens and session
+//!   revocations every minute.
 
+use crate::service::sessions;
 use crate::service::{Ctx, live};
-use crate::store::{index, live as live_store, users};
+use crate::store::{index, live as live_store, sessions as session_store, users};
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +76,11 @@ pub fn spawn_all(ctx: &Ctx, tasks: &TaskTracker, shutdown: &CancellationToken) {
             tracing::warn!(error = %e, "re-publishing live users failed; will resume");
         }
     });
+    every(tasks, shutdown, sessions::POLL, ctx.clone(), |c| async move {
+        if let Err(e) = c.sessions.poll(&c.db).await {
+            tracing::debug!(error = %e, "session poll skipped");
+        }
+    });
     every(tasks, shutdown, Duration::from_secs(60), ctx.clone(), |c| async move {
         match live_store::purge_expired(&c.db).await {
             Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired live locations"),
@@ -80,5 +88,6 @@ pub fn spawn_all(ctx: &Ctx, tasks: &TaskTracker, shutdown: &CancellationToken) {
             Err(e) => tracing::debug!(error = %e, "purge skipped"),
         }
         let _ = users::purge_refresh_tokens(&c.db).await;
+        let _ = session_store::purge(&c.db).await;
     });
 }

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 /// A bound server with its tasks started, not yet awaited.
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: actix_web::dev::Server,
     ctx: Ctx,
     shutdown: CancellationToken,
@@ -67,9 +68,14 @@ impl Application {
             // in-flight requests finish within the grace period
             handle.stop(true).await;
         });
+        let metrics_port = match &s.metrics_listen {
+            Some(addr) => Some(serve_metrics(&ctx, addr, &tasks, &shutdown)?),
+            None => None,
+        };
         tasks.close();
         Ok(Self {
             port,
+            metrics_port,
             server,
             ctx,
             shutdown,
@@ -80,6 +86,11 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// The service context (tests reach the stores through it).
@@ -103,6 +114,32 @@ impl Application {
         }
         r
     }
+}
+
+/// Serves `/metrics` on its own listener (a private address: it is not part of the API) until
+/// `shutdown`; the bound port.
+fn serve_metrics(ctx: &Ctx, addr: &str, tasks: &TaskTracker, shutdown: &CancellationToken) -> anyhow::Result<u16> {
+    let listener =
+        TcpListener::bind(addr).with_context(|| format!("HEREABOUTS_METRICS_LISTEN: cannot listen on {addr}"))?;
+    let port = listener.local_addr()?.port();
+    let ctx = ctx.clone();
+    let server = actix_web::HttpServer::new(move || http::ops::metrics_app(ctx.clone()))
+        .listen(listener)?
+        .workers(1)
+        .disable_signals()
+        .run();
+    let handle = server.handle();
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        stop.cancelled().await;
+        handle.stop(true).await;
+    });
+    tasks.spawn(async move {
+        if let Err(e) = server.await {
+            tracing::warn!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(port)
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT (or returns when it is cancelled otherwise).

@@ -96,7 +96,13 @@ fn nearby_pool(world: &World, keys: &TokenKeys) -> anyhow::Result<Vec<String>> {
     let step = (live / POOL).max(1);
     (0..live)
         .step_by(step)
-        .map(|k| keys.issue(world.ids[world.spot_owner[k] as usize], Role::User))
+        .map(|k| {
+            keys.issue(
+                world.ids[world.spot_owner[k] as usize],
+                Role::User,
+                uuid::Uuid::new_v4(),
+            )
+        })
         .collect()
 }
 
@@ -110,7 +116,11 @@ fn checkin_pool(world: &World, keys: &TokenKeys) -> anyhow::Result<Vec<(String, 
         .map(|k| {
             let s = world.spots[k];
             Ok((
-                keys.issue(world.ids[world.spot_owner[k] as usize], Role::User)?,
+                keys.issue(
+                    world.ids[world.spot_owner[k] as usize],
+                    Role::User,
+                    uuid::Uuid::new_v4(),
+                )?,
                 s.raw.lat(),
                 s.raw.lng(),
             ))
@@ -149,7 +159,11 @@ pub async fn run_phases(
     if !ready.status().is_success() {
         anyhow::bail!("{base}/readyz answered {}: the server is not ready", ready.status());
     }
-    let me_token = keys.issue(world.ids[world.spot_owner[0] as usize], Role::User)?;
+    let me_token = keys.issue(
+        world.ids[world.spot_owner[0] as usize],
+        Role::User,
+        uuid::Uuid::new_v4(),
+    )?;
     let me = http.get(format!("{base}/v1/me")).bearer_auth(&me_token).send().await?;
     if me.status().as_u16() == 401 {
         anyhow::bail!(

@@ -79,6 +79,14 @@ fn rings_for(l: &Local, radius_m: f64) -> u32 {
     k + u32::from(l.pentagon)
 }
 
+/// The cover nearby reads from: the circle widened by how far a coarse user's cell reaches
+/// beyond its published centre (a res-5 cell's circumradius, its longest local edge, with 50 %
+/// margin), so that a user whose cell the circle touches is read even when the centre is outside.
+pub fn fetch_cover(centre: Coord, radius_m: f64) -> Cover {
+    let l = local(centre, Resolution::Five);
+    cover(centre, radius_m + l.max_edge * 1.5)
+}
+
 /// The cover of the circle of `radius_m` around `centre`: the finest indexed resolution whose
 /// disk stays within `MAX_K` rings (the coarsest resolution otherwise).
 pub fn cover(centre: Coord, radius_m: f64) -> Cover {

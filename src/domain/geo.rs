@@ -103,6 +103,84 @@ pub fn round_distance(d: f64, precision: Precision) -> u64 {
     ((d / step).round() * step) as u64
 }
 
+/// A unit vector on the sphere for a point given in degrees.
+fn unit(p: LatLng) -> [f64; 3] {
+    let (lat, lng) = (p.lat_radians(), p.lng_radians());
+    [lat.cos() * lng.cos(), lat.cos() * lng.sin(), lat.sin()]
+}
+
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// The point of the great-circle arc from `a` to `b` nearest to `p` (on the sphere), as a
+/// coordinate: the foot of the perpendicular when it falls inside the arc, else an endpoint.
+fn nearest_on_arc(p: LatLng, a: LatLng, b: LatLng) -> Coord {
+    let (pv, av, bv) = (unit(p), unit(a), unit(b));
+    let n = cross(av, bv);
+    let nn = dot(n, n).sqrt();
+    if nn > 1e-15 {
+        let n = n.map(|x| x / nn);
+        let k = dot(pv, n);
+        let foot = [pv[0] - k * n[0], pv[1] - k * n[1], pv[2] - k * n[2]];
+        let fl = dot(foot, foot).sqrt();
+        if fl > 1e-15 && dot(cross(av, foot), n) >= 0.0 && dot(cross(foot, bv), n) >= 0.0 {
+            let f = foot.map(|x| x / fl);
+            return Coord {
+                lat: f[2].clamp(-1.0, 1.0).asin().to_degrees(),
+                lng: f[1].atan2(f[0]).to_degrees(),
+            };
+        }
+    }
+    let (ca, cb) = (Coord::from(a), Coord::from(b));
+    let pc = Coord::from(p);
+    if distance_m(pc, ca) <= distance_m(pc, cb) {
+        ca
+    } else {
+        cb
+    }
+}
+
+/// The least and the greatest geodesic distance from `p` to the area of `cell`: 0 for the least
+/// when `p` lies inside it. The least is measured to the nearest point of the boundary (H3 edges
+/// are great-circle arcs: the foot of the perpendicular on the sphere, then the geodesic distance
+/// to it), the greatest to the farthest vertex (cells are convex).
+pub fn cell_distance_range(p: Coord, cell: CellIndex) -> (f64, f64) {
+    let boundary: Vec<LatLng> = cell.boundary().iter().copied().collect();
+    let far = boundary
+        .iter()
+        .map(|v| distance_m(p, Coord::from(*v)))
+        .fold(0.0f64, f64::max);
+    if p.cell(cell.resolution()) == cell || boundary.is_empty() {
+        return (0.0, far);
+    }
+    let pl = p.latlng();
+    let near = (0..boundary.len())
+        .map(|i| {
+            let q = nearest_on_arc(pl, boundary[i], boundary[(i + 1) % boundary.len()]);
+            distance_m(p, q)
+        })
+        .fold(f64::MAX, f64::min);
+    (near, far.max(near))
+}
+
+/// `(least, greatest)` rounded outwards to a precision's step: down and up.
+pub fn round_range(range: (f64, f64), precision: Precision) -> (u64, u64) {
+    let step = precision.rounding_m();
+    (
+        ((range.0 / step).floor() * step) as u64,
+        ((range.1 / step).ceil() * step) as u64,
+    )
+}
+
 /// The cells a published point is indexed in, at every index resolution.
 pub fn index_cells(p: Coord) -> [CellIndex; 4] {
     INDEX_RESOLUTIONS.map(|r| p.cell(r))
@@ -169,6 +247,85 @@ mod tests {
             let ok = Coord::new(lat, lng).is_ok();
             prop_assert_eq!(ok, lat.is_finite() && lng.is_finite() && lat.abs() <= 90.0 && lng.abs() <= 180.0);
         }
+    }
+
+    /// A point near the cell's area: inside it, or up to a few cell sizes away.
+    fn point_and_cell() -> impl Strategy<Value = (Coord, CellIndex)> {
+        (
+            prop_oneof![coord(), pentagon_point()],
+            prop_oneof![Just(Resolution::Seven), Just(Resolution::Five)],
+            -2.0f64..2.0,
+            -2.0f64..2.0,
+        )
+            .prop_map(|(p, res, dx, dy)| {
+                let cell = p.cell(res);
+                // move the point by up to two edge lengths
+                let edge = cell.edges().map(|e| e.length_m()).fold(0.0f64, f64::max);
+                let dlat = dy * edge / 111_000.0;
+                let dlng = dx * edge / (111_000.0 * p.lat().to_radians().cos().max(0.05));
+                let lat = (p.lat() + dlat).clamp(-90.0, 90.0);
+                let mut lng = p.lng() + dlng;
+                if lng > 180.0 {
+                    lng -= 360.0;
+                }
+                if lng < -180.0 {
+                    lng += 360.0;
+                }
+                (
+                    Coord {
+                        lat,
+                        lng: lng.clamp(-180.0, 180.0),
+                    },
+                    cell,
+                )
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Every point of the cell (its children's centres at three resolutions finer, its
+        /// vertices) lies within the range; the least is 0 exactly when the point is inside, and
+        /// some point of the cell comes close to the least and the greatest.
+        #[test]
+        fn the_distance_range_bounds_every_point_of_the_cell((p, cell) in point_and_cell()) {
+            let (near, far) = cell_distance_range(p, cell);
+            prop_assert!(near <= far);
+            prop_assert_eq!(near == 0.0, p.cell(cell.resolution()) == cell);
+            let fine = cell.resolution().succ().and_then(|r| r.succ()).and_then(|r| r.succ()).expect("finer");
+            let mut samples: Vec<Coord> = cell.children(fine).map(|c| Coord::from(LatLng::from(c))).collect();
+            samples.extend(cell.boundary().iter().map(|v| Coord::from(*v)));
+            // children of a cell spill a little over its edges (H3 is not exactly hierarchical)
+            let spill = cell.edges().map(|e| e.length_m()).fold(0.0f64, f64::max) * 0.15;
+            let (mut lo, mut hi) = (f64::MAX, 0.0f64);
+            for q in &samples {
+                let d = distance_m(p, *q);
+                lo = lo.min(d);
+                hi = hi.max(d);
+                prop_assert!(d + spill >= near, "a point of the cell at {d} m is nearer than {near} m");
+                prop_assert!(d <= far + spill, "a point of the cell at {d} m is beyond {far} m");
+            }
+            prop_assert!(far <= hi + 1.0, "no point of the cell is as far as {far} m (farthest {hi})");
+            prop_assert!(lo <= near + spill, "nothing of the cell comes near {near} m (nearest {lo})");
+        }
+    }
+
+    #[test]
+    fn a_city_user_three_km_away_is_within_five_km_of_its_cell() {
+        let me = Coord {
+            lat: 48.8566,
+            lng: 2.3522,
+        };
+        let them = Coord {
+            lat: 48.8566 + 3_000.0 / 111_000.0,
+            lng: 2.3522,
+        };
+        let cell = them.cell(Resolution::Five);
+        let (near, far) = cell_distance_range(me, cell);
+        assert!(near <= 3_000.0, "least {near}");
+        assert!(far >= 3_000.0, "greatest {far}");
+        assert_eq!(round_range((1_234.0, 5_678.0), Precision::City), (1_000, 6_000));
+        assert_eq!(round_range((1_234.0, 5_678.0), Precision::Approximate), (1_200, 5_700));
     }
 
     #[test]

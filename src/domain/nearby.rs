@@ -3,7 +3,7 @@
 //! rounding, order, limit).
 
 use super::cover::Cover;
-use super::geo::{Coord, distance_m, round_distance};
+use super::geo::{Coord, cell_distance_range, distance_m, round_distance, round_range};
 use super::policy::Precision;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -97,7 +97,11 @@ pub fn choose(cell_population: u64, degree: u64) -> Plan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub user_id: Uuid,
+    /// The distance to the published point, rounded by precision.
     pub distance_m: u64,
+    /// The least and greatest distance to the published cell, rounded outwards (both equal
+    /// `distance_m` for `exact`).
+    pub distance_range_m: (u64, u64),
     exact_m: f64,
     pub record: LiveRecord,
 }
@@ -107,18 +111,46 @@ pub struct Hit {
 /// radius reveals nothing finer than that distance. Covers are computed this much wider.
 pub const PROBE_SLACK_M: f64 = 5.0;
 
-/// Whether a user at geodesic distance `d` is within `radius_m`: by the rounded distance for
-/// `exact`, by the distance to the published point otherwise.
+/// Whether an `exact` user at geodesic distance `d` is within `radius_m`: by the rounded
+/// distance the caller sees.
 pub fn within(d: f64, precision: Precision, radius_m: f64) -> bool {
+    round_distance(d, precision) as f64 <= radius_m
+}
+
+/// How far the published point of a coarse user can lie from the nearest point of its cell,
+/// generously (res-7 cells reach ~1.3 km from their centre, res-5 cells ~10 km): a cheap bound
+/// before the cell's geometry is looked at.
+fn coarse_reach_m(precision: Precision) -> f64 {
     match precision {
-        Precision::Exact => round_distance(d, precision) as f64 <= radius_m,
-        Precision::Approximate | Precision::City => d <= radius_m,
+        Precision::Exact => 0.0,
+        Precision::Approximate => 5_000.0,
+        Precision::City => 30_000.0,
+    }
+}
+
+/// Whether the candidate is listed for a caller at `centre` with `radius_m`, and how far it is:
+/// an `exact` user by the rounded distance to its point ([`within`]); a coarse user whenever the
+/// circle reaches its published cell (the least distance to the cell is within the radius).
+pub fn reach(centre: Coord, radius_m: f64, record: &LiveRecord) -> Option<(u64, (u64, u64), f64)> {
+    let d = distance_m(centre, record.published());
+    let rounded = round_distance(d, record.precision);
+    match record.precision {
+        Precision::Exact => within(d, record.precision, radius_m).then_some((rounded, (rounded, rounded), d)),
+        coarse => {
+            if d > radius_m + coarse_reach_m(coarse) {
+                return None;
+            }
+            let cell = record.cell.parse::<h3o::CellIndex>().ok()?;
+            let range = cell_distance_range(centre, cell);
+            (range.0 <= radius_m).then(|| (rounded, round_range(range, coarse), d))
+        }
     }
 }
 
 /// Keeps the candidates that are truly nearby for `caller`: live, not the caller, not hiding
-/// from the caller, published in a cell of the cover and [`within`] the radius; sorted nearest
-/// first (ties by id), distances rounded by precision, at most `limit`.
+/// from the caller, and [`reach`]ed by the circle (exact users must also lie in the cover, which
+/// holds the whole circle: a cheap test first); sorted by the distance shown (then the true
+/// distance, then id), at most `limit`.
 pub fn select(
     caller: Uuid,
     centre: Coord,
@@ -131,18 +163,23 @@ pub fn select(
     let mut hits: Vec<Hit> = candidates
         .into_iter()
         .filter(|(id, r)| *id != caller && r.is_live(now_ms) && !r.hidden_from.contains(&caller))
-        .filter(|(_, r)| cover.contains_point(r.published()))
+        .filter(|(_, r)| r.precision != Precision::Exact || cover.contains_point(r.published()))
         .filter_map(|(id, r)| {
-            let d = distance_m(centre, r.published());
-            within(d, r.precision, radius_m).then(|| Hit {
+            reach(centre, radius_m, &r).map(|(distance_m, distance_range_m, exact_m)| Hit {
                 user_id: id,
-                distance_m: round_distance(d, r.precision),
-                exact_m: d,
+                distance_m,
+                distance_range_m,
+                exact_m,
                 record: r,
             })
         })
         .collect();
-    hits.sort_by(|a, b| a.exact_m.total_cmp(&b.exact_m).then(a.user_id.cmp(&b.user_id)));
+    hits.sort_by(|a, b| {
+        a.distance_m
+            .cmp(&b.distance_m)
+            .then(a.exact_m.total_cmp(&b.exact_m))
+            .then(a.user_id.cmp(&b.user_id))
+    });
     hits.dedup_by(|a, b| a.user_id == b.user_id);
     hits.truncate(limit);
     hits
@@ -151,7 +188,7 @@ pub fn select(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::cover::cover;
+    use crate::domain::cover::fetch_cover;
     use crate::domain::geo::{index_cells, publish};
     use h3o::{CellIndex, LatLng, Resolution};
     use proptest::prelude::*;
@@ -184,7 +221,7 @@ mod tests {
     impl World {
         fn run(&self, caller: Uuid, radius: f64, plan: Plan) -> Vec<Uuid> {
             let me = &self.records[&caller];
-            let cov = cover(me.centre(), radius + PROBE_SLACK_M);
+            let cov = fetch_cover(me.centre(), radius + PROBE_SLACK_M);
             let adj = self.adjacency.get(&caller).cloned().unwrap_or_default();
             let candidates: Vec<(Uuid, LiveRecord)> = match plan {
                 Plan::CellFirst => cov
@@ -208,18 +245,26 @@ mod tests {
         fn brute_force(&self, caller: Uuid, radius: f64) -> Vec<Uuid> {
             let me = &self.records[&caller];
             let adj = self.adjacency.get(&caller).cloned().unwrap_or_default();
-            let mut v: Vec<(f64, Uuid)> = self
+            let mut v: Vec<(u64, f64, Uuid)> = self
                 .records
                 .iter()
                 .filter(|(id, r)| {
                     **id != caller && adj.contains(id) && r.expires_at_ms > 1_000 && !r.hidden_from.contains(&caller)
                 })
-                .map(|(id, r)| (distance_m(me.centre(), r.published()), *id, r.precision))
-                .filter(|(d, _, p)| within(*d, *p, radius))
-                .map(|(d, id, _)| (d, id))
+                .filter_map(|(id, r)| {
+                    let d = distance_m(me.centre(), r.published());
+                    let listed = match r.precision {
+                        Precision::Exact => within(d, r.precision, radius),
+                        _ => {
+                            let cell: CellIndex = r.cell.parse().expect("a cell");
+                            cell_distance_range(me.centre(), cell).0 <= radius
+                        }
+                    };
+                    listed.then(|| (round_distance(d, r.precision), d, *id))
+                })
                 .collect();
-            v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            v.into_iter().map(|x| x.1).take(500).collect()
+            v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+            v.into_iter().map(|x| x.2).take(500).collect()
         }
     }
 

@@ -1,7 +1,7 @@
-//! `/v1/auth/*`: register, login, refresh, logout.
+//! `/v1/auth/*`: register, login, refresh, logout (of one session or of all).
 
 use super::error::ApiResult;
-use super::extract::ClientIp;
+use super::extract::{AuthUser, ClientIp};
 use super::me::User;
 use crate::service::{Ctx, accounts};
 use actix_web::{HttpResponse, post, web};
@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(register).service(login).service(refresh).service(logout);
+    cfg.service(register)
+        .service(login)
+        .service(refresh)
+        .service(logout)
+        .service(logout_all);
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -113,7 +117,8 @@ pub async fn refresh(ctx: web::Data<Ctx>, body: web::Json<RefreshRequest>) -> Ap
     Ok(HttpResponse::Ok().json(AuthResponse::from(session)))
 }
 
-/// Ends the session: the refresh token's whole family is revoked.
+/// Ends the session: the refresh token's whole family is revoked and the session's access
+/// tokens are refused (401) within a second on every instance.
 #[utoipa::path(tag = "auth", request_body = RefreshRequest, responses(
     (status = 204, description = "signed out"),
     (status = 400, response = crate::http::error::Problem),
@@ -123,5 +128,18 @@ pub async fn refresh(ctx: web::Data<Ctx>, body: web::Json<RefreshRequest>) -> Ap
 #[post("/v1/auth/logout")]
 pub async fn logout(ctx: web::Data<Ctx>, body: web::Json<RefreshRequest>) -> ApiResult<HttpResponse> {
     accounts::logout(&ctx, &body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Ends every session of the caller ("log out everywhere"): their refresh tokens are revoked
+/// and their access tokens refused within a second on every instance, this one included.
+#[utoipa::path(tag = "auth", security(("bearer" = [])), responses(
+    (status = 204, description = "every session ended"),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+))]
+#[post("/v1/auth/logout-all")]
+pub async fn logout_all(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<HttpResponse> {
+    accounts::logout_all(&ctx, me.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

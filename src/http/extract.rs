@@ -33,10 +33,22 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let claims = bearer(req)
         .and_then(|t| ctx.tokens.verify(t))
         .ok_or_else(ServiceError::unauthorized)?;
+    // a session that ended ends its tokens; a suspended account may only read itself
+    if claims.sid.is_some_and(|sid| ctx.sessions.is_ended(sid)) {
+        return Err(ServiceError::unauthorized().into());
+    }
+    if ctx.sessions.is_suspended(claims.sub) && !readable_while_suspended(req) {
+        return Err(ServiceError::suspended().into());
+    }
     Ok(AuthUser {
         id: claims.sub,
         role: claims.role,
     })
+}
+
+/// What a suspended account may still do: read its account and export its data.
+fn readable_while_suspended(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::GET && matches!(req.path(), "/v1/me" | "/v1/me/export")
 }
 
 impl FromRequest for AuthUser {

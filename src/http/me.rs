@@ -1,11 +1,11 @@
-//! `/v1/me`: the caller's profile, its change, and erasure.
+//! `/v1/me`: the caller's profile, its change, the password, export and erasure.
 
 use super::error::ApiResult;
 use super::extract::AuthUser;
 use crate::domain::account::Role;
 use crate::service::{Ctx, accounts};
 use crate::store::users;
-use actix_web::{HttpResponse, delete, get, patch, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -15,7 +15,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(get_me)
         .service(patch_me)
         .service(delete_me)
-        .service(export_me);
+        .service(export_me)
+        .service(change_password);
 }
 
 /// A user as the user sees themself.
@@ -98,4 +99,34 @@ pub async fn delete_me(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<HttpRespo
 #[get("/v1/me/export")]
 pub async fn export_me(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<web::Json<serde_json::Value>> {
     Ok(web::Json(accounts::export(&ctx, me.id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChange {
+    #[schema(max_length = 1024, format = Password)]
+    pub current_password: String,
+    #[schema(example = "another horse battery", min_length = 10, max_length = 1024, format = Password)]
+    pub new_password: String,
+}
+
+/// Changes the password. Every earlier session of the account ends (their access tokens are
+/// refused within a second); the answer is a new session. 401 for a wrong current password.
+#[utoipa::path(tag = "me", security(("bearer" = [])), request_body = PasswordChange, responses(
+    (status = 200, body = super::auth::AuthResponse),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 413, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
+    (status = 429, response = crate::http::error::Problem),
+))]
+#[post("/v1/me/password")]
+pub async fn change_password(
+    ctx: web::Data<Ctx>,
+    me: AuthUser,
+    body: web::Json<PasswordChange>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let session = accounts::change_password(&ctx, me.id, b.current_password, b.new_password).await?;
+    Ok(HttpResponse::Ok().json(super::auth::AuthResponse::from(session)))
 }

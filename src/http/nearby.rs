@@ -40,6 +40,10 @@ pub struct NearbyItem {
     /// Geodesic distance to the published point, rounded to 10 / 100 / 1,000 m by precision.
     #[schema(example = 1230)]
     pub distance_m: u64,
+    /// The least and greatest distance to the published cell, rounded down and up to the
+    /// precision's step; both equal `distance_m` for `exact`.
+    #[schema(example = json!([1200, 1300]))]
+    pub distance_range_m: [u64; 2],
     pub precision: Precision,
     #[schema(example = "8928308280fffff")]
     pub h3_cell: String,
@@ -94,6 +98,7 @@ pub async fn get_nearby(
             user_id: h.user_id,
             display_name: h.record.display_name.clone(),
             distance_m: h.distance_m,
+            distance_range_m: [h.distance_range_m.0, h.distance_range_m.1],
             precision: h.record.precision,
             h3_cell: h.record.cell.clone(),
             last_seen_at: OffsetDateTime::from_unix_timestamp(h.record.recorded_at)

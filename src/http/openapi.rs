@@ -29,9 +29,9 @@ impl utoipa::Modify for BearerAuth {
     info(title = "Hereabouts API", version = "1.0.0", description = "Which of my connections are near me right now. Errors are RFC 9457 problem+json with a stable `code`."),
     modifiers(&BearerAuth),
     paths(
-        super::ops::healthz, super::ops::readyz, super::ops::metrics, super::ops::openapi_yaml, super::ops::openapi_json, super::ops::docs,
-        super::auth::register, super::auth::login, super::auth::refresh, super::auth::logout,
-        super::me::get_me, super::me::patch_me, super::me::delete_me, super::me::export_me,
+        super::ops::healthz, super::ops::readyz, super::ops::openapi_yaml, super::ops::openapi_json, super::ops::docs,
+        super::auth::register, super::auth::login, super::auth::refresh, super::auth::logout, super::auth::logout_all,
+        super::me::get_me, super::me::patch_me, super::me::delete_me, super::me::export_me, super::me::change_password,
     ),
     components(schemas(crate::http::error::Problem, crate::domain::FieldError), responses(crate::http::error::Problem)),
 )]

@@ -1,4 +1,5 @@
-//! Operations: liveness, readiness, metrics, the OpenAPI document.
+//! Operations: liveness, readiness, the OpenAPI document; and the metrics, served on their own
+//! listener ([`metrics_app`]), never on the API's.
 
 use super::error::ApiResult;
 use crate::service::{Ctx, ServiceError};
@@ -9,7 +10,6 @@ use utoipa::ToSchema;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz)
         .service(readyz)
-        .service(metrics)
         .service(openapi_yaml)
         .service(openapi_json)
         .service(docs);
@@ -64,13 +64,30 @@ pub async fn readyz(ctx: web::Data<Ctx>) -> ApiResult<HttpResponse> {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain")))]
+/// The metrics listener's app: `GET /metrics` (OpenMetrics text), 404 for anything else.
+pub fn metrics_app(
+    ctx: Ctx,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .app_data(web::Data::new(ctx))
+        .service(metrics)
+        .default_service(web::to(HttpResponse::NotFound))
+}
+
+/// OpenMetrics text exposition (what prometheus-client renders).
 #[get("/metrics")]
-pub async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
+async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
     crate::service::refresh_gauges(&ctx).await;
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(ctx.metrics.render())
 }
 

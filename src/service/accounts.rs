@@ -5,6 +5,7 @@ use super::auth::{hash_token, new_refresh_token};
 use super::{Code, Ctx, ServiceError, ServiceResult};
 use crate::domain::FieldError;
 use crate::domain::account::{DisplayName, Email, check_password, normalise_email};
+use crate::store::sessions;
 use crate::store::users::{self, UserRecord};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -41,18 +42,23 @@ fn email_bucket(email: &str) -> String {
     hex::encode(&Sha256::digest(normalise_email(email).as_bytes())[..12])
 }
 
-/// Issues an access token with `rotated` (already stored) or a refresh token of a new family.
-async fn session(ctx: &Ctx, user: UserRecord, rotated: Option<String>) -> ServiceResult<Session> {
-    let access = ctx.tokens.issue(user.id, user.role).map_err(ServiceError::Internal)?;
-    let refresh_token = match rotated {
+/// Issues an access token with `rotated` (a refresh token already stored, and its family) or
+/// a refresh token of a new family: a new session.
+async fn session(ctx: &Ctx, user: UserRecord, rotated: Option<(String, Uuid)>) -> ServiceResult<Session> {
+    let (refresh_token, family) = match rotated {
         Some(t) => t,
         None => {
             let (token, hash) = new_refresh_token();
             let expires = OffsetDateTime::now_utc() + ctx.settings.refresh_token_ttl;
-            users::insert_refresh(&ctx.db, &hash, Uuid::new_v4(), user.id, expires).await?;
-            token
+            let family = Uuid::new_v4();
+            users::insert_refresh(&ctx.db, &hash, family, user.id, expires).await?;
+            (token, family)
         }
     };
+    let access = ctx
+        .tokens
+        .issue(user.id, user.role, family)
+        .map_err(ServiceError::Internal)?;
     Ok(Session {
         user,
         access_token: access,
@@ -122,17 +128,69 @@ pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
     let (token, new) = new_refresh_token();
     let expires = OffsetDateTime::now_utc() + ctx.settings.refresh_token_ttl;
     match users::rotate_refresh(&ctx.db, &old, &new, expires).await? {
-        users::Rotation::Rotated { user } => session(ctx, user, Some(token)).await,
+        users::Rotation::Rotated { user, family } => session(ctx, user, Some((token, family))).await,
         users::Rotation::Suspended => Err(ServiceError::suspended()),
         users::Rotation::Rejected => Err(ServiceError::unauthorized()),
     }
 }
 
-/// Ends the session: the refresh token's whole family is revoked.
+/// When the access tokens of a session ended now would have expired anyway (with the leeway
+/// verification allows).
+fn tokens_expire(ctx: &Ctx) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::seconds(ctx.tokens.ttl_s() as i64 + 60)
+}
+
+/// Ends the session: the refresh token's whole family is revoked, and its access tokens are
+/// refused from now on, on every instance.
 pub async fn logout(ctx: &Ctx, token: &str) -> ServiceResult<()> {
     check_refresh_token(token)?;
-    users::revoke_family_of(&ctx.db, &hash_token(token)).await?;
+    let until = tokens_expire(ctx);
+    let mut tx = ctx.db.begin().await?;
+    let family = sessions::end_family_of(&mut tx, &hash_token(token), until).await?;
+    tx.commit().await?;
+    if let Some(f) = family {
+        ctx.sessions.ended(&[f], until);
+    }
     Ok(())
+}
+
+/// Ends every session of the user ("log out everywhere").
+pub async fn logout_all(ctx: &Ctx, user: Uuid) -> ServiceResult<()> {
+    let until = tokens_expire(ctx);
+    let mut tx = ctx.db.begin().await?;
+    let ended = sessions::end_all_of(&mut tx, user, None, until).await?;
+    tx.commit().await?;
+    ctx.sessions.ended(&ended, until);
+    Ok(())
+}
+
+/// Changes the password: the current one must be right (401 otherwise, rate-limited like a
+/// login); every earlier session ends; the answer is a new session.
+pub async fn change_password(ctx: &Ctx, user: Uuid, current: String, new: String) -> ServiceResult<Session> {
+    check_password(&new).map_err(|e| ServiceError::invalid(vec![FieldError::new("new_password", e.message)]))?;
+    ctx.rate_limit(&format!("login:user:{user}"), ctx.settings.rate_login_per_email_per_min)
+        .await?;
+    let record = me(ctx, user).await?;
+    if current.len() > 1024
+        || !ctx
+            .passwords
+            .verify(SecretString::from(current), Some(record.password_hash.clone()))
+            .await
+    {
+        return Err(ServiceError::unauthorized());
+    }
+    let hash = ctx
+        .passwords
+        .hash(SecretString::from(new))
+        .await
+        .map_err(ServiceError::Internal)?;
+    let until = tokens_expire(ctx);
+    let mut tx = ctx.db.begin().await?;
+    users::set_password_hash(&mut *tx, user, &hash).await?;
+    let ended = sessions::end_all_of(&mut tx, user, None, until).await?;
+    tx.commit().await?;
+    ctx.sessions.ended(&ended, until);
+    session(ctx, record, None).await
 }
 
 /// The caller's account (401 once it is gone).
@@ -154,7 +212,7 @@ pub async fn rename(ctx: &Ctx, user: Uuid, name: &str) -> ServiceResult<UserReco
 
 /// Erases the caller's account and every datum about it.
 pub async fn erase(ctx: &Ctx, user: Uuid) -> ServiceResult<()> {
-    if !super::erase_user(ctx, user).await? {
+    if super::erase_user(ctx, user).await?.is_none() {
         return Err(ServiceError::unauthorized());
     }
     Ok(())

@@ -80,6 +80,9 @@ pub struct AuditEntry {
     #[schema(example = "user.suspend")]
     pub action: String,
     pub target_user_id: Option<Uuid>,
+    /// For an erased target: one pseudonym for all entries about that user.
+    #[schema(example = "erased-5b7c0d8e-3c2f-4a55-9f7e-0d1b2c3a4f5e")]
+    pub target_ref: Option<String>,
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
@@ -297,6 +300,8 @@ pub async fn set_suspended(ctx: &Ctx, actor: Uuid, id: Uuid, suspended: bool) ->
     let action = if suspended { "user.suspend" } else { "user.unsuspend" };
     audit::record(&mut *tx, actor, action, Some(id), json!({})).await?;
     commit(tx).await?;
+    // this instance refuses the account at once; the others within a poll
+    ctx.sessions.set_suspended(id, suspended);
     if suspended {
         live::leave(ctx, id).await?;
     }
@@ -338,8 +343,9 @@ pub async fn erase_user(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<()> {
     if admin::user(&ctx.db, id).await?.is_none() {
         return Err(ServiceError::not_found());
     }
-    super::erase_user(ctx, id).await?;
-    audit::record(&ctx.db, actor, "user.erase", None, json!({})).await?;
+    if let Some(pseudonym) = super::erase_user(ctx, id).await? {
+        audit::record_about_erased(&ctx.db, actor, "user.erase", &pseudonym).await?;
+    }
     Ok(())
 }
 
@@ -370,6 +376,7 @@ pub async fn audit_log(
             actor_user_id: r.actor_user_id,
             action: r.action,
             target_user_id: r.target_user_id,
+            target_ref: r.target_ref,
             detail: r.detail,
             at: r.at,
         })

@@ -26,6 +26,9 @@ pub struct Claims {
     pub exp: u64,
     pub iss: String,
     pub aud: String,
+    /// The session (refresh-token family) the token belongs to; its end ends the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 struct VerifyKey {
@@ -128,8 +131,8 @@ impl TokenKeys {
         self.ttl_s
     }
 
-    /// Issues an access token for a user.
-    pub fn issue(&self, user: Uuid, role: Role) -> anyhow::Result<String> {
+    /// Issues an access token for a user's session.
+    pub fn issue(&self, user: Uuid, role: Role, session: Uuid) -> anyhow::Result<String> {
         let now = jsonwebtoken::get_current_timestamp();
         self.sign(&Claims {
             sub: user,
@@ -138,6 +141,7 @@ impl TokenKeys {
             exp: now + self.ttl_s,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            sid: Some(session),
         })
     }
 
@@ -259,7 +263,7 @@ mod tests {
     fn issued_tokens_verify_and_carry_claims() {
         let k = keys();
         let id = Uuid::new_v4();
-        let t = k.issue(id, Role::Admin).expect("issue");
+        let t = k.issue(id, Role::Admin, Uuid::new_v4()).expect("issue");
         let c = k.verify(&t).expect("valid");
         assert_eq!(c.sub, id);
         assert_eq!(c.role, Role::Admin);
@@ -269,7 +273,7 @@ mod tests {
     #[test]
     fn unsigned_and_tampered_tokens_are_rejected() {
         let k = keys();
-        let t = k.issue(Uuid::new_v4(), Role::User).expect("issue");
+        let t = k.issue(Uuid::new_v4(), Role::User, Uuid::new_v4()).expect("issue");
         let parts: Vec<&str> = t.split('.').collect();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let none_header = b64.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);

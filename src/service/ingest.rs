@@ -336,6 +336,8 @@ async fn write_fresh(ctx: &Ctx, jobs: &[Submitted]) -> ServiceResult<Vec<Service
         .iter()
         .map(|j| decide(ctx, j, privacies.get(&j.user), previous.get(&j.user), t))
         .collect();
+    // users erased while their check-ins queued: the batch counted them in a rate-limit bucket
+    let erased: Vec<Uuid> = ids.iter().filter(|u| !privacies.contains_key(u)).copied().collect();
 
     let mut rows = vec![];
     let mut remembered = vec![];
@@ -369,6 +371,11 @@ async fn write_fresh(ctx: &Ctx, jobs: &[Submitted]) -> ServiceResult<Vec<Service
     if let Err(e) = tx.commit().await {
         undo(ctx, &decisions).await;
         return Err(StoreError::from(e).into());
+    }
+    for user in erased {
+        if let Err(e) = ratelimit::forget_user(&ctx.redis, user).await {
+            tracing::warn!(error = %e, "cannot forget the rate-limit buckets of an erased user; they expire within a minute");
+        }
     }
     for (user, record) in publish {
         // arrival notifications: decided after these answers, off the request path

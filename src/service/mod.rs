@@ -20,6 +20,7 @@ pub mod nearby;
 pub mod net;
 pub mod notifications;
 pub mod privacy;
+pub mod sessions;
 
 pub use error::{Code, ServiceError, ServiceResult};
 
@@ -51,6 +52,8 @@ pub struct Ctx {
     pub checkins: events::Checkins,
     /// The batched check-in pipeline (without one, check-ins are written one by one).
     pub ingest: ingest::Ingest,
+    /// Ended sessions and suspended accounts, as this instance knows them.
+    pub sessions: sessions::Sessions,
 }
 
 impl Ctx {
@@ -79,6 +82,7 @@ impl Ctx {
             metrics: Arc::new(Metrics::new()),
             checkins: events::Checkins::none(),
             ingest: ingest::Ingest::none(),
+            sessions: sessions::Sessions::default(),
         })
     }
 
@@ -164,21 +168,59 @@ pub async fn profile_changed(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
     live::sync_user(ctx, user).await
 }
 
-/// Erases a user and everything about them from both stores; false when no such user.
-pub async fn erase_user(ctx: &Ctx, user: Uuid) -> StoreResult<bool> {
-    live::leave(ctx, user).await?;
-    // nobody keeps the erased id in their hidden list, in PostgreSQL or in their live record
+/// Erases a user and everything about them from both stores; the pseudonym that audit entries
+/// about them now carry, or `None` when there was no such user.
+///
+/// Erasure wins every race with the user's own requests: the user's privacy row is locked as a
+/// check-in batch locks it, so a batch holding it has written the index before erasure takes it
+/// out, and a later batch finds no user (401); the sessions end on every instance; the Redis
+/// keys a request already past those checks could still write are swept again after the
+/// longest a request may take.
+pub async fn erase_user(ctx: &Ctx, user: Uuid) -> StoreResult<Option<String>> {
+    // other users' rows first (their hidden lists), so that the lock order never inverts
     for hider in crate::store::privacy::forget_hidden(&ctx.db, user).await? {
         live::sync_user(ctx, hider).await?;
     }
-    graph::forget_user(&ctx.db, &ctx.redis, user).await?;
-    ratelimit::forget_user(&ctx.redis, user).await?;
+    let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(ctx.tokens.ttl_s() as i64 + 60);
     let mut tx = ctx.db.begin().await?;
-    crate::store::audit::forget(&mut *tx, user).await?;
-    let existed = users::delete(&mut *tx, user).await?;
+    // privacy row, then user row: the order a check-in batch takes them in (its live row's
+    // foreign key locks the user row)
+    crate::store::privacy::get_for_update(&mut tx, user).await?;
+    let Some(account) = users::by_id_for_update(&mut tx, user).await? else {
+        return Ok(None);
+    };
+    let gone = crate::store::live::delete(&mut *tx, user).await?;
+    crate::store::index::remove(
+        &ctx.redis,
+        user,
+        gone.as_ref().filter(|r| r.indexed).map(live::published_of),
+    )
+    .await?;
+    let ended = crate::store::sessions::end_all_of(&mut tx, user, None, until).await?;
+    graph::forget_user(&ctx.db, &ctx.redis, user).await?;
+    let pseudonym = format!("erased-{}", Uuid::new_v4());
+    crate::store::audit::forget(&mut tx, user, Some(&account.email), &pseudonym).await?;
+    users::delete(&mut *tx, user).await?;
     tx.commit().await?;
+    ctx.sessions.ended(&ended, until);
     // after the user row is gone: an arrival detection still in flight cannot write its outbox
     // rows any more and gives its cooldown keys back, so nothing is left behind
+    sweep_erased(ctx, user).await?;
+    let (later, wait) = (ctx.clone(), ctx.settings.request_timeout + Duration::from_secs(1));
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        if let Err(e) = sweep_erased(&later, user).await {
+            tracing::warn!(error = %e, "second sweep after an erasure failed; the keys expire by themselves");
+        }
+    });
+    Ok(Some(pseudonym))
+}
+
+/// The Redis keys a request of an erased user may still have written: the index entry, rate
+/// limit buckets, cooldowns, adjacency.
+async fn sweep_erased(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
+    crate::store::index::remove(&ctx.redis, user, None).await?;
+    ratelimit::forget_user(&ctx.redis, user).await?;
     cooldown::forget_user(&ctx.redis, user).await?;
-    Ok(existed)
+    graph::forget_user(&ctx.db, &ctx.redis, user).await
 }

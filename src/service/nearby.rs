@@ -3,7 +3,7 @@
 //! [`candidates`] is the one planner, shared with arrival detection.
 
 use super::{Code, Ctx, ServiceError, ServiceResult};
-use crate::domain::cover::{Cover, cover};
+use crate::domain::cover::{Cover, fetch_cover};
 use crate::domain::geo::Coord;
 use crate::domain::nearby::{Hit, LiveRecord, PROBE_SLACK_M, Plan, choose, select};
 use crate::store::{graph, index, live};
@@ -53,7 +53,7 @@ pub async fn candidates(
     degree: Option<u64>,
 ) -> ServiceResult<Candidates> {
     let redis = &ctx.redis;
-    let cov = cover(centre, radius_m);
+    let cov = fetch_cover(centre, radius_m);
     let degree = match degree {
         Some(d) => d,
         None => graph::ensure_adjacency(&ctx.db, redis, user).await?,

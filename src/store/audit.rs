@@ -12,6 +12,8 @@ pub struct AuditRow {
     pub actor_user_id: Option<Uuid>,
     pub action: String,
     pub target_user_id: Option<Uuid>,
+    /// The pseudonym of an erased target.
+    pub target_ref: Option<String>,
     pub detail: serde_json::Value,
     pub at: OffsetDateTime,
 }
@@ -35,6 +37,22 @@ pub async fn record<'e, E: PgExecutor<'e>>(
     Ok(())
 }
 
+/// Writes an entry about a user already erased, by their pseudonym.
+pub async fn record_about_erased<'e, E: PgExecutor<'e>>(
+    db: E,
+    actor: Uuid,
+    action: &str,
+    target_ref: &str,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO audit_log (actor_user_id, action, target_ref) VALUES ($1, $2, $3)")
+        .bind(actor)
+        .bind(action)
+        .bind(target_ref)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Entries newest first, after the cursor (an entry id), optionally for one target.
 pub async fn list<'e, E: PgExecutor<'e>>(
     db: E,
@@ -43,7 +61,7 @@ pub async fn list<'e, E: PgExecutor<'e>>(
     limit: i64,
 ) -> StoreResult<Vec<AuditRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, actor_user_id, action, target_user_id, detail, at FROM audit_log
+        "SELECT id, actor_user_id, action, target_user_id, target_ref, detail, at FROM audit_log
          WHERE ($1::uuid IS NULL OR target_user_id = $1) AND ($2::bigint IS NULL OR id < $2)
          ORDER BY id DESC LIMIT $3",
     )
@@ -54,16 +72,67 @@ pub async fn list<'e, E: PgExecutor<'e>>(
     .await?)
 }
 
-/// Removes an erased user's id from old entries.
-pub async fn forget<'e, E: PgExecutor<'e>>(db: E, user: Uuid) -> StoreResult<()> {
+/// Takes an erased user out of old entries: their id becomes NULL (as target, `target_ref`
+/// becomes `pseudonym`; as actor, nothing), and every string of a detail that contains their
+/// email (searches, exports) becomes `"[erased]"`.
+pub async fn forget(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user: Uuid,
+    email: Option<&str>,
+    pseudonym: &str,
+) -> StoreResult<()> {
     sqlx::query(
         "UPDATE audit_log SET
+            target_ref = CASE WHEN target_user_id = $1 THEN $2 ELSE target_ref END,
             target_user_id = CASE WHEN target_user_id = $1 THEN NULL ELSE target_user_id END,
             actor_user_id = CASE WHEN actor_user_id = $1 THEN NULL ELSE actor_user_id END
          WHERE target_user_id = $1 OR actor_user_id = $1",
     )
     .bind(user)
-    .execute(db)
+    .bind(pseudonym)
+    .execute(&mut **tx)
     .await?;
+    let Some(email) = email.map(str::to_lowercase).filter(|e| !e.is_empty()) else {
+        return Ok(());
+    };
+    let rows: Vec<(i64, serde_json::Value)> =
+        sqlx::query_as("SELECT id, detail FROM audit_log WHERE strpos(lower(detail::text), $1) > 0")
+            .bind(&email)
+            .fetch_all(&mut **tx)
+            .await?;
+    for (id, mut detail) in rows {
+        scrub(&mut detail, &email);
+        sqlx::query("UPDATE audit_log SET detail = $2 WHERE id = $1")
+            .bind(id)
+            .bind(detail)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
+}
+
+/// Replaces every string holding `needle` (lower case) with `"[erased]"`.
+fn scrub(v: &mut serde_json::Value, needle: &str) {
+    match v {
+        serde_json::Value::String(s) if s.to_lowercase().contains(needle) => *s = "[erased]".into(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| scrub(i, needle)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|i| scrub(i, needle)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub;
+    use serde_json::json;
+
+    #[test]
+    fn scrubbing_takes_the_email_out_of_every_string() {
+        let mut d = json!({"query": "Alice@Example.com", "n": 3, "list": ["x", "alice@example.com"], "o": {"e": "alice@example.co"}});
+        scrub(&mut d, "alice@example.com");
+        assert_eq!(
+            d,
+            json!({"query": "[erased]", "n": 3, "list": ["x", "[erased]"], "o": {"e": "alice@example.co"}})
+        );
+    }
 }

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod privacy;
 pub mod ratelimit;
 pub mod redis;
+pub mod sessions;
 pub mod users;
 
 /// The embedded migrations of `migrations/`.

@@ -64,6 +64,19 @@ pub async fn by_id(db: &PgPool, id: Uuid) -> StoreResult<Option<UserRecord>> {
         .await?)
 }
 
+/// The user, its row locked until the transaction ends.
+pub async fn by_id_for_update(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: Uuid,
+) -> StoreResult<Option<UserRecord>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE id = $1 FOR UPDATE"))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}
+
 pub async fn set_display_name(db: &PgPool, id: Uuid, name: &str) -> StoreResult<Option<UserRecord>> {
     Ok(sqlx::query_as(&format!(
         "UPDATE users SET display_name = $2 WHERE id = $1 RETURNING {COLS}"
@@ -83,6 +96,16 @@ pub async fn set_role(db: &PgPool, email: &str, role: Role) -> StoreResult<bool>
         .await?
         .rows_affected()
         == 1)
+}
+
+/// Replaces the password hash.
+pub async fn set_password_hash<'e, E: sqlx::PgExecutor<'e>>(db: E, id: Uuid, hash: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// Stores a new refresh token (by hash) in a family.
@@ -107,7 +130,7 @@ pub async fn insert_refresh(
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// Rotated: the old token is spent, the new one stored in the same family.
-    Rotated { user: UserRecord },
+    Rotated { user: UserRecord, family: Uuid },
     /// The account is suspended: nothing rotated.
     Suspended,
     /// Unknown, expired, revoked, or a reuse (which revoked the whole family).
@@ -181,19 +204,7 @@ pub async fn rotate_refresh(db: &PgPool, old: &[u8], new: &[u8], expires_at: Off
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(Rotation::Rotated { user })
-}
-
-/// Revokes the family of a token (logout). Unknown tokens are ignored.
-pub async fn revoke_family_of(db: &PgPool, hash: &[u8]) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = now()
-         WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL",
-    )
-    .bind(hash)
-    .execute(db)
-    .await?;
-    Ok(())
+    Ok(Rotation::Rotated { user, family })
 }
 
 /// Deletes expired and long-spent refresh tokens.

@@ -321,7 +321,7 @@ async fn export_holds_everything_about_the_user() {
 }
 
 /// Every table of the database and every key (name and value) under the test's prefix.
-async fn traces_of(app: &TestApp, id: &str) -> Vec<String> {
+pub async fn traces_of(app: &TestApp, id: &str) -> Vec<String> {
     let mut found = vec![];
     let tables: Vec<(String,)> = sqlx::query_as(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",

@@ -214,6 +214,7 @@ async fn expired_and_wrong_audience_tokens_are_401() {
         exp,
         iss: iss.into(),
         aud: aud.into(),
+        sid: None,
     };
     let good = keys
         .sign(&base(now + 60, "hereabouts", "hereabouts-app"))
@@ -252,7 +253,7 @@ async fn rotated_keys_keep_old_tokens_valid() {
         "a k1 token verifies after rotation to k2"
     );
     let t2 = keys
-        .issue(u.uuid(), hereabouts::domain::account::Role::User)
+        .issue(u.uuid(), hereabouts::domain::account::Role::User, uuid::Uuid::new_v4())
         .expect("issue");
     assert!(
         app.ctx.tokens.verify(&t2).is_none(),
@@ -295,7 +296,9 @@ async fn es256_keys_sign_and_verify() {
     );
     let keys = hereabouts::service::auth::TokenKeys::from_settings(&s).expect("ES256 keys load");
     let id = uuid::Uuid::new_v4();
-    let t = keys.issue(id, hereabouts::domain::account::Role::User).expect("sign");
+    let t = keys
+        .issue(id, hereabouts::domain::account::Role::User, uuid::Uuid::new_v4())
+        .expect("sign");
     assert!(t.starts_with(&b64(br#"{"typ":"JWT","alg":"ES256""#)[..10]) || t.contains('.'));
     assert_eq!(keys.verify(&t).map(|c| c.sub), Some(id));
 }

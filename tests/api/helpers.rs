@@ -59,6 +59,8 @@ async fn sweep_stale_databases() {
 /// A running server with its own database and Redis prefix.
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener (`HEREABOUTS_METRICS_LISTEN`, never the API's).
+    pub metrics_address: String,
     pub db_name: String,
     pub db: PgPool,
     pub ctx: Ctx,
@@ -87,6 +89,7 @@ pub fn test_settings(db_name: &str, prefix: &str, overrides: &[(&str, &str)]) ->
         ("HEREABOUTS_RATE_REGISTER_PER_IP_PER_MIN".into(), "10000".into()),
         ("HEREABOUTS_RATE_LOGIN_PER_IP_PER_MIN".into(), "10000".into()),
         ("HEREABOUTS_SHUTDOWN_GRACE_S".into(), "1".into()),
+        ("HEREABOUTS_METRICS_LISTEN".into(), "127.0.0.1:0".into()),
     ];
     for (k, v) in overrides {
         env.retain(|(a, _)| a != k);
@@ -122,11 +125,13 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let settings = test_settings(&db_name, &prefix, overrides);
     let app = Application::build(settings).await.expect("build app");
     let port = app.port();
+    let metrics_port = app.metrics_port().unwrap_or(0);
     let ctx = app.ctx().clone();
     tokio::spawn(app.run_until_stopped());
     let db = PgPool::connect(&db_url_for(&db_name)).await.expect("connect test db");
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        metrics_address: format!("http://127.0.0.1:{metrics_port}"),
         db_name,
         db,
         ctx,
@@ -142,6 +147,9 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let name = self.db_name.clone();
+        if name.is_empty() {
+            return;
+        }
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
@@ -155,6 +163,29 @@ impl Drop for TestApp {
             });
         })
         .join();
+    }
+}
+
+impl TestApp {
+    /// Another instance on the same database and Redis prefix (a second server behind the same
+    /// load balancer); it does not drop the database.
+    pub async fn second_instance(&self) -> TestApp {
+        let settings = test_settings(&self.db_name, &self.prefix, &[("HEREABOUTS_MIGRATE_ON_START", "false")]);
+        let app = Application::build(settings).await.expect("second instance");
+        let port = app.port();
+        let metrics_port = app.metrics_port().unwrap_or(0);
+        let ctx = app.ctx().clone();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            metrics_address: format!("http://127.0.0.1:{metrics_port}"),
+            db_name: String::new(),
+            db: self.db.clone(),
+            ctx,
+            worker: OnceLock::new(),
+            client: self.client.clone(),
+            prefix: self.prefix.clone(),
+        }
     }
 }
 
@@ -191,6 +222,18 @@ impl Resp {
 }
 
 impl TestApp {
+    /// The OpenMetrics text of the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(format!("{}/metrics", self.metrics_address))
+            .send()
+            .await
+            .expect("metrics listener answers");
+        assert_eq!(r.status(), 200);
+        r.text().await.expect("metrics text")
+    }
+
     pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
         let mut rb = self.client.request(method, format!("{}{path}", self.address));
         if let Some(t) = token {

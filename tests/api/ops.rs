@@ -68,10 +68,23 @@ async fn metrics_expose_request_counts_latency_and_pool_gauges() {
     let app = spawn_app().await;
     app.get("/healthz", None).await;
     app.get("/no/such", None).await;
-    let r = app.get("/metrics", None).await;
-    assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap_or_default().starts_with("text/plain"));
-    let t = r.text;
+    // not on the API listener: metrics are not public
+    app.get("/metrics", None).await.assert_problem(404, "not_found");
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.metrics_address))
+        .send()
+        .await
+        .expect("metrics listener");
+    assert_eq!(r.status(), 200);
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+    let t = r.text().await.expect("text");
     assert!(
         t.contains("http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1"),
         "{t}"

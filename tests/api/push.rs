@@ -138,7 +138,7 @@ async fn wait_notified(app: &TestApp, u: &TestUser, n: usize, state: &str) -> Ve
 }
 
 async fn metrics(app: &TestApp) -> String {
-    app.get("/metrics", None).await.text
+    app.metrics().await
 }
 
 /// The value of one metric series in Prometheus text (0 when absent).
@@ -558,7 +558,7 @@ async fn two_workers_deliver_each_notification_exactly_once() {
     let second = Application::build(test_settings(&app.db_name, &app.prefix, &refs))
         .await
         .expect("second instance");
-    let second_port = second.port();
+    let second_port = second.metrics_port().expect("a metrics listener");
     tokio::spawn(second.run_until_stopped());
     p.webhook.set_delay(Duration::from_millis(60));
     p.apns.set_delay(Duration::from_millis(60));

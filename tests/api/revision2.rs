@@ -263,3 +263,342 @@ async fn new_accounts_start_at_approximate() {
     let cell: h3o::CellIndex = c["h3_cell"].as_str().expect("cell").parse().expect("h3");
     assert_eq!(cell.resolution(), h3o::Resolution::Seven);
 }
+
+#[tokio::test]
+async fn a_coarse_connection_is_listed_whenever_the_circle_reaches_its_cell() {
+    use crate::checkins::{befriend, checkin, share};
+    let app = spawn_app().await;
+    let (a, b, c) = (
+        app.register("ann").await,
+        app.register("bob").await,
+        app.register("cy").await,
+    );
+    befriend(&app, &a, &b).await;
+    befriend(&app, &a, &c).await;
+    for u in [&a, &b, &c] {
+        share(&app, u).await;
+    }
+    for (u, p) in [(&b, "city"), (&c, "approximate")] {
+        let r = app.patch("/v1/me/privacy", u.t(), json!({"precision": p})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    checkin(&app, &a, 48.8566, 2.3522).await;
+    // bob, at city precision, 3 km north: his res-5 cell's centre may be 8 km off, but the
+    // circle of 5 km reaches the cell, so he is listed with an honest range
+    let (lat, lng) = north(48.8566, 2.3522, 3_000.0);
+    checkin(&app, &b, lat, lng).await;
+    let (lat, lng) = north(48.8566, 2.3522, 1_500.0);
+    checkin(&app, &c, lat, lng).await;
+    let v = app.get("/v1/nearby?radius_m=5000", a.t()).await.json();
+    let items = v["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{v}");
+    for it in items {
+        let d = it["distance_m"].as_u64().expect("distance");
+        let range = it["distance_range_m"].as_array().expect("range");
+        let (lo, hi) = (range[0].as_u64().expect("min"), range[1].as_u64().expect("max"));
+        let (true_m, step) = if it["user_id"] == b.id {
+            (3_000, 1_000)
+        } else {
+            (1_500, 100)
+        };
+        assert!(
+            lo <= true_m && true_m <= hi,
+            "{it}: the true distance lies in the range"
+        );
+        assert!(lo <= 5_000, "{it}");
+        assert_eq!(lo % step, 0, "{it}: min rounded down to the precision's step");
+        assert_eq!(hi % step, 0, "{it}: max rounded up to the precision's step");
+        assert_eq!(d % step, 0, "{it}");
+    }
+    // sorted by distance_m
+    let ds: Vec<u64> = items.iter().map(|i| i["distance_m"].as_u64().expect("d")).collect();
+    assert!(ds.windows(2).all(|w| w[0] <= w[1]), "{ds:?}");
+    // an exact user's range is their distance, twice
+    let r = app.patch("/v1/me/privacy", c.t(), json!({"precision": "exact"})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    checkin(&app, &c, lat, lng).await;
+    let v = app.get("/v1/nearby?radius_m=5000", a.t()).await.json();
+    let it = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["user_id"] == c.id)
+        .expect("cy listed")
+        .clone();
+    assert_eq!(
+        it["distance_range_m"],
+        json!([it["distance_m"], it["distance_m"]]),
+        "{it}"
+    );
+    // far away, the cell is out of reach
+    let r = app.patch("/v1/me/privacy", b.t(), json!({"precision": "city"})).await;
+    assert_eq!(r.status, 200);
+    let (lat, lng) = north(48.8566, 2.3522, 60_000.0);
+    checkin(&app, &b, lat, lng).await;
+    let v = app.get("/v1/nearby?radius_m=5000", a.t()).await.json();
+    assert!(
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["user_id"] != b.id),
+        "{v}"
+    );
+}
+
+/// Waits (at most 3 s) until `path` answers `status` for `token`; the status last seen.
+async fn settles_to(app: &TestApp, path: &str, token: Option<&str>, status: u16) -> u16 {
+    let mut last = 0;
+    for _ in 0..60 {
+        last = app.get(path, token).await.status.as_u16();
+        if last == status {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    last
+}
+
+async fn login(app: &TestApp, email: &str) -> serde_json::Value {
+    let r = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": email, "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+#[tokio::test]
+async fn access_tokens_end_with_their_session() {
+    let app = spawn_app().await;
+    let ann = app.register("ann").await;
+    assert_eq!(app.get("/v1/me", ann.t()).await.status, 200);
+    // logout of this session: its access token is refused at once on this instance
+    let r = app
+        .post("/v1/auth/logout", None, json!({"refresh_token": ann.refresh}))
+        .await;
+    assert_eq!(r.status, 204);
+    app.get("/v1/me", ann.t()).await.assert_problem(401, "unauthorized");
+    // two sessions, "log out everywhere" from one ends both
+    let (s1, s2) = (login(&app, &ann.email).await, login(&app, &ann.email).await);
+    let (t1, t2) = (
+        s1["access_token"].as_str().expect("t").to_string(),
+        s2["access_token"].as_str().expect("t").to_string(),
+    );
+    assert_eq!(app.post("/v1/auth/logout-all", Some(&t1), json!({})).await.status, 204);
+    for t in [&t1, &t2] {
+        app.get("/v1/me", Some(t)).await.assert_problem(401, "unauthorized");
+    }
+    let r = app
+        .post("/v1/auth/refresh", None, json!({"refresh_token": s2["refresh_token"]}))
+        .await;
+    assert_eq!(r.status, 401, "the refresh tokens ended too: {}", r.text);
+    // a password change: wrong current password 401; then every earlier session ends and the
+    // answer is a new one
+    let s3 = login(&app, &ann.email).await;
+    let t3 = s3["access_token"].as_str().expect("t").to_string();
+    app.post(
+        "/v1/me/password",
+        Some(&t3),
+        json!({"current_password": "wrong wrong wrong", "new_password": "another horse battery"}),
+    )
+    .await
+    .assert_problem(401, "unauthorized");
+    app.post(
+        "/v1/me/password",
+        Some(&t3),
+        json!({"current_password": "correct horse battery", "new_password": "short"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    let r = app
+        .post(
+            "/v1/me/password",
+            Some(&t3),
+            json!({"current_password": "correct horse battery", "new_password": "another horse battery"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let fresh = r.json();
+    assert!(
+        fresh["refresh_token"].is_string() && fresh["user"]["id"] == ann.id.as_str(),
+        "{fresh}"
+    );
+    app.get("/v1/me", Some(&t3)).await.assert_problem(401, "unauthorized");
+    assert_eq!(app.get("/v1/me", fresh["access_token"].as_str()).await.status, 200);
+    let old = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": ann.email, "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(old.status, 401);
+    let new = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": ann.email, "password": "another horse battery"}),
+        )
+        .await;
+    assert_eq!(new.status, 200);
+}
+
+#[tokio::test]
+async fn a_session_ended_on_one_instance_is_refused_by_another_within_a_second() {
+    let app = spawn_app().await;
+    let second = app.second_instance().await;
+    let ann = app.register("ann").await;
+    assert_eq!(second.get("/v1/me", ann.t()).await.status, 200);
+    let r = app
+        .post("/v1/auth/logout", None, json!({"refresh_token": ann.refresh}))
+        .await;
+    assert_eq!(r.status, 204);
+    let started = std::time::Instant::now();
+    assert_eq!(settles_to(&second, "/v1/me", ann.t(), 401).await, 401);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // suspension, from the first instance, reaches the second: 403 except reading oneself
+    let bob = app.register("bob").await;
+    let root = app.register("root").await;
+    let admin = app.make_admin(&root).await;
+    let r = app
+        .post(&format!("/v1/admin/users/{}/suspend", bob.id), admin.t(), json!({}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(settles_to(&second, "/v1/connections", bob.t(), 403).await, 403);
+    second
+        .get("/v1/connections", bob.t())
+        .await
+        .assert_problem(403, "forbidden");
+    assert_eq!(second.get("/v1/me", bob.t()).await.status, 200);
+    assert_eq!(second.get("/v1/me/export", bob.t()).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_suspended_account_may_only_read_itself() {
+    let app = spawn_app().await;
+    let bob = app.register("bob").await;
+    let root = app.register("root").await;
+    let admin = app.make_admin(&root).await;
+    let r = app
+        .post(&format!("/v1/admin/users/{}/suspend", bob.id), admin.t(), json!({}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(app.get("/v1/me", bob.t()).await.status, 200);
+    assert_eq!(app.get("/v1/me/export", bob.t()).await.status, 200);
+    app.patch("/v1/me", bob.t(), json!({"display_name": "Robert"}))
+        .await
+        .assert_problem(403, "forbidden");
+    app.post("/v1/connections/requests", bob.t(), json!({"to_user_id": root.id}))
+        .await
+        .assert_problem(403, "forbidden");
+    app.post(
+        "/v1/devices",
+        bob.t(),
+        json!({"platform": "ios", "token": "740f4707bebcf74f9b7c25d48e3358945f6aa01da5ddb387462c7eaf61bb78ad"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.patch("/v1/me/privacy", bob.t(), json!({"sharing": true}))
+        .await
+        .assert_problem(403, "forbidden");
+    // reinstated: the token works again
+    let r = app
+        .post(&format!("/v1/admin/users/{}/unsuspend", bob.id), admin.t(), json!({}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(app.get("/v1/connections", bob.t()).await.status, 200);
+}
+
+#[tokio::test]
+async fn erasure_wins_the_race_with_the_users_own_checkins() {
+    use crate::checkins::{befriend, share};
+    let app = spawn_app().await;
+    for round in 0..3 {
+        let ann = app.register(&format!("ann{round}")).await;
+        let bob = app.register(&format!("bob{round}")).await;
+        befriend(&app, &ann, &bob).await;
+        share(&app, &ann).await;
+        let mut tasks = vec![];
+        for i in 0..20 {
+            let (client, base, token) = (app.client.clone(), app.address.clone(), ann.token.clone());
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(i * 3)).await;
+                client
+                    .post(format!("{base}/v1/checkins"))
+                    .bearer_auth(token)
+                    .json(&json!({"lat": 48.85 + i as f64 * 1e-4, "lng": 2.35}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10 + round * 15)).await;
+        assert_eq!(app.delete("/v1/me", ann.t()).await.status, 204);
+        for t in tasks {
+            let status = t.await.expect("task");
+            assert!([201, 401, 403].contains(&status), "a check-in answered {status}");
+        }
+        let traces = crate::admin::traces_of(&app, &ann.id).await;
+        assert!(traces.is_empty(), "round {round}: {traces:?}");
+        app.get("/v1/me", ann.t()).await.assert_problem(401, "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn audit_entries_about_an_erased_user_keep_a_pseudonym_and_no_email() {
+    let app = spawn_app().await;
+    let root = app.register("root").await;
+    let admin = app.make_admin(&root).await;
+    let ann = app.register("ann").await;
+    assert_eq!(
+        app.get(&format!("/v1/admin/users?email={}", ann.email), admin.t())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/v1/admin/users/{}", ann.id), admin.t()).await.status,
+        200
+    );
+    let r = app
+        .post(&format!("/v1/admin/users/{}/suspend", ann.id), admin.t(), json!({}))
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        app.delete(&format!("/v1/admin/users/{}", ann.id), admin.t())
+            .await
+            .status,
+        204
+    );
+    let log = app.get("/v1/admin/audit?limit=500", admin.t()).await.json();
+    let text = log.to_string();
+    assert!(!text.contains(&ann.email), "{log}");
+    assert!(!text.contains(&ann.id), "{log}");
+    let refs: std::collections::HashSet<String> = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["target_ref"].as_str().map(str::to_string))
+        .collect();
+    let about: Vec<_> = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["target_ref"].is_string())
+        .collect();
+    assert!(
+        about.len() >= 3,
+        "the detail read, the suspension and the erasure: {log}"
+    );
+    assert_eq!(refs.len(), 1, "one pseudonym for all of the user's entries: {refs:?}");
+    assert!(about.iter().all(|e| e["target_user_id"].is_null()));
+}

@@ -44,6 +44,8 @@ impl Answer {
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
+    /// Where `/metrics` is scraped (the server's metrics listener).
+    pub metrics_base: Option<String>,
     pub http: reqwest::Client,
 }
 
@@ -69,8 +71,15 @@ impl Api {
     pub fn with_client(base: &str, http: reqwest::Client) -> Self {
         Self {
             base: base.to_string(),
+            metrics_base: None,
             http,
         }
+    }
+
+    /// The same client scraping metrics from `metrics_base`.
+    pub fn with_metrics(mut self, metrics_base: &str) -> Self {
+        self.metrics_base = Some(metrics_base.to_string());
+        self
     }
 
     /// One request; never panics.
@@ -226,7 +235,8 @@ impl Api {
     /// The sum over its label sets of one metric in `/metrics` (0 when absent, `None` when the
     /// scrape failed).
     pub async fn metric(&self, name: &str) -> Option<f64> {
-        let r = self.http.get(format!("{}/metrics", self.base)).send().await.ok()?;
+        let base = self.metrics_base.as_deref().unwrap_or(&self.base);
+        let r = self.http.get(format!("{base}/metrics")).send().await.ok()?;
         if r.status() != 200 {
             return None;
         }

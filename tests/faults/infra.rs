@@ -353,6 +353,8 @@ impl Drop for Redis {
 /// The server binary (`hereabouts serve`) as a child process.
 pub struct Server {
     pub base: String,
+    /// The metrics listener (`HEREABOUTS_METRICS_LISTEN`).
+    pub metrics_base: String,
     child: Option<tokio::process::Child>,
     pid: u32,
     log: PathBuf,
@@ -408,6 +410,7 @@ impl Server {
     /// inherited from the test's environment) and waits until `/readyz` answers 200.
     pub async fn start(scratch: &Scratch, env: &[(String, String)]) -> Self {
         let port = free_port();
+        let metrics_port = free_port();
         let log = scratch.dir.join(format!("server-{port}.log"));
         let file = std::fs::File::create(&log).expect("server log");
         let err = file.try_clone().expect("server log");
@@ -420,6 +423,7 @@ impl Server {
         }
         cmd.env("RUST_LOG", "warn,hereabouts::jobs=info,hereabouts::push::worker=info")
             .env("HEREABOUTS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HEREABOUTS_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(file)
@@ -430,6 +434,7 @@ impl Server {
         std::fs::write(scratch.dir.join("server.pid"), pid.to_string()).expect("pid file");
         let mut s = Self {
             base: format!("http://127.0.0.1:{port}"),
+            metrics_base: format!("http://127.0.0.1:{metrics_port}"),
             child: Some(child),
             pid,
             log,

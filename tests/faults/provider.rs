@@ -22,7 +22,7 @@ pub async fn scenario(st: Stores) {
     let hook = Receiver::start(Mode::Failing).await;
     let env = with(st.env(), &[("HEREABOUTS_PUSH_REQUEST_TIMEOUT_MS", "1000")]);
     let server = Server::start(&st.scratch, &env).await;
-    let api = Api::new(&server.base);
+    let api = Api::new(&server.base).with_metrics(&server.metrics_base);
 
     let mut recipients = Vec::new();
     for k in 0..RECIPIENTS {

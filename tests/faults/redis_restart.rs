@@ -29,7 +29,7 @@ type Accepted = Arc<Mutex<Vec<(String, String)>>>;
 
 pub async fn scenario(mut st: Stores) {
     let server = Server::start(&st.scratch, &st.env()).await;
-    let api = Api::new(&server.base);
+    let api = Api::new(&server.base).with_metrics(&server.metrics_base);
     let hub = api.register("hub").await;
     api.share(&hub).await;
     api.checkin_ok(&hub, CENTRE).await;
