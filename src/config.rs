@@ -84,7 +84,11 @@ pub struct Settings {
     pub max_connections: usize,
     pub workers: usize,
     pub shutdown_grace: Duration,
+    /// Login attempts per minute for one email from one client.
     pub rate_login_per_email_per_min: u32,
+    /// Login attempts per minute for one email from all clients together: far above the
+    /// per-client limit, so that nobody locks the owner out from elsewhere.
+    pub rate_login_per_email_ceiling_per_min: u32,
     pub rate_login_per_ip_per_min: u32,
     pub rate_register_per_ip_per_min: u32,
     pub rate_checkins_per_user_per_min: u32,
@@ -208,6 +212,7 @@ struct RawServer {
     workers: Option<Num<1, 1, 256>>,
     shutdown_grace_s: Num<10, 0, 600>,
     rate_login_per_email_per_min: Num<10, 1, 1_000_000>,
+    rate_login_per_email_ceiling_per_min: Num<300, 1, 1_000_000>,
     rate_login_per_ip_per_min: Num<60, 1, 1_000_000>,
     rate_register_per_ip_per_min: Num<30, 1, 1_000_000>,
     rate_checkins_per_user_per_min: Num<30, 1, 1_000_000>,
@@ -429,6 +434,7 @@ impl RawServer {
             workers: self.workers.map_or(cores, |w| w.0 as usize),
             shutdown_grace: self.shutdown_grace_s.secs(),
             rate_login_per_email_per_min: self.rate_login_per_email_per_min.0 as u32,
+            rate_login_per_email_ceiling_per_min: self.rate_login_per_email_ceiling_per_min.0 as u32,
             rate_login_per_ip_per_min: self.rate_login_per_ip_per_min.0 as u32,
             rate_register_per_ip_per_min: self.rate_register_per_ip_per_min.0 as u32,
             rate_checkins_per_user_per_min: self.rate_checkins_per_user_per_min.0 as u32,
@@ -810,7 +816,7 @@ mod tests {
     #[test]
     fn names_list_every_setting() {
         let names = names();
-        assert_eq!(names.len(), 57);
+        assert_eq!(names.len(), 58);
         for n in [
             "HEREABOUTS_DATABASE_URL",
             "HEREABOUTS_STORE_TIMEOUT_MS",

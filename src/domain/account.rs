@@ -51,10 +51,12 @@ impl Email {
     }
 }
 
-/// The one comparison rule of emails (trim, lower case), applied to any text (also to login
-/// attempts that are not valid emails, so that their rate-limit bucket is stable).
+/// The one comparison rule of emails (trim, NFKC, then lower case), applied to any text (also
+/// to login attempts that are not valid emails, so that their rate-limit bucket is stable).
+/// PostgreSQL never compares emails itself: lookups go by [`email_sha256`] of this form.
 pub fn normalise_email(raw: &str) -> String {
-    raw.trim().to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    raw.trim().nfkc().collect::<String>().to_lowercase()
 }
 
 /// sha256(normalised email) — the contact-matching key.

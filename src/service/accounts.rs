@@ -94,9 +94,17 @@ pub async fn register(ctx: &Ctx, client: &str, r: Registration) -> ServiceResult
 pub async fn login(ctx: &Ctx, client: &str, email: &str, password: String) -> ServiceResult<Session> {
     ctx.rate_limit(&format!("login:ip:{client}"), ctx.settings.rate_login_per_ip_per_min)
         .await?;
+    // per (email, client), and a much higher ceiling per email: wrong passwords from elsewhere
+    // do not lock the owner out
+    let bucket = email_bucket(email);
     ctx.rate_limit(
-        &format!("login:email:{}", email_bucket(email)),
+        &format!("login:email:{bucket}:{client}"),
         ctx.settings.rate_login_per_email_per_min,
+    )
+    .await?;
+    ctx.rate_limit(
+        &format!("login:email:{bucket}"),
+        ctx.settings.rate_login_per_email_ceiling_per_min,
     )
     .await?;
     let user = if email.len() <= 254 && password.len() <= 1024 {

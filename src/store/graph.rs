@@ -351,9 +351,9 @@ pub async fn request_connection(db: &PgPool, redis: &Redis, me: Uuid, target: &T
             // an email finds only who may be found by email: anyone else answers as unknown
             sqlx::query_as(
                 "SELECT u.id, u.display_name FROM users u JOIN privacy_settings p ON p.user_id = u.id
-                 WHERE lower(u.email) = lower($1) AND NOT u.suspended AND p.discoverable_by_email",
+                 WHERE u.email_sha256 = $1 AND NOT u.suspended AND p.discoverable_by_email",
             )
-            .bind(email.as_str())
+            .bind(email.sha256())
             .fetch_optional(&mut *tx)
             .await?
         }

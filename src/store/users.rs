@@ -1,7 +1,7 @@
 //! Users, roles, suspension and refresh-token families in PostgreSQL.
 
 use super::StoreResult;
-use crate::domain::account::{DisplayName, Email, Role};
+use crate::domain::account::{DisplayName, Email, Role, email_sha256};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -30,7 +30,7 @@ pub async fn create(
     let mut tx = db.begin().await?;
     let row = sqlx::query_as::<_, UserRecord>(&format!(
         "INSERT INTO users (id, email, email_sha256, display_name, password_hash) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT ((lower(email))) DO NOTHING RETURNING {COLS}"
+         ON CONFLICT (email_sha256) DO NOTHING RETURNING {COLS}"
     ))
     .bind(Uuid::now_v7())
     .bind(email.as_str())
@@ -48,10 +48,11 @@ pub async fn create(
     Ok(Some(user))
 }
 
+/// The user of an email, compared by the one rule (`normalise_email`, through its hash).
 pub async fn by_email(db: &PgPool, email: &str) -> StoreResult<Option<UserRecord>> {
     Ok(
-        sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE lower(email) = lower($1)"))
-            .bind(email.trim())
+        sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE email_sha256 = $1"))
+            .bind(email_sha256(email))
             .fetch_optional(db)
             .await?,
     )
@@ -89,8 +90,8 @@ pub async fn set_display_name(db: &PgPool, id: Uuid, name: &str) -> StoreResult<
 
 /// Changes a role by email; false when no such user.
 pub async fn set_role(db: &PgPool, email: &str, role: Role) -> StoreResult<bool> {
-    Ok(sqlx::query("UPDATE users SET role = $2 WHERE lower(email) = lower($1)")
-        .bind(email.trim())
+    Ok(sqlx::query("UPDATE users SET role = $2 WHERE email_sha256 = $1")
+        .bind(email_sha256(email))
         .bind(role.as_str())
         .execute(db)
         .await?

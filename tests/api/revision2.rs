@@ -602,3 +602,91 @@ async fn audit_entries_about_an_erased_user_keep_a_pseudonym_and_no_email() {
     assert_eq!(refs.len(), 1, "one pseudonym for all of the user's entries: {refs:?}");
     assert!(about.iter().all(|e| e["target_user_id"].is_null()));
 }
+
+#[tokio::test]
+async fn emails_compare_by_one_rule_everywhere() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let login = |email: &'static str| {
+        let app = &app;
+        async move {
+            app.post(
+                "/v1/auth/login",
+                None,
+                json!({"email": email, "password": "correct horse battery"}),
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    };
+    // NFKC folds full-width letters: the same account
+    assert_eq!(login("ＡＬＩＣＥ@example.com").await, 200);
+    assert_eq!(login("  Alice@Example.COM ").await, 200);
+    // a dotted capital I lower-cases to i + U+0307 by Unicode: another email, not alice's
+    assert_eq!(login("alİce@example.com").await, 401);
+    let r = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": "ａｌｉｃｅ@example.com", "password": "correct horse battery", "display_name": "x"}),
+        )
+        .await;
+    r.assert_problem(409, "email_taken");
+    // a request by email finds her by the same rule
+    let bob = app.register("bob").await;
+    let r = app
+        .post(
+            "/v1/connections/requests",
+            bob.t(),
+            json!({"email": "ALICE@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["to_user_id"], alice.id.as_str());
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_elsewhere_do_not_lock_the_owner_out() {
+    let app = spawn_app_with(&[
+        ("HEREABOUTS_TRUST_FORWARDED_FOR", "true"),
+        ("HEREABOUTS_RATE_LOGIN_PER_EMAIL_PER_MIN", "5"),
+    ])
+    .await;
+    let ann = app.register("ann").await;
+    let attempt = |ip: &'static str, password: &'static str| {
+        let app = &app;
+        let email = ann.email.clone();
+        async move {
+            app.client
+                .post(format!("{}/v1/auth/login", app.address))
+                .header("x-forwarded-for", ip)
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .expect("login")
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("203.0.113.7", "wrong password!").await, 401);
+    }
+    assert_eq!(
+        attempt("203.0.113.7", "wrong password!").await,
+        429,
+        "the attacker is slowed down"
+    );
+    // the owner, from their own client, still gets in
+    assert_eq!(attempt("198.51.100.20", "correct horse battery").await, 200);
+    // and the same email typed otherwise counts in the same bucket
+    let r = app
+        .client
+        .post(format!("{}/v1/auth/login", app.address))
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({"email": "ANN@EXAMPLE.COM", "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 429);
+}
