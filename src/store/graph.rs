@@ -519,6 +519,15 @@ pub async fn block(db: &PgPool, redis: &Redis, me: Uuid, other: Uuid) -> StoreRe
         .await?;
     let removed = disconnect_tx(&mut tx, me, other).await?;
     delete_requests_tx(&mut tx, me, other).await?;
+    // the notifications about each other leave both lists (their deliveries with them)
+    sqlx::query(
+        "DELETE FROM notifications
+          WHERE (user_id = $1 AND actor_user_id = $2) OR (user_id = $2 AND actor_user_id = $1)",
+    )
+    .bind(me)
+    .bind(other)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     if removed > 0 {
         sync_pair(db, redis, me, other, false).await?;

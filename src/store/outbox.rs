@@ -36,8 +36,10 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, items: &[NewNotification
         .map(|n| i32::try_from(n.distance_m).unwrap_or(i32::MAX))
         .collect();
     let n = sqlx::query(
-        "INSERT INTO notifications (id, user_id, actor_user_id, kind, distance_m)
-         SELECT id, u, a, 'connection_nearby', d FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[]) AS t(id, u, a, d)",
+        "INSERT INTO notifications (id, user_id, actor_user_id, kind, distance_m, actor_display_name)
+         SELECT t.id, t.u, t.a, 'connection_nearby', t.d, x.display_name
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[]) AS t(id, u, a, d)
+           JOIN users x ON x.id = t.a",
     )
     .bind(&ids)
     .bind(&users)
@@ -108,7 +110,8 @@ pub struct NotificationRecord {
 }
 
 const LIST: &str =
-    "SELECT n.id, n.kind, n.actor_user_id, u.display_name AS actor_display_name, n.distance_m, n.created_at,
+    "SELECT n.id, n.kind, n.actor_user_id, coalesce(n.actor_display_name, u.display_name) AS actor_display_name,
+        n.distance_m, n.created_at,
         CASE WHEN bool_or(d.status = 'delivered') THEN 'delivered'
              WHEN bool_or(d.status IN ('pending', 'sending')) THEN 'pending'
              WHEN count(d.id) = 0 THEN 'no_device'
@@ -175,7 +178,7 @@ pub async fn claim(db: &PgPool, limit: u32, lease: Duration, token: Uuid) -> Sto
          FROM due, notifications n, devices v, users a
          WHERE d.id = due.id AND n.id = d.notification_id AND v.id = d.device_id AND a.id = n.actor_user_id
          RETURNING d.id, d.attempts, n.id AS notification_id, n.user_id, n.actor_user_id,
-             a.display_name AS actor_display_name, n.distance_m, n.created_at AS notification_created_at,
+             coalesce(n.actor_display_name, a.display_name) AS actor_display_name, n.distance_m, n.created_at AS notification_created_at,
              v.id AS device_id, v.platform, v.token, v.locale, v.active AS device_active,
              (NOT EXISTS (SELECT 1 FROM connections c WHERE c.user_id = n.user_id AND c.peer_id = n.actor_user_id)
               OR EXISTS (SELECT 1 FROM blocks b

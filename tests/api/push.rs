@@ -895,3 +895,26 @@ async fn the_daily_cap_bounds_notifications_per_user() {
     wait_notified(&app, &witness, 1, "no_device").await;
     assert_eq!(notifications(&app, &bea).await.len(), 1, "bea reached her cap");
 }
+
+#[tokio::test]
+async fn notifications_follow_the_graph_and_keep_the_name_they_were_made_with() {
+    let p = Providers::start().await;
+    let app = push_app(&p, &[]).await;
+    let bea = live_user(&app, "bea", L).await;
+    let ann = app.register("ann").await;
+    share(&app, &ann).await;
+    befriend(&app, &ann, &bea).await;
+    checkin(&app, &ann, NORTH_500.0, NORTH_500.1).await;
+    let items = wait_notified(&app, &bea, 1, "no_device").await;
+    assert_eq!(items[0]["actor_display_name"], "ann");
+    // a rename later does not rewrite what bea was told
+    let r = app
+        .patch("/v1/me", ann.t(), json!({"display_name": "Totally Someone Else"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(notifications(&app, &bea).await[0]["actor_display_name"], "ann");
+    // a block, by either side, takes the notifications about each other out of both lists
+    assert_eq!(app.put(&format!("/v1/blocks/{}", bea.id), ann.t()).await.status, 204);
+    assert!(notifications(&app, &bea).await.is_empty());
+    assert!(notifications(&app, &ann).await.is_empty());
+}
