@@ -233,7 +233,18 @@ pub async fn export(ctx: &Ctx, user: Uuid) -> ServiceResult<serde_json::Value> {
         .ok_or_else(ServiceError::unauthorized)
 }
 
-/// Gives or takes the admin role by email (the CLI); false when no such user.
+/// Gives or takes the admin role by email (the CLI), written to the audit log in the same
+/// transaction (`admin.grant` / `admin.revoke`, no acting user); false when no such user.
 pub async fn set_role(db: &sqlx::PgPool, email: &str, role: crate::domain::account::Role) -> ServiceResult<bool> {
-    Ok(users::set_role(db, email, role).await?)
+    let mut tx = db.begin().await?;
+    let Some(user) = users::set_role(&mut *tx, email, role).await? else {
+        return Ok(false);
+    };
+    let action = match role {
+        crate::domain::account::Role::Admin => "admin.grant",
+        crate::domain::account::Role::User => "admin.revoke",
+    };
+    crate::store::audit::record_by_operator(&mut *tx, action, user, serde_json::json!({"via": "cli"})).await?;
+    tx.commit().await?;
+    Ok(true)
 }

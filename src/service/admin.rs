@@ -320,11 +320,25 @@ pub async fn purge_location(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<(
 }
 
 pub async fn export_user(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<serde_json::Value> {
-    let mut tx = begin(ctx).await?;
-    admin::user(&mut *tx, id).await?.ok_or_else(ServiceError::not_found)?;
-    audit::record(&mut *tx, actor, "user.export", Some(id), json!({})).await?;
-    commit(tx).await?;
-    admin::export(&ctx.db, id).await?.ok_or_else(ServiceError::not_found)
+    let doc = admin::export(&ctx.db, id).await?.ok_or_else(ServiceError::not_found)?;
+    // what was read: each section, and how many items the lists held (never their contents)
+    let read: serde_json::Map<String, serde_json::Value> = doc
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !matches!(k.as_str(), "format" | "exported_at"))
+        .map(|(k, v)| {
+            let n = match v {
+                serde_json::Value::Array(a) => json!(a.len()),
+                serde_json::Value::Null => json!(0),
+                _ => json!(1),
+            };
+            (k.clone(), n)
+        })
+        .collect();
+    let detail = json!({"format": doc["format"], "sections": read});
+    audit::record(&ctx.db, actor, "user.export", Some(id), detail).await?;
+    Ok(doc)
 }
 
 /// Erases a user. The audit entry keeps no id of theirs (erasure is about forgetting them).

@@ -37,6 +37,22 @@ pub async fn record<'e, E: PgExecutor<'e>>(
     Ok(())
 }
 
+/// Writes an entry of an action taken outside the API (the CLI), with no acting user.
+pub async fn record_by_operator<'e, E: PgExecutor<'e>>(
+    db: E,
+    action: &str,
+    target: Uuid,
+    detail: serde_json::Value,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO audit_log (action, target_user_id, detail) VALUES ($1, $2, $3)")
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Writes an entry about a user already erased, by their pseudonym.
 pub async fn record_about_erased<'e, E: PgExecutor<'e>>(
     db: E,

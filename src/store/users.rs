@@ -88,15 +88,15 @@ pub async fn set_display_name(db: &PgPool, id: Uuid, name: &str) -> StoreResult<
     .await?)
 }
 
-/// Changes a role by email; false when no such user.
-pub async fn set_role(db: &PgPool, email: &str, role: Role) -> StoreResult<bool> {
-    Ok(sqlx::query("UPDATE users SET role = $2 WHERE email_sha256 = $1")
-        .bind(email_sha256(email))
-        .bind(role.as_str())
-        .execute(db)
-        .await?
-        .rows_affected()
-        == 1)
+/// Changes a role by email; the user, or `None` when no such user.
+pub async fn set_role<'e, E: sqlx::PgExecutor<'e>>(db: E, email: &str, role: Role) -> StoreResult<Option<Uuid>> {
+    Ok(
+        sqlx::query_scalar("UPDATE users SET role = $2 WHERE email_sha256 = $1 RETURNING id")
+            .bind(email_sha256(email))
+            .bind(role.as_str())
+            .fetch_optional(db)
+            .await?,
+    )
 }
 
 /// Replaces the password hash.

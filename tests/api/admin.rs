@@ -453,6 +453,11 @@ async fn every_admin_call_is_audited_newest_first() {
         .collect();
     assert_eq!(actions, vec!["audit.read", "user.suspend", "user.export", "user.read"]);
     assert!(v["items"][0]["actor_user_id"] == root.id.as_str());
+    // the export's entry says what was read (sections and how many items), not the data
+    let export = &v["items"][2]["detail"];
+    assert_eq!(export["format"], "hereabouts-export/1", "{export}");
+    assert_eq!(export["sections"]["profile"], 1, "{export}");
+    assert!(export["sections"]["connections"].is_number(), "{export}");
     let detail = app.get("/v1/admin/audit?limit=50", root.t()).await.text;
     assert!(!detail.contains("48.85"), "no coordinates in the audit log");
 }

@@ -336,6 +336,20 @@ async fn admin_grant_through_the_cli_and_revocation_takes_effect_at_once() {
     app.get("/v1/admin/policy", u.t())
         .await
         .assert_problem(403, "forbidden");
+    // both are in the audit log, by the operator, about ivy
+    let rows: Vec<(String, Option<uuid::Uuid>, Option<uuid::Uuid>)> = sqlx::query_as(
+        "SELECT action, actor_user_id, target_user_id FROM audit_log WHERE action LIKE 'admin.%' ORDER BY id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .expect("audit");
+    assert_eq!(
+        rows,
+        vec![
+            ("admin.grant".to_string(), None, Some(u.uuid())),
+            ("admin.revoke".to_string(), None, Some(u.uuid()))
+        ]
+    );
 }
 
 #[tokio::test]
