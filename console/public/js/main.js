@@ -1,7 +1,7 @@
 // The console's shell: sign-in, the navigation and a hash router (#/policy, #/users/<id>, …).
 // Every page module exports `render(main, params)`, which may return a cleanup function.
 import { currentUser, login, logout, onSignedOut } from "./api.js";
-import { alertError, clearNotices, describe, field, h, pageHeading, replace, say } from "./ui.js";
+import { alertError, clearNotices, describe, field, h, newPage, pageHeading, replace, say } from "./ui.js";
 import * as policy from "./policy.js";
 import * as zones from "./zones.js";
 import * as users from "./users.js";
@@ -23,7 +23,7 @@ function showChrome(signedIn) {
   document.getElementById("nav").hidden = !signedIn;
   document.getElementById("session").hidden = !signedIn;
   const user = currentUser();
-  document.getElementById("session-user").textContent = user ? `Signed in as ${user.email}` : "";
+  replace(document.getElementById("session-user"), user ? [h("span", { class: "session-label" }, "Signed in as "), user.email] : "");
 }
 
 function renderLogin(main, message) {
@@ -80,7 +80,7 @@ async function route() {
     if (a.dataset.page === page) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  alertError(null);
+  newPage();
   main.replaceChildren();
   if (!mod) {
     pageHeading(main, "Not found");
@@ -117,6 +117,11 @@ async function boot() {
     renderLogin(document.getElementById("main"), "Signed out.");
   });
   document.getElementById("logout").addEventListener("click", () => logout());
+  // the skip link moves focus without touching the route in the address
+  document.querySelector(".skip-link").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    document.getElementById("main").focus();
+  });
   window.addEventListener("hashchange", () => route());
   route();
 }

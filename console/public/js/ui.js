@@ -29,13 +29,25 @@ export function replace(el, ...children) {
 }
 
 let statusTimer;
-/** A polite announcement (screen readers read it; it fades after a while). */
-export function say(text) {
+let carry = false;
+/**
+ * A polite announcement (screen readers read it; it fades after a while). With `acrossPages`,
+ * it survives the next page change (said just before navigating).
+ */
+export function say(text, acrossPages = false) {
   const s = document.getElementById("status");
   clearTimeout(statusTimer);
   s.textContent = text;
   s.classList.toggle("shown", Boolean(text));
+  carry = acrossPages && Boolean(text);
   if (text) statusTimer = setTimeout(() => say(""), 15000);
+}
+
+/** A new page: notices of the last one go, unless said to carry over. */
+export function newPage() {
+  if (!carry) say("");
+  carry = false;
+  alertError(null);
 }
 
 /** An error announcement; stays until the next action clears it. */

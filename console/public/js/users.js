@@ -182,7 +182,7 @@ async function detail(main, id) {
         });
         if (!ok) return;
         await api("DELETE", `/v1/admin/users/${u.id}`);
-        say(`${u.email} is erased.`);
+        say(`${u.email} is erased.`, true);
         location.hash = "#/users";
         return;
       }

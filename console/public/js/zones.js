@@ -61,7 +61,9 @@ export async function render(main, { config, params }) {
   );
   main.append(layout);
 
-  const map = L.map(mapEl, { zoomControl: true, keyboard: true, attributionControl: Boolean(config.tile_url), worldCopyJump: false });
+  // no zoom animation: Leaflet 1.9 finishes one on a timer that outlives map.remove() (leaving
+  // the page mid-zoom threw), and operators lose nothing by an instant zoom
+  const map = L.map(mapEl, { zoomControl: true, keyboard: true, attributionControl: Boolean(config.tile_url), zoomAnimation: false });
   if (config.tile_url) {
     L.tileLayer(config.tile_url, { maxZoom: 19, attribution: config.tile_attribution || "" }).addTo(map);
     map.attributionControl.setPrefix(false);
@@ -368,6 +370,11 @@ export async function render(main, { config, params }) {
   }
   showCentre();
   // the container got its size from CSS after Leaflet measured it
-  setTimeout(() => map.invalidateSize(), 0);
-  return () => map.remove();
+  let removed = false;
+  setTimeout(() => removed || map.invalidateSize(), 0);
+  return () => {
+    removed = true;
+    map.stop();
+    map.remove();
+  };
 }
