@@ -19,7 +19,9 @@ const run = Date.now().toString(36);
 const ALICE_AT = { lat: 48.8566, lng: 2.3522 }; // checked in; the zone is drawn around her
 const BRUNO_AT = { lat: 48.8746, lng: 2.3522 }; // 2 km north, outside the zone; watches nearby
 
-async function call(method, path, token, body) {
+/** An API call as `who` (a user: their token, renewed by a new login when it may have expired). */
+async function call(method, path, who, body) {
+  const token = who ? await tokenOf(who) : null;
   const res = await fetch(`${BASE}${path}`, {
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { "content-type": "application/json" } : {}) },
@@ -30,21 +32,27 @@ async function call(method, path, token, body) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
+// scripts/browser-test gives access tokens 30 s, to see the page refresh its own
+async function tokenOf(user) {
+  if (Date.now() - user.at > 15_000) Object.assign(user, await login(user));
+  return user.token;
+}
+
 async function register(name) {
   const email = `${name}-${run}@example.com`;
   const r = await call("POST", "/v1/auth/register", null, { email, password: PASSWORD, display_name: name });
   assert.equal(r.status, 201, JSON.stringify(r.body));
-  return { email, id: r.body.user.id, token: r.body.access_token };
+  return { email, id: r.body.user.id, token: r.body.access_token, at: Date.now() };
 }
 
 async function login(user) {
   const r = await call("POST", "/v1/auth/login", null, { email: user.email, password: PASSWORD });
   assert.equal(r.status, 200, JSON.stringify(r.body));
-  return { ...user, token: r.body.access_token };
+  return { ...user, token: r.body.access_token, at: Date.now() };
 }
 
 async function nearbyIds(user) {
-  const r = await call("GET", "/v1/nearby?radius_m=10000", user.token);
+  const r = await call("GET", "/v1/nearby?radius_m=10000", user);
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body.items.map((i) => i.user_id);
 }
@@ -58,6 +66,8 @@ describe("the operator console", { timeout: 240_000 }, () => {
   let bruno;
   let carol;
   const problems = []; // uncaught errors and CSP refusals seen by the page
+  const refreshes = []; // statuses of the page's token refreshes
+  let signedInAt = 0;
 
   async function shot(name) {
     if (!SHOTS) return;
@@ -88,12 +98,12 @@ describe("the operator console", { timeout: 240_000 }, () => {
     alice = await register("alice");
     bruno = await register("bruno");
     carol = await register("carol");
-    const req = await call("POST", "/v1/connections/requests", alice.token, { to_user_id: bruno.id });
+    const req = await call("POST", "/v1/connections/requests", alice, { to_user_id: bruno.id });
     assert.equal(req.status, 201, JSON.stringify(req.body));
-    assert.equal((await call("POST", `/v1/connections/requests/${req.body.id}/accept`, bruno.token)).status, 200);
+    assert.equal((await call("POST", `/v1/connections/requests/${req.body.id}/accept`, bruno)).status, 200);
     for (const [u, at] of [[alice, ALICE_AT], [bruno, BRUNO_AT]]) {
-      assert.equal((await call("PATCH", "/v1/me/privacy", u.token, { sharing: true, precision: "exact" })).status, 200);
-      const c = await call("POST", "/v1/checkins", u.token, at);
+      assert.equal((await call("PATCH", "/v1/me/privacy", u, { sharing: true, precision: "exact" })).status, 200);
+      const c = await call("POST", "/v1/checkins", u, at);
       assert.equal(c.status, 201, JSON.stringify(c.body));
     }
     assert.deepEqual(await nearbyIds(bruno), [alice.id], "bruno sees alice before the zone");
@@ -103,6 +113,9 @@ describe("the operator console", { timeout: 240_000 }, () => {
     page = await context.newPage();
     page.setDefaultTimeout(WAIT);
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    page.on("response", (r) => {
+      if (new URL(r.url()).pathname === "/v1/auth/refresh") refreshes.push(r.status());
+    });
     page.on("console", (m) => {
       if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(`CSP: ${m.text()}`);
     });
@@ -123,6 +136,7 @@ describe("the operator console", { timeout: 240_000 }, () => {
     await shot("login");
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { level: 1, name: "Policy" }).waitFor();
+    signedInAt = Date.now();
     const stored = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length, cookies: document.cookie }));
     assert.deepEqual(stored, { local: 0, session: 0, cookies: "" });
   });
@@ -159,7 +173,7 @@ describe("the operator console", { timeout: 240_000 }, () => {
     await page.getByLabel("Retention (days)").fill("45");
     await page.getByRole("button", { name: "Save policy" }).click();
     await page.locator("#policy-effect").getByText("2 re-published").waitFor();
-    const p = await call("GET", "/v1/admin/policy", admin.token);
+    const p = await call("GET", "/v1/admin/policy", admin);
     assert.equal(p.body.max_ttl_s, 7200);
     assert.equal(p.body.retention_days, 45);
 
@@ -171,7 +185,7 @@ describe("the operator console", { timeout: 240_000 }, () => {
     await shot("policy-kill-switch");
     await dialog.getByRole("button", { name: "Cancel" }).click();
     await page.getByText("Kill switch not used").waitFor();
-    assert.equal((await call("GET", "/v1/admin/policy", admin.token)).body.location_sharing_enabled, true);
+    assert.equal((await call("GET", "/v1/admin/policy", admin)).body.location_sharing_enabled, true);
     await page.getByLabel("Location sharing enabled").check();
     await shot("policy");
   });
@@ -197,10 +211,10 @@ describe("the operator console", { timeout: 240_000 }, () => {
     await page.getByRole("heading", { name: "Zones (1)" }).waitFor();
 
     assert.deepEqual(await nearbyIds(bruno), [], "alice left bruno's nearby");
-    const cur = await call("GET", "/v1/checkins/current", alice.token);
+    const cur = await call("GET", "/v1/checkins/current", alice);
     assert.equal(cur.body.indexed, false);
     assert.equal(cur.body.reason, "restricted_zone");
-    const zones = (await call("GET", "/v1/admin/restricted-zones", admin.token)).body.items;
+    const zones = (await call("GET", "/v1/admin/restricted-zones", admin)).body.items;
     assert.equal(zones.length, 1);
     assert.equal(zones[0].geometry.type, "Polygon");
     assert.equal(zones[0].geometry.coordinates[0].length, 5, "four corners, closed");
@@ -220,7 +234,7 @@ describe("the operator console", { timeout: 240_000 }, () => {
     await page.getByLabel("Name").fill(`Renamed zone ${run}`);
     await page.getByRole("button", { name: "Save changes" }).click();
     await page.getByRole("status").getByText(`Zone \u201cRenamed zone ${run}\u201d updated.`).waitFor();
-    const renamed = (await call("GET", "/v1/admin/restricted-zones", admin.token)).body.items;
+    const renamed = (await call("GET", "/v1/admin/restricted-zones", admin)).body.items;
     assert.equal(renamed[0].name, `Renamed zone ${run}`);
     assert.notDeepEqual(renamed[0].geometry.coordinates, zones[0].geometry.coordinates, "the dragged corner moved");
     assert.equal(renamed[0].geometry.coordinates[0].length, 5);
@@ -245,7 +259,7 @@ describe("the operator console", { timeout: 240_000 }, () => {
     await dialog.getByRole("button", { name: "Suspend", exact: true }).click();
     await page.getByRole("status").getByText(`${bruno.email} is suspended.`).waitFor();
     await page.getByRole("button", { name: "Unsuspend" }).waitFor();
-    const u = await call("GET", `/v1/admin/users/${bruno.id}`, admin.token);
+    const u = await call("GET", `/v1/admin/users/${bruno.id}`, admin);
     assert.equal(u.body.suspended, true);
     const locked = await call("POST", "/v1/auth/login", null, { email: bruno.email, password: PASSWORD });
     assert.ok([401, 403].includes(locked.status), `bruno cannot sign in: ${locked.status}`);
@@ -266,7 +280,7 @@ describe("the operator console", { timeout: 240_000 }, () => {
     await confirm.click();
     await page.getByRole("status").getByText(`${carol.email} is erased.`).waitFor();
     await page.getByRole("heading", { level: 1, name: "Users" }).waitFor();
-    assert.equal((await call("GET", `/v1/admin/users/${carol.id}`, admin.token)).status, 404);
+    assert.equal((await call("GET", `/v1/admin/users/${carol.id}`, admin)).status, 404);
   });
 
   it("finds the suspension in the audit log", async () => {
@@ -311,15 +325,22 @@ describe("the operator console", { timeout: 240_000 }, () => {
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
-  it("uses the kill switch after confirmation, and signs out", async () => {
+  it("refreshes its token before it expires, uses the kill switch after confirmation, and signs out", async () => {
+    // scripts/browser-test gives access tokens 30 s: the page refreshes after 22.5 s
+    const ttl = Number(process.env.HB_ACCESS_TOKEN_TTL_S ?? 0);
+    if (ttl > 0) await new Promise((r) => setTimeout(r, Math.max(0, signedInAt + ttl * 1000 - Date.now() - 5_000)));
     await go("Policy", "Policy");
     await page.getByLabel("Location sharing enabled").uncheck();
     await page.getByRole("button", { name: "Save policy" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Turn sharing off" }).click();
     await page.locator("#policy-effect").getByText("removed from the index").waitFor();
-    const refused = await call("POST", "/v1/checkins", alice.token, ALICE_AT);
+    const refused = await call("POST", "/v1/checkins", alice, ALICE_AT);
     assert.equal(refused.status, 409);
     assert.equal(refused.body.code, "sharing_disabled");
+    if (ttl > 0) {
+      assert.ok(refreshes.length >= 1, "the page refreshed its token");
+      assert.ok(refreshes.every((s) => s === 200), `refreshes: ${refreshes}`);
+    }
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
     assert.deepEqual(problems, [], "no script error and no CSP refusal");

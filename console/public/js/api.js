@@ -2,7 +2,7 @@
 // never in localStorage, sessionStorage or cookies, so a reload or a closed tab signs out.
 // Refresh tokens rotate and a reused one revokes its family, so one refresh runs at a time.
 
-let session = null; // { access, refresh, expiresAt (ms), user }
+let session = null; // { access, refresh, refreshAt (ms), user }
 let refreshing = null;
 const listeners = new Set();
 
@@ -26,10 +26,12 @@ export function currentUser() {
 }
 
 function adopt(body) {
+  const lifetime = Number(body.expires_in ?? 900) * 1000;
   session = {
     access: body.access_token,
     refresh: body.refresh_token,
-    expiresAt: Date.now() + Number(body.expires_in ?? 900) * 1000,
+    // refresh a little before the end: 30 s, or a quarter of a short lifetime
+    refreshAt: Date.now() + lifetime - Math.min(30_000, lifetime / 4),
     user: body.user,
   };
 }
@@ -104,7 +106,7 @@ async function refresh() {
 export async function api(method, path, body, opts = {}) {
   if (refreshing) await refreshing;
   if (!session) throw new ApiError({ status: 401, code: "unauthorized", title: "Unauthorized", detail: "signed out" });
-  if (session.expiresAt - Date.now() < 30_000) await refresh();
+  if (Date.now() >= session.refreshAt) await refresh();
   const send = () =>
     fetch(path, {
       method,
