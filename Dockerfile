@@ -22,6 +22,7 @@ RUN mkdir -p src loadgen/src \
 COPY src ./src
 COPY migrations ./migrations
 COPY openapi.yaml ./
+COPY console/public ./console/public
 RUN find src -name '*.rs' -exec touch {} + \
     && cargo build --release --locked -p hereabouts --bin hereabouts
 

@@ -215,3 +215,26 @@ ensure_redis_cluster() {
     export HEREABOUTS_TEST_REDIS_CLUSTER_URL="redis://127.0.0.1:${ports[0]},redis://127.0.0.1:${ports[1]},redis://127.0.0.1:${ports[2]}"
     say "Redis Cluster answers on 127.0.0.1:${ports[0]}-${ports[2]}"
 }
+
+# The browser test's tools: Debian's chromium, Node.js and npm (installed with apt-get only when
+# missing), and tests/browser's pinned playwright-core (npm ci, only when its lockfile changed).
+ensure_browser_tools() {
+    local missing=()
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
+    if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+    export HB_CHROMIUM=${HB_CHROMIUM:-$(command -v chromium)}
+    local dir="$ROOT/tests/browser"
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.hb-installed-lock" 2>/dev/null; then
+        say "npm ci in tests/browser"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        cp "$dir/package-lock.json" "$dir/node_modules/.hb-installed-lock"
+    fi
+    say "chromium $("$HB_CHROMIUM" --version 2>/dev/null | awk '{print $2}'), node $(node --version)"
+}
+
+# A free TCP port on loopback (the kernel picks it; a race with another binder is unlikely).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}

@@ -15,6 +15,12 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The console's map tiles unless `HEREABOUTS_ADMIN_TILE_URL` says otherwise (OpenStreetMap's standard layer).
+pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+
+/// Settings whose empty value is a value (not "unset"): an empty tile URL means no tiles.
+const EMPTY_IS_A_VALUE: &[&str] = &["admin_tile_url"];
+
 /// Locales with push templates; the first is the fallback of last resort.
 pub const LOCALES: &[&str] = &["en", "fr", "de", "es"];
 
@@ -103,6 +109,8 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// Push notifications (see `crate::push`): run the delivery worker inside `serve`.
     pub push: PushSettings,
+    /// Map tiles of the operator console (`{z}/{x}/{y}` template); empty: no tiles.
+    pub admin_tile_url: String,
 }
 
 /// Settings of push notifications: the outbox worker and the providers.
@@ -221,6 +229,8 @@ struct RawServer {
     argon2_iterations: Num<2, 1, 100>,
     refresh_interval_ms: Num<2_000, 50, 600_000>,
     trust_forwarded_for: Flag<false>,
+    /// Set but empty: the console draws no tiles (air-gapped sites, tests).
+    admin_tile_url: Option<TileUrl>,
 }
 
 /// Keys of push notifications (defaults: Apple's and Google's production endpoints, no credentials).
@@ -364,7 +374,7 @@ fn layers(env: &[(String, String)]) -> Result<toml::Table, ConfigError> {
     Ok(merged
         .into_iter()
         .map(|(k, v)| (k, v.trim().to_string()))
-        .filter(|(_, v)| !v.is_empty())
+        .filter(|(k, v)| !v.is_empty() || EMPTY_IS_A_VALUE.contains(&k.as_str()))
         .map(|(k, v)| (k, toml::Value::String(v)))
         .collect())
 }
@@ -444,6 +454,7 @@ impl RawServer {
             refresh_interval: self.refresh_interval_ms.ms(),
             trust_forwarded_for: self.trust_forwarded_for.0,
             push,
+            admin_tile_url: or(self.admin_tile_url, DEFAULT_TILE_URL),
         })
     }
 }
@@ -503,7 +514,7 @@ deserialize_from_str!(
     [const DEFAULT: bool] Flag<DEFAULT>,
     [const MIN: usize] Secret<MIN>,
     [] FileText, [] RedisUrls, [] Pairs, [] LogFormat, [] JwtAlgorithm,
-    [] Listen, [] MetricsListen, [] DbUrl, [] RedisPrefix, [] HttpUrl, [] Locale,
+    [] Listen, [] MetricsListen, [] DbUrl, [] RedisPrefix, [] HttpUrl, [] Locale, [] TileUrl,
 );
 
 /// A whole number in `[MIN, MAX]`, `DEFAULT` when unset.
@@ -677,6 +688,31 @@ checked_strings! {
     HttpUrl(s): s.starts_with("https://") || s.starts_with("http://"),
         else "must be an http:// or https:// URL";
     Locale(s): LOCALES.contains(&s), else format!("use one of {}", LOCALES.join(", "));
+    /// A tile URL template, or empty for none (its origin goes into the console's CSP).
+    TileUrl(s): s.is_empty() || tile_origin(s).is_some(),
+        else "must be empty or an http(s) URL template with {z}, {x} and {y} (a {s} subdomain allowed), e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+}
+
+/// The origin a tile URL template loads from, as a Content-Security-Policy source: `{s}.host`
+/// becomes `*.host`. `None` when the template is not an http(s) URL with `{z}`, `{x}` and `{y}`
+/// or its host holds anything but letters, digits, dots, hyphens and a port.
+pub fn tile_origin(template: &str) -> Option<String> {
+    let (scheme, rest) = template.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let (authority, path) = rest.split_once('/')?;
+    let host = authority
+        .strip_prefix("{s}.")
+        .map_or(authority.to_string(), |h| format!("*.{h}"));
+    let bare = host.strip_prefix("*.").unwrap_or(&host);
+    let host_ok = !bare.is_empty()
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    let path_ok = ["{z}", "{x}", "{y}"].iter().all(|p| path.contains(p))
+        && !path.chars().any(|c| c.is_whitespace() || c.is_control());
+    (host_ok && path_ok).then(|| format!("{scheme}://{host}"))
 }
 
 #[cfg(test)]
@@ -814,9 +850,37 @@ mod tests {
     }
 
     #[test]
+    fn tile_url_defaults_to_openstreetmap_and_empty_means_none() {
+        let s = Settings::from_sources(&env(BASE)).expect("valid");
+        assert_eq!(s.admin_tile_url, DEFAULT_TILE_URL);
+        let mut e = env(BASE);
+        e.push(("HEREABOUTS_ADMIN_TILE_URL".into(), "".into()));
+        assert_eq!(Settings::from_sources(&e).expect("valid").admin_tile_url, "");
+        for bad in [
+            "ftp://x/{z}/{x}/{y}",
+            "https://x/tiles.png",
+            "https://a b/{z}/{x}/{y}",
+            "https://x;y/{z}/{x}/{y}",
+        ] {
+            let mut e = env(BASE);
+            e.push(("HEREABOUTS_ADMIN_TILE_URL".into(), bad.into()));
+            let err = Settings::from_sources(&e).expect_err(bad).to_string();
+            assert!(err.contains("HEREABOUTS_ADMIN_TILE_URL"), "{err}");
+        }
+        assert_eq!(
+            tile_origin(DEFAULT_TILE_URL).as_deref(),
+            Some("https://tile.openstreetmap.org")
+        );
+        assert_eq!(
+            tile_origin("https://{s}.tiles.example:8443/{z}/{x}/{y}@2x.png?key=k").as_deref(),
+            Some("https://*.tiles.example:8443")
+        );
+    }
+
+    #[test]
     fn names_list_every_setting() {
         let names = names();
-        assert_eq!(names.len(), 58);
+        assert_eq!(names.len(), 59);
         for n in [
             "HEREABOUTS_DATABASE_URL",
             "HEREABOUTS_STORE_TIMEOUT_MS",

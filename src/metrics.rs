@@ -154,6 +154,79 @@ impl Metrics {
         }
         out
     }
+
+    /// Every series and its value, read back from the text exposition (the registry keeps its
+    /// families opaque; the exposition is the one view of all their series).
+    pub fn samples(&self) -> Vec<Sample> {
+        self.render().lines().filter_map(Sample::parse).collect()
+    }
+}
+
+/// One series of the exposition: `name{label="value",…} value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+impl Sample {
+    /// One exposition line; `None` for comments and anything it cannot read.
+    fn parse(line: &str) -> Option<Self> {
+        if line.starts_with('#') || line.trim().is_empty() {
+            return None;
+        }
+        let name_end = line.find(['{', ' '])?;
+        let name = line[..name_end].to_string();
+        let mut labels = vec![];
+        let mut rest = &line[name_end..];
+        if let Some(body) = rest.strip_prefix('{') {
+            let mut chars = body.char_indices();
+            let mut key = String::new();
+            let end = loop {
+                let (i, c) = chars.next()?;
+                match c {
+                    '}' => break i,
+                    ',' | ' ' => {}
+                    '=' => {
+                        if chars.next()?.1 != '"' {
+                            return None;
+                        }
+                        let mut value = String::new();
+                        loop {
+                            match chars.next()?.1 {
+                                '"' => break,
+                                '\\' => match chars.next()?.1 {
+                                    'n' => value.push('\n'),
+                                    other => value.push(other),
+                                },
+                                other => value.push(other),
+                            }
+                        }
+                        labels.push((std::mem::take(&mut key), value));
+                    }
+                    other => key.push(other),
+                }
+            };
+            rest = &body[end + 1..];
+        }
+        let value = rest.split_whitespace().next()?.parse().ok()?;
+        Some(Self { name, labels, value })
+    }
+
+    /// The value of label `key`, if the series has it.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The sum of the series named `name` whose labels `keep` accepts.
+pub fn sum(samples: &[Sample], name: &str, keep: impl Fn(&Sample) -> bool) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && keep(s))
+        .map(|s| s.value)
+        .sum()
 }
 
 #[cfg(test)]
@@ -181,6 +254,39 @@ mod tests {
         assert!(
             text.contains("# TYPE http_request_duration_seconds histogram"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn samples_read_back_every_series_with_its_labels() {
+        let m = Metrics::new();
+        m.http("/v1/checkins".into(), "POST", 201, 0.01);
+        m.http("/v1/checkins".into(), "POST", 201, 0.01);
+        m.http("/v1/checkins".into(), "POST", 409, 0.01);
+        m.nearby("cell_first", 1);
+        m.nearby("graph_first", 1);
+        m.push_failed
+            .get_or_create(&FailureLabels {
+                platform: "ios",
+                reason: "a \"quoted\" reason",
+            })
+            .inc();
+        let s = m.samples();
+        let created = sum(&s, "http_requests_total", |x| {
+            x.label("route") == Some("/v1/checkins") && x.label("status") == Some("201")
+        });
+        assert_eq!(created, 2.0);
+        assert_eq!(sum(&s, "nearby_queries_total", |_| true), 2.0);
+        assert_eq!(
+            sum(&s, "push_failed_total", |x| x.label("reason")
+                == Some("a \"quoted\" reason")),
+            1.0
+        );
+        assert_eq!(sum(&s, "push_sent_total", |_| true), 0.0);
+        assert_eq!(Sample::parse("# HELP x y"), None);
+        assert_eq!(
+            Sample::parse("up 1").map(|x| (x.name, x.value)),
+            Some(("up".to_string(), 1.0))
         );
     }
 }

@@ -5,8 +5,11 @@ use super::error::{ApiError, ApiResult};
 use super::extract::AdminUser;
 use crate::domain::policy::Policy;
 use crate::service::Ctx;
-use crate::service::admin::{self, AdminUser as AdminUserView, AuditEntry, Page, PolicyPatch, ZoneView};
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use crate::service::admin::{
+    self, AdminUser as AdminUserView, AuditEntry, Effect, Page, PolicyChange, PolicyPatch, Stats, ZoneChange, ZoneView,
+};
+use crate::store::audit::AuditFilter;
+use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -15,6 +18,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(get_policy)
         .service(patch_policy)
         .service(create_zone)
+        .service(update_zone)
         .service(list_zones)
         .service(delete_zone)
         .service(search_users)
@@ -24,7 +28,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(purge_location)
         .service(export_user)
         .service(erase_user)
-        .service(audit_log);
+        .service(audit_log)
+        .service(stats);
 }
 
 #[derive(OpenApi)]
@@ -33,6 +38,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         get_policy,
         patch_policy,
         create_zone,
+        update_zone,
         list_zones,
         delete_zone,
         search_users,
@@ -42,9 +48,21 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         purge_location,
         export_user,
         erase_user,
-        audit_log
+        audit_log,
+        stats
     ),
-    components(schemas(Policy, PolicyPatch, ZoneView, NewZone, AdminUserView, AuditEntry))
+    components(schemas(
+        Policy,
+        PolicyPatch,
+        PolicyChange,
+        Effect,
+        ZoneView,
+        ZoneChange,
+        NewZone,
+        AdminUserView,
+        AuditEntry,
+        Stats
+    ))
 )]
 pub struct Doc;
 
@@ -73,7 +91,45 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    /// Entries about this user.
     pub target_user_id: Option<Uuid>,
+    /// Entries by this administrator.
+    pub actor_user_id: Option<Uuid>,
+    /// Entries of this action (`user.suspend`, `policy.update`, …).
+    #[param(max_length = 100, example = "user.suspend")]
+    pub action: Option<String>,
+    /// Entries at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
+    /// Entries before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<String>,
+}
+
+impl AuditQuery {
+    /// The filter, or 422 naming the field that is not a time or an action.
+    fn filter(&self) -> ApiResult<AuditFilter> {
+        use time::format_description::well_known::Rfc3339;
+        let at = |name: &str, v: &Option<String>| -> ApiResult<Option<time::OffsetDateTime>> {
+            match v.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(t) => time::OffsetDateTime::parse(t, &Rfc3339)
+                    .map(Some)
+                    .map_err(|_| ApiError::field(name, "must be an RFC 3339 time, e.g. 2026-12-01T08:00:00Z")),
+            }
+        };
+        let action = self.action.as_deref().map(str::trim).filter(|a| !a.is_empty());
+        if action.is_some_and(|a| a.chars().count() > 100) {
+            return Err(ApiError::field("action", "at most 100 characters"));
+        }
+        Ok(AuditFilter {
+            actor: self.actor_user_id,
+            target: self.target_user_id,
+            action: action.map(str::to_string),
+            since: at("since", &self.since)?,
+            until: at("until", &self.until)?,
+        })
+    }
 }
 
 fn limit(l: Option<i64>) -> ApiResult<i64> {
@@ -97,9 +153,10 @@ pub async fn get_policy(ctx: web::Data<Ctx>, a: AdminUser) -> ApiResult<web::Jso
 
 /// Changes the policy. `location_sharing_enabled: false` ends every live check-in at once and
 /// refuses new ones (re-enabled, users appear again only with a new check-in); a lower `max_ttl_s` shortens live check-ins; a coarser `min_precision`
-/// re-publishes live users at once.
+/// re-publishes live users at once. The answer is the policy plus `effect`: how many live users
+/// were re-published and removed from the index.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = PolicyPatch, responses(
-    (status = 200, body = Policy),
+    (status = 200, body = PolicyChange),
     (status = 400, response = crate::http::error::Problem),
     (status = 401, response = crate::http::error::Problem),
     (status = 403, response = crate::http::error::Problem),
@@ -111,13 +168,13 @@ pub async fn patch_policy(
     ctx: web::Data<Ctx>,
     a: AdminUser,
     body: web::Json<PolicyPatch>,
-) -> ApiResult<web::Json<Policy>> {
+) -> ApiResult<web::Json<PolicyChange>> {
     Ok(web::Json(admin::patch_policy(&ctx, a.id, body.into_inner()).await?))
 }
 
-/// Creates a restricted zone; live users inside it leave the index at once.
+/// Creates a restricted zone; live users inside it leave the index at once (`effect` counts them).
 #[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = NewZone, responses(
-    (status = 201, body = ZoneView),
+    (status = 201, body = ZoneChange),
     (status = 400, response = crate::http::error::Problem),
     (status = 401, response = crate::http::error::Problem),
     (status = 403, response = crate::http::error::Problem),
@@ -128,6 +185,29 @@ pub async fn patch_policy(
 pub async fn create_zone(ctx: web::Data<Ctx>, a: AdminUser, body: web::Json<NewZone>) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     Ok(HttpResponse::Created().json(admin::create_zone(&ctx, a.id, &b.name, b.geometry).await?))
+}
+
+/// Replaces a zone's name and geometry; live users are re-published under its new shape at once.
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = NewZone, responses(
+    (status = 200, body = ZoneChange),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
+    (status = 413, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
+))]
+#[put("/v1/admin/restricted-zones/{id}")]
+pub async fn update_zone(
+    ctx: web::Data<Ctx>,
+    a: AdminUser,
+    id: web::Path<Uuid>,
+    body: web::Json<NewZone>,
+) -> ApiResult<web::Json<ZoneChange>> {
+    let b = body.into_inner();
+    Ok(web::Json(
+        admin::update_zone(&ctx, a.id, id.into_inner(), &b.name, b.geometry).await?,
+    ))
 }
 
 /// Every restricted zone.
@@ -257,7 +337,7 @@ pub async fn erase_user(ctx: web::Data<Ctx>, a: AdminUser, id: web::Path<Uuid>) 
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The audit log, newest first.
+/// The audit log, newest first; every filter is optional and they combine.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(AuditQuery), responses(
     (status = 200, body = Page<AuditEntry>),
     (status = 400, response = crate::http::error::Problem),
@@ -271,7 +351,22 @@ pub async fn audit_log(
     a: AdminUser,
     q: web::Query<AuditQuery>,
 ) -> ApiResult<web::Json<Page<AuditEntry>>> {
+    let filter = q.filter()?;
     Ok(web::Json(
-        admin::audit_log(&ctx, a.id, q.target_user_id, limit(q.limit)?, q.cursor.as_deref()).await?,
+        admin::audit_log(&ctx, a.id, &filter, limit(q.limit)?, q.cursor.as_deref()).await?,
     ))
+}
+
+/// Live figures for the operator's console: live users and the push queue (from PostgreSQL,
+/// the whole deployment) and this instance's counters since it started (check-ins, nearby
+/// queries, push deliveries sent, retried and failed); poll it and divide the differences by
+/// the time between two readings for rates. Audited as every admin read.
+#[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
+    (status = 200, body = Stats),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+))]
+#[get("/v1/admin/stats")]
+pub async fn stats(ctx: web::Data<Ctx>, a: AdminUser) -> ApiResult<web::Json<Stats>> {
+    Ok(web::Json(admin::stats(&ctx, a.id).await?))
 }

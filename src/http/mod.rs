@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod checkins;
 pub mod connections;
+pub mod console;
 pub mod devices;
 pub mod error;
 pub mod extract;
@@ -145,6 +146,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     nearby::config(cfg);
     devices::config(cfg);
     notifications::config(cfg);
+    console::config(cfg);
 }
 
 /// Fallback: 405 with `Allow` for a known path and another method, else 404 problem+json.

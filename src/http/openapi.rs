@@ -52,6 +52,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::nearby::Doc::openapi());
     doc.merge(super::devices::Doc::openapi());
     doc.merge(super::notifications::Doc::openapi());
+    doc.merge(super::console::Doc::openapi());
     add_common_responses(&mut doc);
     doc
 }
@@ -62,7 +63,15 @@ pub fn document() -> utoipa::openapi::OpenApi {
 fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{Ref, RefOr};
     let problem = || RefOr::Ref(Ref::from_response_name("Problem"));
-    let storeless = ["/healthz", "/metrics", "/openapi.yaml", "/openapi.json", "/docs"];
+    let storeless = [
+        "/healthz",
+        "/metrics",
+        "/openapi.yaml",
+        "/openapi.json",
+        "/docs",
+        "/admin/",
+        "/admin/config.json",
+    ];
     for (path, item) in doc.paths.paths.iter_mut() {
         let ops = [
             item.get.as_mut(),

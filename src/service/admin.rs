@@ -90,6 +90,61 @@ pub struct AuditEntry {
     pub at: OffsetDateTime,
 }
 
+/// What a change did to the live users: one pass over all of them under the new controls.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct Effect {
+    /// Live users published under the new controls (moved, coarsened, shortened, or unchanged).
+    pub republished: i64,
+    /// Live users taken out of the index (kill switch, inside a restricted zone, not sharing).
+    pub removed: i64,
+}
+
+/// The policy after a change, and what the change did to live users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyChange {
+    #[serde(flatten)]
+    pub policy: Policy,
+    /// `null` when the change cannot affect live users (cooldown, retention, a higher maximum
+    /// TTL), so that no pass was made.
+    pub effect: Option<Effect>,
+}
+
+/// A zone after it was created or changed, and what that did to live users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ZoneChange {
+    #[serde(flatten)]
+    pub zone: ZoneView,
+    pub effect: Effect,
+}
+
+/// Live figures: this instance's counters since it started (rates come from two readings),
+/// and the deployment's live users and push queue from PostgreSQL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    /// When the figures were read.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// Users live and indexed now (all instances).
+    pub live_users: i64,
+    /// Check-ins accepted by this instance since it started.
+    pub checkins_total: u64,
+    /// Nearby queries answered by this instance since it started.
+    pub nearby_total: u64,
+    /// Deliveries pending or being sent (all instances).
+    pub push_queue_depth: i64,
+    /// Age of the oldest pending delivery, in seconds (0 when none waits).
+    pub push_oldest_pending_age_s: f64,
+    /// Deliveries a provider accepted, by this instance since it started.
+    pub push_sent_total: u64,
+    /// Deliveries to try again later, by this instance since it started.
+    pub push_retried_total: u64,
+    /// Deliveries that failed for good, by this instance since it started.
+    pub push_failed_total: u64,
+    /// Deliveries that failed for good in the last hour (all instances).
+    pub push_failed_last_hour: i64,
+}
+
 /// A page of items and the cursor of the next page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
@@ -116,9 +171,16 @@ pub async fn get_policy(ctx: &Ctx, actor: Uuid) -> ServiceResult<Policy> {
     Ok(p)
 }
 
+/// Runs a re-publishing pass now and tells what it did.
+async fn republish(ctx: &Ctx, job: Uuid) -> ServiceResult<Effect> {
+    live::republish_now(ctx, job).await?;
+    let (republished, removed) = jobs::counts(&ctx.db, job).await?.unwrap_or((0, 0));
+    Ok(Effect { republished, removed })
+}
+
 /// Changes the policy; its effects on live users apply at once on this instance and within the
 /// refresh interval on every other.
-pub async fn patch_policy(ctx: &Ctx, actor: Uuid, patch: PolicyPatch) -> ServiceResult<Policy> {
+pub async fn patch_policy(ctx: &Ctx, actor: Uuid, patch: PolicyPatch) -> ServiceResult<PolicyChange> {
     let mut errors = vec![];
     let mut check = |name: &str, v: Option<i64>, (lo, hi): (i32, i32)| -> Option<i32> {
         let v = v?;
@@ -171,24 +233,31 @@ pub async fn patch_policy(ctx: &Ctx, actor: Uuid, patch: PolicyPatch) -> Service
     };
     commit(tx).await?;
     ctx.controls.reload(&ctx.db).await?;
-    if let Some(job) = job {
-        live::republish_now(ctx, job).await?;
-    }
-    Ok(p)
+    let effect = match job {
+        Some(job) => Some(republish(ctx, job).await?),
+        None => None,
+    };
+    Ok(PolicyChange { policy: p, effect })
 }
 
-pub async fn create_zone(ctx: &Ctx, actor: Uuid, name: &str, geometry: serde_json::Value) -> ServiceResult<ZoneView> {
+/// A zone's name (trimmed) and geometry, or the field errors.
+fn check_zone<'a>(name: &'a str, geometry: &serde_json::Value) -> ServiceResult<&'a str> {
     let name = name.trim();
     let mut errors = vec![];
     if name.is_empty() || name.chars().count() > 200 {
         errors.push(FieldError::new("name", "must be 1 to 200 characters"));
     }
-    if let Err(e) = parse_geometry(&geometry) {
+    if let Err(e) = parse_geometry(geometry) {
         errors.push(e);
     }
     if !errors.is_empty() {
         return Err(ServiceError::invalid(errors));
     }
+    Ok(name)
+}
+
+pub async fn create_zone(ctx: &Ctx, actor: Uuid, name: &str, geometry: serde_json::Value) -> ServiceResult<ZoneChange> {
+    let name = check_zone(name, &geometry)?;
     let mut tx = begin(ctx).await?;
     let z = policy::insert_zone(&mut *tx, name, &geometry).await?;
     audit::record(
@@ -202,8 +271,42 @@ pub async fn create_zone(ctx: &Ctx, actor: Uuid, name: &str, geometry: serde_jso
     let job = jobs::enqueue(&mut *tx, "zone.create").await?;
     commit(tx).await?;
     ctx.controls.reload(&ctx.db).await?;
-    live::republish_now(ctx, job).await?;
-    Ok(zone_view(z))
+    let effect = republish(ctx, job).await?;
+    Ok(ZoneChange {
+        zone: zone_view(z),
+        effect,
+    })
+}
+
+/// Replaces a zone's name and geometry; live users are re-published under the new shape at once.
+pub async fn update_zone(
+    ctx: &Ctx,
+    actor: Uuid,
+    id: Uuid,
+    name: &str,
+    geometry: serde_json::Value,
+) -> ServiceResult<ZoneChange> {
+    let name = check_zone(name, &geometry)?;
+    let mut tx = begin(ctx).await?;
+    let z = policy::update_zone(&mut *tx, id, name, &geometry)
+        .await?
+        .ok_or_else(ServiceError::not_found)?;
+    audit::record(
+        &mut *tx,
+        actor,
+        "zone.update",
+        None,
+        json!({"zone_id": z.id, "name": z.name}),
+    )
+    .await?;
+    let job = jobs::enqueue(&mut *tx, "zone.update").await?;
+    commit(tx).await?;
+    ctx.controls.reload(&ctx.db).await?;
+    let effect = republish(ctx, job).await?;
+    Ok(ZoneChange {
+        zone: zone_view(z),
+        effect,
+    })
 }
 
 fn zone_view(z: policy::ZoneRow) -> ZoneView {
@@ -363,10 +466,40 @@ pub async fn erase_user(ctx: &Ctx, actor: Uuid, id: Uuid) -> ServiceResult<()> {
     Ok(())
 }
 
+/// The live figures (an audited read, as every admin read).
+pub async fn stats(ctx: &Ctx, actor: Uuid) -> ServiceResult<Stats> {
+    use crate::metrics::sum;
+    let mut tx = begin(ctx).await?;
+    audit::record(&mut *tx, actor, "stats.read", None, json!({})).await?;
+    commit(tx).await?;
+    let live_users = crate::store::live::count_indexed(&ctx.db).await?;
+    let (push_queue_depth, push_oldest_pending_age_s) = crate::store::outbox::stats(&ctx.db).await?;
+    let push_failed_last_hour = crate::store::outbox::failed_within(&ctx.db, 3_600.0).await?;
+    let m = ctx.metrics.samples();
+    let count = |v: f64| v.max(0.0) as u64;
+    Ok(Stats {
+        at: OffsetDateTime::now_utc(),
+        live_users,
+        checkins_total: count(sum(&m, "http_requests_total", |s| {
+            s.label("route") == Some("/v1/checkins")
+                && s.label("method") == Some("POST")
+                && s.label("status").is_some_and(|c| c.starts_with('2'))
+        })),
+        nearby_total: count(sum(&m, "nearby_queries_total", |_| true)),
+        push_queue_depth,
+        push_oldest_pending_age_s,
+        push_sent_total: count(sum(&m, "push_sent_total", |_| true)),
+        push_retried_total: count(sum(&m, "push_retried_total", |_| true)),
+        push_failed_total: count(sum(&m, "push_failed_total", |_| true)),
+        push_failed_last_hour,
+    })
+}
+
+/// The audit log, newest first, narrowed by `filter`; the read itself is audited with the filter.
 pub async fn audit_log(
     ctx: &Ctx,
     actor: Uuid,
-    target: Option<Uuid>,
+    filter: &audit::AuditFilter,
     limit: i64,
     cursor: Option<&str>,
 ) -> ServiceResult<Page<AuditEntry>> {
@@ -377,9 +510,21 @@ pub async fn audit_log(
                 .map_err(|_| ServiceError::bad_request("invalid cursor"))?,
         ),
     };
+    let mut detail = serde_json::Map::new();
+    if let Some(a) = filter.actor {
+        detail.insert("actor_user_id".into(), json!(a));
+    }
+    if let Some(a) = &filter.action {
+        detail.insert("action".into(), json!(a));
+    }
+    for (key, t) in [("since", filter.since), ("until", filter.until)] {
+        if let Some(t) = t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()) {
+            detail.insert(key.into(), json!(t));
+        }
+    }
     let mut tx = begin(ctx).await?;
-    audit::record(&mut *tx, actor, "audit.read", target, json!({})).await?;
-    let rows = audit::list(&mut *tx, target, before, limit + 1).await?;
+    audit::record(&mut *tx, actor, "audit.read", filter.target, detail.into()).await?;
+    let rows = audit::list(&mut *tx, filter, before, limit + 1).await?;
     commit(tx).await?;
     let more = rows.len() as i64 > limit;
     let items: Vec<AuditEntry> = rows

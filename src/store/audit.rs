@@ -69,21 +69,39 @@ pub async fn record_about_erased<'e, E: PgExecutor<'e>>(
     Ok(())
 }
 
-/// Entries newest first, after the cursor (an entry id), optionally for one target.
+/// Which entries to list; every part optional (all of them together narrow the list).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<Uuid>,
+    pub target: Option<Uuid>,
+    pub action: Option<String>,
+    /// Entries at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Entries before this time.
+    pub until: Option<OffsetDateTime>,
+}
+
+/// Entries newest first, after the cursor (an entry id), that pass the filter.
 pub async fn list<'e, E: PgExecutor<'e>>(
     db: E,
-    target: Option<Uuid>,
+    filter: &AuditFilter,
     before: Option<i64>,
     limit: i64,
 ) -> StoreResult<Vec<AuditRow>> {
     Ok(sqlx::query_as(
         "SELECT id, actor_user_id, action, target_user_id, target_ref, detail, at FROM audit_log
          WHERE ($1::uuid IS NULL OR target_user_id = $1) AND ($2::bigint IS NULL OR id < $2)
+           AND ($4::uuid IS NULL OR actor_user_id = $4) AND ($5::text IS NULL OR action = $5)
+           AND ($6::timestamptz IS NULL OR at >= $6) AND ($7::timestamptz IS NULL OR at < $7)
          ORDER BY id DESC LIMIT $3",
     )
-    .bind(target)
+    .bind(filter.target)
     .bind(before)
     .bind(limit)
+    .bind(filter.actor)
+    .bind(filter.action.as_deref())
+    .bind(filter.since)
+    .bind(filter.until)
     .fetch_all(db)
     .await?)
 }

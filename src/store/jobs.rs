@@ -79,6 +79,16 @@ pub async fn finish(db: &PgPool, job: &Job) -> StoreResult<()> {
     Ok(())
 }
 
+/// What a job did: (re-published, removed); `None` when no such job.
+pub async fn counts(db: &PgPool, id: Uuid) -> StoreResult<Option<(i64, i64)>> {
+    Ok(
+        sqlx::query_as("SELECT republished, removed FROM republish_jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
 /// True once the job is done (or superseded).
 pub async fn is_done(db: &PgPool, id: Uuid) -> StoreResult<bool> {
     let done: Option<bool> = sqlx::query_scalar("SELECT done_at IS NOT NULL FROM republish_jobs WHERE id = $1")

@@ -133,6 +133,15 @@ pub async fn delete<'e, E: sqlx::PgExecutor<'e>>(db: E, user: Uuid) -> StoreResu
     .await?)
 }
 
+/// How many users are live and indexed now (what others can see), in the whole deployment.
+pub async fn count_indexed(db: &PgPool) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM live_locations WHERE expires_at > now() AND indexed")
+            .fetch_one(db)
+            .await?,
+    )
+}
+
 /// Live rows in pages by user id: only the indexed ones (rebuilding the index) or all of them
 /// (re-publishing after a policy or zone change).
 pub async fn live_page(db: &PgPool, after: Option<Uuid>, limit: i64, indexed_only: bool) -> StoreResult<Vec<LiveRow>> {

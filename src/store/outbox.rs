@@ -266,6 +266,16 @@ pub async fn stats(db: &PgPool) -> StoreResult<(i64, f64)> {
     Ok((depth, age.unwrap_or(0.0).max(0.0)))
 }
 
+/// Deliveries that failed for good in the last `seconds` (every instance's).
+pub async fn failed_within(db: &PgPool, seconds: f64) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries WHERE status = 'failed' AND updated_at > now() - make_interval(secs => $1)",
+    )
+    .bind(seconds)
+    .fetch_one(db)
+    .await?)
+}
+
 /// Deletes notifications (and their deliveries) older than the retention; how many.
 pub async fn purge(db: &PgPool, retention_days: i32) -> StoreResult<u64> {
     Ok(

@@ -70,6 +70,23 @@ pub async fn insert_zone<'e, E: sqlx::PgExecutor<'e>>(
     .await?)
 }
 
+/// Replaces a zone's name and geometry; `None` when no such zone.
+pub async fn update_zone<'e, E: sqlx::PgExecutor<'e>>(
+    db: E,
+    id: uuid::Uuid,
+    name: &str,
+    geometry: &serde_json::Value,
+) -> StoreResult<Option<ZoneRow>> {
+    Ok(sqlx::query_as(
+        "UPDATE restricted_zones SET name = $2, geometry = $3 WHERE id = $1 RETURNING id, name, geometry, created_at",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(geometry)
+    .fetch_optional(db)
+    .await?)
+}
+
 /// Deletes a zone; false when no such zone.
 pub async fn delete_zone<'e, E: sqlx::PgExecutor<'e>>(db: E, id: uuid::Uuid) -> StoreResult<bool> {
     Ok(sqlx::query("DELETE FROM restricted_zones WHERE id = $1")

@@ -48,6 +48,8 @@ async fn admin_paths_need_an_admin() {
         ("GET", format!("/v1/admin/users/{id}/export")),
         ("DELETE", format!("/v1/admin/users/{id}")),
         ("GET", "/v1/admin/audit".into()),
+        ("PUT", format!("/v1/admin/restricted-zones/{id}")),
+        ("GET", "/v1/admin/stats".into()),
     ];
     for (m, p) in &paths {
         let method = reqwest::Method::from_bytes(m.as_bytes()).expect("method");

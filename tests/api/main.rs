@@ -6,6 +6,7 @@ mod auth;
 mod authz;
 mod checkins;
 mod connections;
+mod console;
 mod helpers;
 mod limits;
 mod nearby;
