@@ -19,7 +19,7 @@ use std::time::Duration;
 pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
 
 /// Settings whose empty value is a value (not "unset"): an empty tile URL means no tiles.
-const EMPTY_IS_A_VALUE: &[&str] = &["admin_tile_url"];
+const EMPTY_IS_A_VALUE: &[&str] = &["admin_tile_url", "metrics_listen"];
 
 /// Locales with push templates; the first is the fallback of last resort.
 pub const LOCALES: &[&str] = &["en", "fr", "de", "es"];
@@ -100,6 +100,8 @@ pub struct Settings {
     pub rate_checkins_per_user_per_min: u32,
     /// Nearby queries per user a minute (bounds radius probing).
     pub rate_nearby_per_user_per_min: u32,
+    /// Live radar streams one user may hold open at once (all instances together).
+    pub max_streams_per_user: u32,
     /// Argon2 memory cost in KiB (OWASP: 19456 with t=2, p=1).
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -225,6 +227,7 @@ struct RawServer {
     rate_register_per_ip_per_min: Num<30, 1, 1_000_000>,
     rate_checkins_per_user_per_min: Num<30, 1, 1_000_000>,
     rate_nearby_per_user_per_min: Num<120, 1, 1_000_000>,
+    max_streams_per_user: Num<3, 1, 100>,
     argon2_memory_kib: Num<19_456, 8, { 1 << 22 }>,
     argon2_iterations: Num<2, 1, 100>,
     refresh_interval_ms: Num<2_000, 50, 600_000>,
@@ -449,6 +452,7 @@ impl RawServer {
             rate_register_per_ip_per_min: self.rate_register_per_ip_per_min.0 as u32,
             rate_checkins_per_user_per_min: self.rate_checkins_per_user_per_min.0 as u32,
             rate_nearby_per_user_per_min: self.rate_nearby_per_user_per_min.0 as u32,
+            max_streams_per_user: self.max_streams_per_user.0 as u32,
             argon2_memory_kib: self.argon2_memory_kib.0 as u32,
             argon2_iterations: self.argon2_iterations.0 as u32,
             refresh_interval: self.refresh_interval_ms.ms(),
@@ -880,7 +884,7 @@ mod tests {
     #[test]
     fn names_list_every_setting() {
         let names = names();
-        assert_eq!(names.len(), 59);
+        assert_eq!(names.len(), 60);
         for n in [
             "HEREABOUTS_DATABASE_URL",
             "HEREABOUTS_STORE_TIMEOUT_MS",

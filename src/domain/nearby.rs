@@ -106,6 +106,20 @@ pub struct Hit {
     pub record: LiveRecord,
 }
 
+impl Hit {
+    /// A hit at `distance_m` (an exact one), for tests of what is built on hits.
+    #[cfg(test)]
+    pub fn for_tests(user_id: Uuid, distance_m: u64, record: LiveRecord) -> Self {
+        Hit {
+            user_id,
+            distance_m,
+            distance_range_m: (distance_m, distance_m),
+            exact_m: distance_m as f64,
+            record,
+        }
+    }
+}
+
 /// How far past the radius a candidate may lie and still be listed: an `exact` user is listed
 /// iff the distance the caller sees (rounded to 10 m) is within the radius, so that probing the
 /// radius reveals nothing finer than that distance. Covers are computed this much wider.

@@ -14,6 +14,8 @@ use uuid::Uuid;
 pub struct AuthUser {
     pub id: Uuid,
     pub role: Role,
+    /// The session the token belongs to (tokens minted before sessions were named have none).
+    pub session: Option<Uuid>,
 }
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -43,6 +45,7 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     Ok(AuthUser {
         id: claims.sub,
         role: claims.role,
+        session: claims.sid,
     })
 }
 

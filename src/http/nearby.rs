@@ -4,22 +4,25 @@ use super::error::ApiResult;
 use super::extract::AuthUser;
 use crate::domain::FieldError;
 use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M};
+use crate::domain::nearby::Hit;
 use crate::domain::policy::Precision;
 use crate::service::Ctx;
 use crate::service::ServiceError;
-use crate::service::nearby;
+use crate::service::{nearby, stream};
 use actix_web::{get, web};
+use actix_web_lab::sse;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(get_nearby);
+    cfg.service(get_stream).service(get_nearby);
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(get_nearby), components(schemas(NearbyResponse, NearbyItem)))]
+#[openapi(paths(get_nearby, get_stream), components(schemas(NearbyResponse, NearbyItem)))]
 pub struct Doc;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -91,10 +94,15 @@ pub async fn get_nearby(
         return Err(ServiceError::invalid(errors).into());
     }
     let answer = nearby::nearby(&ctx, me.id, radius as f64, limit as usize).await?;
-    let items = answer
-        .hits
-        .into_iter()
-        .map(|h| NearbyItem {
+    Ok(web::Json(NearbyResponse {
+        radius_m: radius,
+        items: answer.hits.iter().map(NearbyItem::from).collect(),
+    }))
+}
+
+impl From<&Hit> for NearbyItem {
+    fn from(h: &Hit) -> Self {
+        NearbyItem {
             user_id: h.user_id,
             display_name: h.record.display_name.clone(),
             distance_m: h.distance_m,
@@ -105,10 +113,71 @@ pub async fn get_nearby(
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             expires_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(h.record.expires_at_ms) * 1_000_000)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        })
-        .collect();
-    Ok(web::Json(NearbyResponse {
-        radius_m: radius,
-        items,
-    }))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StreamQuery {
+    /// Radius in metres, [50, 200000], default 5000.
+    #[param(minimum = 50, maximum = 200000, example = 5000)]
+    pub radius_m: Option<i64>,
+}
+
+/// The live radar (Server-Sent Events). First an event `snapshot` (data: the `/v1/nearby`
+/// body), then `enter` (an item), `move` (an item whose distance or cell changed) and `leave`
+/// (`{"user_id"}`), each with an increasing `id`; finally `end`
+/// (`{"reason"}`: `not_sharing`, `kill_switch`, `session_ended`). A keep-alive comment every 5 s
+/// also tells the server soon when the client has gone (its slot is then given back). A reconnect with
+/// `Last-Event-ID` starts with a fresh snapshot. 409 `no_active_checkin` without a live
+/// check-in; 429 past `HEREABOUTS_MAX_STREAMS_PER_USER` open streams.
+#[utoipa::path(tag = "nearby", security(("bearer" = [])), params(StreamQuery), responses(
+    (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 409, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
+    (status = 429, response = crate::http::error::Problem),
+))]
+#[get("/v1/nearby/stream")]
+pub async fn get_stream(
+    ctx: web::Data<Ctx>,
+    me: AuthUser,
+    req: actix_web::HttpRequest,
+    q: web::Query<StreamQuery>,
+) -> ApiResult<impl actix_web::Responder> {
+    let radius = q.radius_m.unwrap_or(5_000);
+    if !(MIN_RADIUS_M as i64..=MAX_RADIUS_M as i64).contains(&radius) {
+        return Err(ServiceError::field("radius_m", "must be in [50, 200000]").into());
+    }
+    let after = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let events = stream::open(&ctx, me.id, me.session, radius as f64, after).await?;
+    let body = tokio_stream::wrappers::ReceiverStream::new(events)
+        .map(move |(id, event)| Ok::<_, std::convert::Infallible>(sse_event(id, event, radius)));
+    Ok(sse::Sse::from_stream(body).with_keep_alive(std::time::Duration::from_secs(5)))
+}
+
+/// One stream event as SSE: its name, its id and its JSON data.
+fn sse_event(id: u64, event: stream::Event, radius_m: i64) -> sse::Event {
+    let (name, data) = match event {
+        stream::Event::Snapshot(hits) => (
+            "snapshot",
+            serde_json::to_value(NearbyResponse {
+                radius_m,
+                items: hits.iter().map(NearbyItem::from).collect(),
+            }),
+        ),
+        stream::Event::Enter(h) => ("enter", serde_json::to_value(NearbyItem::from(&h))),
+        stream::Event::Move(h) => ("move", serde_json::to_value(NearbyItem::from(&h))),
+        stream::Event::Leave(user_id) => ("leave", Ok(serde_json::json!({"user_id": user_id}))),
+        stream::Event::End(reason) => ("end", Ok(serde_json::json!({"reason": reason.as_str()}))),
+    };
+    let data = data.map(|v| v.to_string()).unwrap_or_else(|_| "{}".into());
+    sse::Event::Data(sse::Data::new(data).event(name).id(id.to_string()))
 }

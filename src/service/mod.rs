@@ -21,6 +21,7 @@ pub mod net;
 pub mod notifications;
 pub mod privacy;
 pub mod sessions;
+pub mod stream;
 
 pub use error::{Code, ServiceError, ServiceResult};
 
@@ -222,5 +223,6 @@ async fn sweep_erased(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
     crate::store::index::remove(&ctx.redis, user, None).await?;
     ratelimit::forget_user(&ctx.redis, user).await?;
     cooldown::forget_user(&ctx.redis, user).await?;
+    crate::store::streams::forget_user(&ctx.redis, user).await?;
     graph::forget_user(&ctx.db, &ctx.redis, user).await
 }

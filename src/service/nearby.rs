@@ -100,23 +100,44 @@ pub async fn candidates(
     })
 }
 
-/// Connections of `user` within `radius_m` of the user's own live point.
+/// Connections of `user` within `radius_m` of the user's own live point (rate-limited per user).
 #[tracing::instrument(skip(ctx), fields(plan, candidates, cells))]
 pub async fn nearby(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> ServiceResult<Answer> {
     if !ctx.controls.get().policy.location_sharing_enabled {
         // the kill switch: nobody is listed until the operator re-enables sharing
         return Ok(Answer::empty());
     }
-    let redis = &ctx.redis;
     // round trip 1: the caller's own record and degree, and the rate limit (bounds radius
     // probing), sent together
     let bucket = format!("nearby:{user}");
     let (limited, first) = futures_util::join!(
         ctx.rate_limit(&bucket, ctx.settings.rate_nearby_per_user_per_min),
-        index::record_and_degree(redis, user)
+        index::record_and_degree(&ctx.redis, user)
     );
     limited?;
-    let (mut me, degree) = first?;
+    answer(ctx, user, radius_m, limit, first?).await
+}
+
+/// As [`nearby`] without the per-user rate limit: the live radar's own re-reads (bounded by
+/// the stream's pace and the streams a user may hold, not by the caller).
+pub async fn unmetered(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> ServiceResult<Answer> {
+    if !ctx.controls.get().policy.location_sharing_enabled {
+        return Ok(Answer::empty());
+    }
+    let first = index::record_and_degree(&ctx.redis, user).await?;
+    answer(ctx, user, radius_m, limit, first).await
+}
+
+/// The rest of a nearby query once the caller's record and degree are read.
+async fn answer(
+    ctx: &Ctx,
+    user: Uuid,
+    radius_m: f64,
+    limit: usize,
+    first: (Option<LiveRecord>, Option<u64>),
+) -> ServiceResult<Answer> {
+    let redis = &ctx.redis;
+    let (mut me, degree) = first;
     if me.is_none() {
         // not in the index: a check-in in a restricted zone, or an index that lost the caller
         // (Redis restarted): the live row is the truth

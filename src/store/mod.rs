@@ -19,6 +19,7 @@ pub mod privacy;
 pub mod ratelimit;
 pub mod redis;
 pub mod sessions;
+pub mod streams;
 pub mod users;
 
 /// The embedded migrations of `migrations/`.

@@ -14,3 +14,4 @@ mod ops;
 mod push;
 mod revision2;
 mod standins;
+mod stream;

@@ -1,0 +1,227 @@
+//! The live radar: a stream of what the caller's nearby list would answer, as it changes. A
+//! stream re-reads the index at [`PACE`] (the same planner as `/v1/nearby`, without its rate
+//! limit) and sends only the differences: `enter`, `move` (distance or cell changed), `leave`.
+//! The index is shared by every instance, so a check-in on one instance reaches streams held
+//! by another within a pace. A stream ends, with its reason, when the caller stops sharing (no
+//! live check-in), the operator disables sharing, or the caller's session ends. Open streams
+//! are counted per user across instances ([`crate::store::streams`]).
+
+use super::nearby::unmetered;
+use super::{Code, Ctx, ServiceError, ServiceResult};
+use crate::domain::nearby::Hit;
+use crate::store::streams;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// How often a stream re-reads the index: changes show within a pace and a query.
+pub const PACE: Duration = Duration::from_millis(700);
+/// A stream's slot lasts this long unless renewed (a crashed instance's streams stop counting).
+const LEASE: Duration = Duration::from_secs(30);
+/// Items a stream follows, as nearby's largest page.
+const LIMIT: usize = 500;
+
+/// Why a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    NotSharing,
+    KillSwitch,
+    SessionEnded,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::NotSharing => "not_sharing",
+            EndReason::KillSwitch => "kill_switch",
+            EndReason::SessionEnded => "session_ended",
+        }
+    }
+}
+
+/// What a stream sends, each with its id.
+#[derive(Debug)]
+pub enum Event {
+    Snapshot(Vec<Hit>),
+    Enter(Hit),
+    Move(Hit),
+    Leave(Uuid),
+    End(EndReason),
+}
+
+/// What the caller sees of one item; a change of it is a `move`.
+fn shown(h: &Hit) -> (u64, (u64, u64), &str) {
+    (h.distance_m, h.distance_range_m, h.record.cell.as_str())
+}
+
+/// The events that turn `before` into `now` (leaves first, then enters and moves by distance).
+pub fn diff(before: &HashMap<Uuid, Hit>, now: &[Hit]) -> Vec<Event> {
+    let mut out: Vec<Event> = before
+        .keys()
+        .filter(|id| !now.iter().any(|h| h.user_id == **id))
+        .map(|id| Event::Leave(*id))
+        .collect();
+    for h in now {
+        match before.get(&h.user_id) {
+            None => out.push(Event::Enter(h.clone())),
+            Some(old) if shown(old) != shown(h) => out.push(Event::Move(h.clone())),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Why the stream must end now, if it must.
+fn ended(ctx: &Ctx, user: Uuid, session: Option<Uuid>) -> Option<EndReason> {
+    if !ctx.controls.get().policy.location_sharing_enabled {
+        return Some(EndReason::KillSwitch);
+    }
+    let session_over = session.is_some_and(|s| ctx.sessions.is_ended(s)) || ctx.sessions.is_suspended(user);
+    session_over.then_some(EndReason::SessionEnded)
+}
+
+/// Opens a stream for `user` (of `session`) over `radius_m`: 409 `no_active_checkin` without a
+/// live check-in, 429 past the streams a user may hold. Events are numbered from `after + 1`
+/// (a reconnect's `Last-Event-ID`), and the first is always a snapshot.
+pub async fn open(
+    ctx: &Ctx,
+    user: Uuid,
+    session: Option<Uuid>,
+    radius_m: f64,
+    after: u64,
+) -> ServiceResult<mpsc::Receiver<(u64, Event)>> {
+    let no_checkin = || {
+        ServiceError::refused(
+            Code::NoActiveCheckin,
+            "check in first: the radar follows your live check-in",
+        )
+    };
+    if !ctx.controls.get().policy.location_sharing_enabled {
+        return Err(no_checkin());
+    }
+    let first = unmetered(ctx, user, radius_m, LIMIT).await?;
+    let id = Uuid::new_v4();
+    let t = now_ms();
+    let lease = LEASE.as_millis() as i64;
+    if !streams::claim(&ctx.redis, user, id, t, t + lease, ctx.settings.max_streams_per_user).await? {
+        return Err(ServiceError::RateLimited {
+            retry_after_s: LEASE.as_secs(),
+        });
+    }
+    let (tx, rx) = mpsc::channel(64);
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        follow(&ctx, user, session, radius_m, after, first.hits, tx, id).await;
+        if let Err(e) = streams::release(&ctx.redis, user, id).await {
+            tracing::debug!(error = %e, "stream slot not released; its lease ends it");
+        }
+    });
+    Ok(rx)
+}
+
+/// Sends the snapshot, then the differences at every pace, until the caller goes or the stream
+/// must end.
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    ctx: &Ctx,
+    user: Uuid,
+    session: Option<Uuid>,
+    radius_m: f64,
+    mut id: u64,
+    first: Vec<Hit>,
+    tx: mpsc::Sender<(u64, Event)>,
+    slot: Uuid,
+) {
+    let mut known: HashMap<Uuid, Hit> = first.iter().map(|h| (h.user_id, h.clone())).collect();
+    id += 1;
+    if tx.send((id, Event::Snapshot(first))).await.is_err() {
+        return;
+    }
+    let mut tick = tokio::time::interval(PACE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut renewed = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = tx.closed() => return,
+            _ = tick.tick() => {}
+        }
+        let end = match ended(ctx, user, session) {
+            Some(reason) => Some(reason),
+            None => match unmetered(ctx, user, radius_m, LIMIT).await {
+                Ok(answer) => {
+                    for event in diff(&known, &answer.hits) {
+                        id += 1;
+                        if tx.send((id, event)).await.is_err() {
+                            return;
+                        }
+                    }
+                    known = answer.hits.into_iter().map(|h| (h.user_id, h)).collect();
+                    None
+                }
+                Err(ServiceError::Refused {
+                    code: Code::NoActiveCheckin | Code::NotIndexed,
+                    ..
+                }) => Some(EndReason::NotSharing),
+                // a store that does not answer: try again at the next pace
+                Err(_) => None,
+            },
+        };
+        if let Some(reason) = end {
+            let _ = tx.send((id + 1, Event::End(reason))).await;
+            return;
+        }
+        if renewed.elapsed() > LEASE / 3 {
+            let t = now_ms();
+            let max = ctx.settings.max_streams_per_user.saturating_add(1);
+            if streams::claim(&ctx.redis, user, slot, t, t + LEASE.as_millis() as i64, max)
+                .await
+                .is_ok()
+            {
+                renewed = std::time::Instant::now();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::nearby::LiveRecord;
+    use crate::domain::policy::Precision;
+
+    fn hit(id: Uuid, d: u64, cell: &str) -> Hit {
+        let record = LiveRecord {
+            checkin_id: Uuid::nil(),
+            lat: 0.0,
+            lng: 0.0,
+            precision: Precision::Exact,
+            cell: cell.into(),
+            recorded_at: 0,
+            expires_at_ms: 0,
+            display_name: "x".into(),
+            hidden_from: vec![],
+            own: (0.0, 0.0),
+        };
+        Hit::for_tests(id, d, record)
+    }
+
+    #[test]
+    fn differences_are_leaves_enters_and_moves() {
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let before: HashMap<Uuid, Hit> = [(a, hit(a, 100, "x")), (b, hit(b, 200, "y"))].into_iter().collect();
+        let now = vec![hit(b, 210, "y"), hit(c, 300, "z")];
+        let events = diff(&before, &now);
+        assert!(matches!(events[0], Event::Leave(id) if id == a));
+        assert!(matches!(&events[1], Event::Move(h) if h.user_id == b));
+        assert!(matches!(&events[2], Event::Enter(h) if h.user_id == c));
+        assert_eq!(events.len(), 3);
+        // nothing changed, nothing sent
+        let same: HashMap<Uuid, Hit> = now.iter().map(|h| (h.user_id, h.clone())).collect();
+        assert!(diff(&same, &now).is_empty());
+    }
+}
