@@ -134,8 +134,19 @@ pub fn pg_pool(url: &str, timeout: Duration, max_connections: u32) -> anyhow::Re
 }
 
 /// Applies pending migrations.
+/// Applies pending migrations, on a connection of their own: a migration may take longer than
+/// the statement timeout that bounds requests (a busy machine, a large table), and waits for
+/// locks up to a minute.
 pub async fn migrate(db: &PgPool) -> anyhow::Result<()> {
-    crate::store::MIGRATOR.run(db).await.context("applying migrations")?;
+    use sqlx::Connection;
+    let opts = (*db.connect_options())
+        .clone()
+        .options([("statement_timeout", "0"), ("lock_timeout", "60000")]);
+    let mut conn = sqlx::PgConnection::connect_with(&opts)
+        .await
+        .context("connecting to PostgreSQL to migrate")?;
+    crate::store::MIGRATOR.run(&mut conn).await.context("applying migrations")?;
+    conn.close().await.ok();
     Ok(())
 }
 
