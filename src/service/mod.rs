@@ -21,6 +21,8 @@ pub mod net;
 pub mod notifications;
 pub mod privacy;
 pub mod sessions;
+pub mod shares;
+pub mod trips;
 
 pub use error::{Code, ServiceError, ServiceResult};
 
@@ -181,6 +183,8 @@ pub async fn erase_user(ctx: &Ctx, user: Uuid) -> StoreResult<Option<String>> {
     for hider in crate::store::privacy::forget_hidden(&ctx.db, user).await? {
         live::sync_user(ctx, hider).await?;
     }
+    // the exact shares they gave or received, and their Redis set
+    crate::store::shares::forget_user(&ctx.db, &ctx.redis, user).await?;
     let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(ctx.tokens.ttl_s() as i64 + 60);
     let mut tx = ctx.db.begin().await?;
     // privacy row, then user row: the order a check-in batch takes them in (its live row's
@@ -222,5 +226,6 @@ async fn sweep_erased(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
     crate::store::index::remove(&ctx.redis, user, None).await?;
     ratelimit::forget_user(&ctx.redis, user).await?;
     cooldown::forget_user(&ctx.redis, user).await?;
+    crate::store::shares::forget_user(&ctx.db, &ctx.redis, user).await?;
     graph::forget_user(&ctx.db, &ctx.redis, user).await
 }

@@ -19,6 +19,8 @@ pub mod privacy;
 pub mod ratelimit;
 pub mod redis;
 pub mod sessions;
+pub mod shares;
+pub mod trips;
 pub mod users;
 
 /// The embedded migrations of `migrations/`.

@@ -13,4 +13,6 @@ mod nearby;
 mod ops;
 mod push;
 mod revision2;
+mod shares;
 mod standins;
+mod trips;
