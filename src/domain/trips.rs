@@ -210,14 +210,14 @@ mod tests {
         let today = date!(2027 - 01 - 01);
         assert!(Dates::new(today, today, today).is_ok());
         assert!(Dates::new(today, today + Duration::days(90), today).is_ok());
-        let e = Dates::new(today, today + Duration::days(91), today).unwrap_err();
+        let e = Dates::new(today, today + Duration::days(91), today).expect_err("invalid");
         assert_eq!(e[0].field, "ends_on");
-        let e = Dates::new(today + Duration::days(2), today + Duration::days(1), today).unwrap_err();
+        let e = Dates::new(today + Duration::days(2), today + Duration::days(1), today).expect_err("invalid");
         assert_eq!(e[0].field, "ends_on");
-        let e = Dates::new(today - Duration::days(3), today - Duration::days(1), today).unwrap_err();
+        let e = Dates::new(today - Duration::days(3), today - Duration::days(1), today).expect_err("invalid");
         assert_eq!(e[0].field, "ends_on");
         assert!(Dates::new(date!(2029 - 01 - 01), date!(2029 - 01 - 02), today).is_ok());
-        let e = Dates::new(date!(2029 - 01 - 02), date!(2029 - 01 - 03), today).unwrap_err();
+        let e = Dates::new(date!(2029 - 01 - 02), date!(2029 - 01 - 03), today).expect_err("invalid");
         assert_eq!(e[0].field, "starts_on");
         assert_eq!(two_years_after(date!(2028 - 02 - 29)), date!(2030 - 02 - 28));
     }
@@ -255,11 +255,11 @@ mod tests {
 
     #[test]
     fn boxes_cross_the_antimeridian() {
-        let p = Coord::new(0.0, 179.9).unwrap();
+        let p = Coord::new(0.0, 179.9).expect("valid");
         let b = search_boxes(p, 50.0);
-        assert!(in_boxes(Coord::new(0.0, -179.9).unwrap(), &b));
+        assert!(in_boxes(Coord::new(0.0, -179.9).expect("valid"), &b));
         assert!(in_boxes(p, &b));
-        assert!(!in_boxes(Coord::new(0.0, 0.0).unwrap(), &b));
+        assert!(!in_boxes(Coord::new(0.0, 0.0).expect("valid"), &b));
     }
 
     fn dates() -> impl Strategy<Value = Dates> {
@@ -301,9 +301,9 @@ mod tests {
             bearing in 0.0f64..360.0, frac in 0.0f64..1.0,
         ) {
             use geo::Destination;
-            let c = Coord::new(lat, lng).unwrap();
+            let c = Coord::new(lat, lng).expect("valid");
             let q = Geodesic.destination(Point::new(lng, lat), bearing, r * 1000.0 * frac);
-            let q = Coord::new(q.y(), ((q.x() + 540.0) % 360.0) - 180.0).unwrap();
+            let q = Coord::new(q.y(), ((q.x() + 540.0) % 360.0) - 180.0).expect("valid");
             prop_assert!(in_boxes(q, &search_boxes(c, r)));
         }
 

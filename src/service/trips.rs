@@ -165,7 +165,7 @@ pub async fn create(ctx: &Ctx, me: Uuid, t: NewTrip) -> ServiceResult<Trip> {
     let dates = parse_dates(&t.starts_on, &t.ends_on)?;
     let w = write_of(t.name, p, dates, t.visibility.unwrap_or(Visibility::Connections));
     let rec = store::insert(&ctx.db, me, &w).await?;
-    notify_overlaps(ctx, me, &[rec.clone()]).await;
+    notify_overlaps(ctx, me, std::slice::from_ref(&rec)).await;
     Ok(rec.into())
 }
 
@@ -209,7 +209,7 @@ pub async fn update(ctx: &Ctx, me: Uuid, id: Uuid, patch: TripPatch) -> ServiceR
     let moved = rec.h3_cell != old.h3_cell;
     let newly_visible = rec.visibility != old.visibility;
     if moved || dates_changed || newly_visible {
-        notify_overlaps(ctx, me, &[rec.clone()]).await;
+        notify_overlaps(ctx, me, std::slice::from_ref(&rec)).await;
     }
     Ok(rec.into())
 }
