@@ -111,9 +111,10 @@ pub async fn nearby(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Servi
     // round trip 1: the caller's own record and degree, and the rate limit (bounds radius
     // probing), sent together
     let bucket = format!("nearby:{user}");
-    let (limited, first) = futures_util::join!(
+    let (limited, first, givers) = futures_util::join!(
         ctx.rate_limit(&bucket, ctx.settings.rate_nearby_per_user_per_min),
-        index::record_and_degree(redis, user)
+        index::record_and_degree(redis, user),
+        crate::store::shares::received_givers(redis, user)
     );
     limited?;
     let (mut me, degree) = first?;
@@ -147,15 +148,8 @@ pub async fn nearby(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Servi
         return Ok(Answer::empty());
     };
     let examined = found.records.len();
-    let hits = select(
-        user,
-        me.centre(),
-        radius_m,
-        &found.cover,
-        now_ms(),
-        found.records,
-        limit,
-    );
+    let records = super::shares::exact_for_recipient(ctx, user, givers?, found.records).await?;
+    let hits = select(user, me.centre(), radius_m, &found.cover, now_ms(), records, limit);
     span.record("plan", plan.as_str());
     span.record("candidates", examined);
     ctx.metrics.nearby(plan.as_str(), examined);

@@ -4,6 +4,9 @@
 //! connection, the recipient joining the giver's hidden list, a pause and sharing off.
 
 use super::{Ctx, ServiceError, ServiceResult};
+use crate::domain::geo::Coord;
+use crate::domain::nearby::LiveRecord;
+use crate::domain::policy::Precision;
 use crate::store::shares::{self as store, ShareRecord};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -80,4 +83,37 @@ pub async fn end(ctx: &Ctx, me: Uuid, id: Uuid) -> ServiceResult<()> {
     } else {
         Err(ServiceError::not_found())
     }
+}
+
+/// Nearby for a recipient of shares: the records of the givers among `records` whose share is
+/// active (checked in PostgreSQL) carry the giver's own point, at `exact` precision, unless
+/// the policy's minimum precision is coarser. Without givers (almost everyone) nothing is read.
+pub async fn exact_for_recipient(
+    ctx: &Ctx,
+    recipient: Uuid,
+    givers: Vec<Uuid>,
+    mut records: Vec<(Uuid, LiveRecord)>,
+) -> ServiceResult<Vec<(Uuid, LiveRecord)>> {
+    if givers.is_empty() || ctx.controls.get().policy.min_precision != Precision::Exact {
+        return Ok(records);
+    }
+    let listed: Vec<Uuid> = records
+        .iter()
+        .filter(|(id, _)| givers.contains(id))
+        .map(|(id, _)| *id)
+        .collect();
+    if listed.is_empty() {
+        return Ok(records);
+    }
+    let points = store::exact_points(&ctx.db, recipient, &listed).await?;
+    for (id, r) in records.iter_mut() {
+        if let Some((_, lat, lng)) = points.iter().find(|(g, _, _)| g == id) {
+            let p = Coord::stored(*lat, *lng);
+            r.lat = p.lat();
+            r.lng = p.lng();
+            r.precision = Precision::Exact;
+            r.cell = p.cell(h3o::Resolution::Nine).to_string();
+        }
+    }
+    Ok(records)
 }

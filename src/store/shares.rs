@@ -81,6 +81,21 @@ pub async fn start(
     Ok(rec)
 }
 
+/// The givers sharing with `recipient` now, from the Redis set (a hint: nearby checks each
+/// in PostgreSQL with [`exact_points`]); empty for almost everyone, at the cost of one command
+/// sent alongside nearby's first read.
+pub async fn received_givers(redis: &Redis, recipient: Uuid) -> StoreResult<Vec<Uuid>> {
+    let members: Vec<String> = redis
+        .run(
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(received_key(redis, recipient))
+                .arg(OffsetDateTime::now_utc().unix_timestamp())
+                .arg("+inf"),
+        )
+        .await?;
+    Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
+}
+
 /// Active shares given (`given`) or received by `me`, newest first.
 pub async fn list(db: &PgPool, me: Uuid, given: bool) -> StoreResult<Vec<ShareRecord>> {
     let side = if given { "from_user_id" } else { "to_user_id" };

@@ -132,3 +132,90 @@ async fn a_block_hiding_a_pause_or_sharing_off_ends_shares_at_once() {
     assert!(listed(&app, &a, "given").await.is_empty(), "a block ends both ways");
     assert!(listed(&app, &a, "received").await.is_empty());
 }
+
+async fn seen(app: &TestApp, viewer: &TestUser, who: &TestUser) -> Option<Value> {
+    let r = app.get("/v1/nearby?radius_m=20000", viewer.t()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["user_id"] == who.id.as_str())
+        .cloned()
+}
+
+#[tokio::test]
+async fn a_share_makes_an_approximate_user_exact_for_the_recipient_only() {
+    let app = spawn_app().await;
+    let a = app.register("ana").await;
+    let b = app.register("ben").await;
+    let c = app.register("cleo").await;
+    app.connect(&a, &b).await;
+    app.connect(&a, &c).await;
+    // ana stays approximate (the default); ben and cleo share exactly, 1 to 2 km away
+    let r = app.patch("/v1/me/privacy", a.t(), json!({"sharing": true})).await;
+    assert_eq!(r.json()["precision"], "approximate");
+    crate::checkins::share(&app, &b).await;
+    crate::checkins::share(&app, &c).await;
+    crate::checkins::checkin(&app, &a, 48.8566, 2.3522).await;
+    crate::checkins::checkin(&app, &b, 48.8666, 2.3522).await;
+    crate::checkins::checkin(&app, &c, 48.8466, 2.3522).await;
+    let before = seen(&app, &b, &a).await.expect("ben sees ana");
+    assert_eq!(before["precision"], "approximate");
+    let s = share_with(&app, &a, &b, 600).await;
+    let exact = seen(&app, &b, &a).await.expect("ben still sees ana");
+    assert_eq!(exact["precision"], "exact", "{exact}");
+    let d = exact["distance_m"].as_i64().expect("distance");
+    assert!((1_100..=1_120).contains(&d), "the true distance, rounded to 10 m: {d}");
+    assert_eq!(exact["distance_range_m"], json!([d, d]));
+    let cell: h3o::CellIndex = exact["h3_cell"].as_str().expect("cell").parse().expect("H3");
+    assert_eq!(cell.resolution(), h3o::Resolution::Nine);
+    let other = seen(&app, &c, &a).await.expect("cleo sees ana");
+    assert_eq!(other["precision"], "approximate", "only the recipient sees more");
+    // ended by the giver: approximate again at once
+    assert_eq!(
+        app.delete(&format!("/v1/shares/{}", s["id"].as_str().expect("id")), a.t())
+            .await
+            .status,
+        204
+    );
+    assert_eq!(seen(&app, &b, &a).await.expect("listed")["precision"], "approximate");
+    // a pause ends it (and ana leaves nearby); back from the pause she is approximate
+    share_with(&app, &a, &b, 600).await;
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    app.patch("/v1/me/privacy", a.t(), json!({"paused_until": until})).await;
+    assert!(seen(&app, &b, &a).await.is_none());
+    app.patch("/v1/me/privacy", a.t(), json!({"paused_until": null})).await;
+    crate::checkins::checkin(&app, &a, 48.8566, 2.3522).await;
+    assert_eq!(seen(&app, &b, &a).await.expect("listed")["precision"], "approximate");
+    // the policy's minimum precision still wins
+    share_with(&app, &a, &b, 600).await;
+    assert_eq!(seen(&app, &b, &a).await.expect("listed")["precision"], "exact");
+    sqlx::query("UPDATE policy SET min_precision = 'approximate'")
+        .execute(&app.db)
+        .await
+        .expect("policy");
+    app.ctx.load_controls().await;
+    // the server's own instance reloads on its own schedule; the service rule is what is checked
+    let records = vec![(
+        a.uuid(),
+        hereabouts::domain::nearby::LiveRecord {
+            checkin_id: uuid::Uuid::nil(),
+            lat: 0.0,
+            lng: 0.0,
+            precision: hereabouts::domain::policy::Precision::Approximate,
+            cell: String::new(),
+            recorded_at: 0,
+            expires_at_ms: 0,
+            display_name: String::new(),
+            hidden_from: vec![],
+            own: (0.0, 0.0),
+        },
+    )];
+    let out = hereabouts::service::shares::exact_for_recipient(&app.ctx, b.uuid(), vec![a.uuid()], records)
+        .await
+        .expect("answer");
+    assert_eq!(out[0].1.precision, hereabouts::domain::policy::Precision::Approximate);
+}
