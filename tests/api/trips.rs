@@ -671,7 +671,7 @@ async fn overlap_plan_on_a_crowded_city() {
     let c = h3o::LatLng::from(cell);
     sqlx::query(
         "INSERT INTO trips (id, user_id, lat, lng, h3_cell, centre, starts_on, ends_on)
-         SELECT gen_random_uuid(), id, $1, $2, $3, point($2, $1), current_date + (n % 365), current_date + (n % 365) + 3
+         SELECT gen_random_uuid(), id, $1, $2, $3, point($2, $1), current_date + (n % 365)::int, current_date + (n % 365)::int + 3
          FROM (SELECT id, row_number() OVER (ORDER BY email) AS n FROM users WHERE email LIKE 'seed%') u
          WHERE n % 3 = 0 OR n > 30000",
     )
