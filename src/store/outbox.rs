@@ -89,10 +89,12 @@ pub async fn insert_trip_overlaps(
     let tos: Vec<time::Date> = items.iter().map(|n| n.to).collect();
     let distances: Vec<i32> = items.iter().map(|n| n.distance_m).collect();
     let n = sqlx::query(
-        "INSERT INTO notifications (id, user_id, actor_user_id, kind, distance_m, trip_id, overlap_from, overlap_to)
-         SELECT id, u, a, 'trip_overlap', d, t, f, o
+        "INSERT INTO notifications (id, user_id, actor_user_id, kind, distance_m, trip_id, overlap_from, overlap_to,
+             actor_display_name)
+         SELECT x.id, x.u, x.a, 'trip_overlap', x.d, x.t, x.f, x.o, w.display_name
          FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::uuid[], $6::date[], $7::date[])
-             AS x(id, u, a, d, t, f, o)",
+             AS x(id, u, a, d, t, f, o)
+         JOIN users w ON w.id = x.a",
     )
     .bind(&ids)
     .bind(&users)
