@@ -7,6 +7,7 @@ pub mod device;
 pub mod geo;
 pub mod nearby;
 pub mod policy;
+pub mod trips;
 pub mod zones;
 
 use serde::Serialize;

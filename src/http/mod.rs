@@ -16,6 +16,8 @@ pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod privacy;
+pub mod shares;
+pub mod trips;
 
 use crate::service::{Code, Ctx, ServiceError};
 use actix_web::body::{BoxBody, MessageBody};
@@ -147,6 +149,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     devices::config(cfg);
     notifications::config(cfg);
     console::config(cfg);
+    trips::config(cfg);
+    shares::config(cfg);
 }
 
 /// Fallback: 405 with `Allow` for a known path and another method, else 404 problem+json.

@@ -28,6 +28,8 @@ pub struct Doc;
 pub enum NotificationKind {
     /// A connection's check-in brought them within the caller's `notify_radius_m`.
     ConnectionNearby,
+    /// A connection's visible trip overlaps one of the caller's (`trip_id` is the caller's).
+    TripOverlap,
 }
 
 /// Where a notification is: `delivered` once any device accepted it, `pending` while a delivery
@@ -57,13 +59,27 @@ pub struct Notification {
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     pub delivery: DeliveryState,
+    /// `trip_overlap`: the caller's own trip.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trip_id: Option<Uuid>,
+    /// `trip_overlap`: the first shared date (on a near miss, the nearest pair's first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2027-03-02")]
+    pub overlap_from: Option<String>,
+    /// `trip_overlap`: the last shared date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2027-03-04")]
+    pub overlap_to: Option<String>,
 }
 
 impl From<NotificationRecord> for Notification {
     fn from(n: NotificationRecord) -> Self {
         Self {
             id: n.id,
-            kind: NotificationKind::ConnectionNearby,
+            kind: match n.kind.as_str() {
+                "trip_overlap" => NotificationKind::TripOverlap,
+                _ => NotificationKind::ConnectionNearby,
+            },
             actor_user_id: n.actor_user_id,
             actor_display_name: n.actor_display_name,
             distance_m: i64::from(n.distance_m),
@@ -74,6 +90,9 @@ impl From<NotificationRecord> for Notification {
                 "no_device" => DeliveryState::NoDevice,
                 _ => DeliveryState::Failed,
             },
+            trip_id: n.trip_id,
+            overlap_from: n.overlap_from.map(crate::domain::trips::format_date),
+            overlap_to: n.overlap_to.map(crate::domain::trips::format_date),
         }
     }
 }

@@ -53,6 +53,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::devices::Doc::openapi());
     doc.merge(super::notifications::Doc::openapi());
     doc.merge(super::console::Doc::openapi());
+    doc.merge(super::trips::Doc::openapi());
+    doc.merge(super::shares::Doc::openapi());
     add_common_responses(&mut doc);
     doc
 }

@@ -3,7 +3,7 @@
 use super::error::ApiResult;
 use super::extract::AuthUser;
 use crate::service::Ctx;
-use crate::service::privacy::{self, Privacy, PrivacyPatch};
+use crate::service::privacy::{self, HomeCell, HomePoint, Privacy, PrivacyPatch};
 use actix_web::{get, patch, web};
 use utoipa::OpenApi;
 
@@ -12,7 +12,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(get_privacy, patch_privacy), components(schemas(Privacy, PrivacyPatch)))]
+#[openapi(
+    paths(get_privacy, patch_privacy),
+    components(schemas(Privacy, PrivacyPatch, HomeCell, HomePoint))
+)]
 pub struct Doc;
 
 /// The caller's privacy settings.

@@ -75,7 +75,9 @@ pub async fn list(ctx: &Ctx, me: Uuid, limit: i64, cursor: Option<Cursor>) -> Se
 
 /// Removes a connection, for both users.
 pub async fn remove(ctx: &Ctx, me: Uuid, peer: Uuid) -> ServiceResult<()> {
-    found(graph::remove_connection(&ctx.db, &ctx.redis, me, peer).await?)
+    found(graph::remove_connection(&ctx.db, &ctx.redis, me, peer).await?)?;
+    // an exact share is between connections only
+    Ok(crate::store::shares::end_between(&ctx.db, &ctx.redis, me, peer).await?)
 }
 
 /// Blocks a user (idempotent).
@@ -84,7 +86,8 @@ pub async fn block(ctx: &Ctx, me: Uuid, other: Uuid) -> ServiceResult<()> {
         return Err(ServiceError::field("user_id", "cannot block oneself"));
     }
     match graph::block(&ctx.db, &ctx.redis, me, other).await? {
-        graph::BlockOutcome::Blocked => Ok(()),
+        // a block ends the exact shares between the two at once
+        graph::BlockOutcome::Blocked => Ok(crate::store::shares::end_between(&ctx.db, &ctx.redis, me, other).await?),
         graph::BlockOutcome::UnknownUser => Err(ServiceError::not_found()),
         graph::BlockOutcome::CallerGone => Err(ServiceError::unauthorized()),
     }

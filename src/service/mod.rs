@@ -21,7 +21,9 @@ pub mod net;
 pub mod notifications;
 pub mod privacy;
 pub mod sessions;
+pub mod shares;
 pub mod stream;
+pub mod trips;
 
 pub use error::{Code, ServiceError, ServiceResult};
 
@@ -145,7 +147,10 @@ pub async fn migrate(db: &PgPool) -> anyhow::Result<()> {
     let mut conn = sqlx::PgConnection::connect_with(&opts)
         .await
         .context("connecting to PostgreSQL to migrate")?;
-    crate::store::MIGRATOR.run(&mut conn).await.context("applying migrations")?;
+    crate::store::MIGRATOR
+        .run(&mut conn)
+        .await
+        .context("applying migrations")?;
     conn.close().await.ok();
     Ok(())
 }
@@ -193,6 +198,8 @@ pub async fn erase_user(ctx: &Ctx, user: Uuid) -> StoreResult<Option<String>> {
     for hider in crate::store::privacy::forget_hidden(&ctx.db, user).await? {
         live::sync_user(ctx, hider).await?;
     }
+    // the exact shares they gave or received, and their Redis set
+    crate::store::shares::forget_user(&ctx.db, &ctx.redis, user).await?;
     let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(ctx.tokens.ttl_s() as i64 + 60);
     let mut tx = ctx.db.begin().await?;
     // privacy row, then user row: the order a check-in batch takes them in (its live row's
@@ -235,5 +242,6 @@ async fn sweep_erased(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
     ratelimit::forget_user(&ctx.redis, user).await?;
     cooldown::forget_user(&ctx.redis, user).await?;
     crate::store::streams::forget_user(&ctx.redis, user).await?;
+    crate::store::shares::forget_user(&ctx.db, &ctx.redis, user).await?;
     graph::forget_user(&ctx.db, &ctx.redis, user).await
 }

@@ -110,12 +110,13 @@ pub async fn nearby(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Servi
     // round trip 1: the caller's own record and degree, and the rate limit (bounds radius
     // probing), sent together
     let bucket = format!("nearby:{user}");
-    let (limited, first) = futures_util::join!(
+    let (limited, first, givers) = futures_util::join!(
         ctx.rate_limit(&bucket, ctx.settings.rate_nearby_per_user_per_min),
-        index::record_and_degree(&ctx.redis, user)
+        index::record_and_degree(&ctx.redis, user),
+        crate::store::shares::received_givers(&ctx.redis, user)
     );
     limited?;
-    answer(ctx, user, radius_m, limit, first?).await
+    answer(ctx, user, radius_m, limit, first?, givers?).await
 }
 
 /// As [`nearby`] without the per-user rate limit: the live radar's own re-reads (bounded by
@@ -124,8 +125,11 @@ pub async fn unmetered(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Se
     if !ctx.controls.get().policy.location_sharing_enabled {
         return Ok(Answer::empty());
     }
-    let first = index::record_and_degree(&ctx.redis, user).await?;
-    answer(ctx, user, radius_m, limit, first).await
+    let (first, givers) = futures_util::join!(
+        index::record_and_degree(&ctx.redis, user),
+        crate::store::shares::received_givers(&ctx.redis, user)
+    );
+    answer(ctx, user, radius_m, limit, first?, givers?).await
 }
 
 /// The rest of a nearby query once the caller's record and degree are read.
@@ -135,6 +139,7 @@ async fn answer(
     radius_m: f64,
     limit: usize,
     first: (Option<LiveRecord>, Option<u64>),
+    givers: Vec<Uuid>,
 ) -> ServiceResult<Answer> {
     let redis = &ctx.redis;
     let (mut me, degree) = first;
@@ -168,15 +173,8 @@ async fn answer(
         return Ok(Answer::empty());
     };
     let examined = found.records.len();
-    let hits = select(
-        user,
-        me.centre(),
-        radius_m,
-        &found.cover,
-        now_ms(),
-        found.records,
-        limit,
-    );
+    let records = super::shares::exact_for_recipient(ctx, user, givers, found.records).await?;
+    let hits = select(user, me.centre(), radius_m, &found.cover, now_ms(), records, limit);
     span.record("plan", plan.as_str());
     span.record("candidates", examined);
     ctx.metrics.nearby(plan.as_str(), examined);

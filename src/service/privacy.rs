@@ -33,6 +33,32 @@ pub struct Privacy {
     #[schema(example = 5000, minimum = 50, maximum = 200000)]
     pub notify_radius_m: i32,
     pub discoverable_by_email: bool,
+    /// The home base as others may learn it (its resolution-5 cell), or null.
+    pub home: Option<HomeCell>,
+    /// Whether connections see the home cell in their trips' overlaps (default false).
+    pub home_visible: bool,
+}
+
+/// A home base as shown: its resolution-5 cell only.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HomeCell {
+    #[schema(example = "851fb467fffffff")]
+    pub h3_cell: String,
+}
+
+/// A home base as set.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+pub struct HomePoint {
+    pub lat: f64,
+    pub lng: f64,
+}
+
+impl Privacy {
+    fn with_home(mut self, (cell, visible): (Option<String>, bool)) -> Self {
+        self.home = cell.map(|h3_cell| HomeCell { h3_cell });
+        self.home_visible = visible;
+        self
+    }
 }
 
 impl From<&privacy::PrivacyRecord> for Privacy {
@@ -47,8 +73,14 @@ impl From<&privacy::PrivacyRecord> for Privacy {
             notify_nearby: p.notify_nearby,
             notify_radius_m: p.notify_radius_m,
             discoverable_by_email: p.discoverable_by_email,
+            home: None,
+            home_visible: false,
         }
     }
+}
+
+fn some_home<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<HomePoint>>, D::Error> {
+    Option::<HomePoint>::deserialize(d).map(Some)
 }
 
 fn some_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
@@ -78,13 +110,19 @@ pub struct PrivacyPatch {
     #[schema(minimum = 50, maximum = 200000)]
     pub notify_radius_m: Option<i64>,
     pub discoverable_by_email: Option<bool>,
+    /// The home base `{lat, lng}`, or null to clear it; only its resolution-5 cell is shown.
+    #[serde(default, deserialize_with = "some_home")]
+    #[schema(value_type = Option<HomePoint>)]
+    pub home: Option<Option<HomePoint>>,
+    pub home_visible: Option<bool>,
 }
 
 pub async fn get(ctx: &Ctx, user: Uuid) -> ServiceResult<Privacy> {
     let p = privacy::get(&ctx.db, user)
         .await?
         .ok_or_else(ServiceError::unauthorized)?;
-    Ok(Privacy::from(&p))
+    let home = crate::store::trips::home(&ctx.db, user).await?;
+    Ok(Privacy::from(&p).with_home(home))
 }
 
 /// Applies a patch; leaving sharing or pausing takes the user out of the index at once, and a
@@ -110,6 +148,11 @@ pub async fn update(ctx: &Ctx, user: Uuid, patch: PrivacyPatch) -> ServiceResult
     if !errors.is_empty() {
         return Err(ServiceError::invalid(errors));
     }
+    let home = match patch.home {
+        Some(Some(h)) => Some(Some(super::trips::home_write(h.lat, h.lng)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
     let mut tx = ctx.db.begin().await.map_err(StoreError::from)?;
     let mut p = privacy::get_for_update(&mut tx, user)
         .await?
@@ -154,5 +197,16 @@ pub async fn update(ctx: &Ctx, user: Uuid, patch: PrivacyPatch) -> ServiceResult
     if affects_index {
         super::live::sync_user(ctx, user).await?;
     }
-    Ok(Privacy::from(&p))
+    // a pause, sharing off or hiding from a recipient ends the exact shares at once
+    let now = OffsetDateTime::now_utc();
+    if !p.is_sharing(now) {
+        crate::store::shares::end_given(&ctx.db, &ctx.redis, user, None).await?;
+    } else if p.hidden_from != before.hidden_from && !p.hidden_from.is_empty() {
+        crate::store::shares::end_given(&ctx.db, &ctx.redis, user, Some(&p.hidden_from)).await?;
+    }
+    if home.is_some() || patch.home_visible.is_some() {
+        crate::store::trips::set_home(&ctx.db, user, home.as_ref().map(|h| h.as_ref()), patch.home_visible).await?;
+    }
+    let home = crate::store::trips::home(&ctx.db, user).await?;
+    Ok(Privacy::from(&p).with_home(home))
 }

@@ -117,7 +117,8 @@ pub async fn export(db: &PgPool, id: Uuid) -> StoreResult<Option<serde_json::Val
         "exported_at": OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "profile": profile,
         "privacy": json(db, "SELECT row_to_json(p) FROM (SELECT sharing, precision, hidden_from, default_ttl_s, paused_until,
-            notify_nearby, notify_radius_m, discoverable_by_email, updated_at FROM privacy_settings WHERE user_id = $1) p", id).await?,
+            notify_nearby, notify_radius_m, discoverable_by_email, home_lat, home_lng, home_cell, home_visible, updated_at
+            FROM privacy_settings WHERE user_id = $1) p", id).await?,
         "consent_history": json(db, "SELECT coalesce(json_agg(json_build_object('sharing', sharing, 'at', at) ORDER BY at, id), '[]')
             FROM consent_events WHERE user_id = $1", id).await?,
         "connections": json(db, "SELECT coalesce(json_agg(json_build_object('user_id', c.peer_id, 'display_name', u.display_name,
@@ -154,5 +155,31 @@ pub async fn export(db: &PgPool, id: Uuid) -> StoreResult<Option<serde_json::Val
         )
         .await?;
     }
+    doc["trips"] = json(
+        db,
+        "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, 'lat', lat, 'lng', lng, 'h3_cell', h3_cell,
+            'starts_on', starts_on, 'ends_on', ends_on, 'visibility', visibility, 'ical_uid', ical_uid,
+            'created_at', created_at, 'updated_at', updated_at) ORDER BY starts_on, id), '[]') FROM trips WHERE user_id = $1",
+        id,
+    )
+    .await?;
+    // the secret itself is never stored: its hash, and when it was made
+    doc["calendar_feed"] = json(
+        db,
+        "SELECT json_build_object('secret_sha256', encode(secret_hash, 'hex'), 'created_at', created_at)
+         FROM calendar_feeds WHERE user_id = $1",
+        id,
+    )
+    .await?;
+    doc["shares"] = json(
+        db,
+        "SELECT json_build_object(
+            'given', coalesce((SELECT json_agg(json_build_object('id', id, 'to_user_id', to_user_id, 'expires_at', expires_at,
+                'created_at', created_at)) FROM shares WHERE from_user_id = $1), '[]'),
+            'received', coalesce((SELECT json_agg(json_build_object('id', id, 'from_user_id', from_user_id,
+                'expires_at', expires_at, 'created_at', created_at)) FROM shares WHERE to_user_id = $1), '[]'))",
+        id,
+    )
+    .await?;
     Ok(Some(doc))
 }

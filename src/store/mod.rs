@@ -19,7 +19,9 @@ pub mod privacy;
 pub mod ratelimit;
 pub mod redis;
 pub mod sessions;
+pub mod shares;
 pub mod streams;
+pub mod trips;
 pub mod users;
 
 /// The embedded migrations of `migrations/`.

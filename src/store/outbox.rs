@@ -60,6 +60,64 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, items: &[NewNotification
     Ok((n, d))
 }
 
+/// One `trip_overlap` notification to write: the recipient's own trip and the dates.
+#[derive(Debug, Clone)]
+pub struct NewTripOverlap {
+    pub user_id: Uuid,
+    pub actor_user_id: Uuid,
+    pub trip_id: Uuid,
+    pub from: time::Date,
+    pub to: time::Date,
+    /// Between the two trips' cell centres, rounded to 1 km.
+    pub distance_m: i32,
+}
+
+/// Writes `trip_overlap` notifications and one pending delivery per active device of each
+/// recipient. Returns (notifications, deliveries) written.
+pub async fn insert_trip_overlaps(
+    tx: &mut Transaction<'_, Postgres>,
+    items: &[NewTripOverlap],
+) -> StoreResult<(u64, u64)> {
+    if items.is_empty() {
+        return Ok((0, 0));
+    }
+    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
+    let users: Vec<Uuid> = items.iter().map(|n| n.user_id).collect();
+    let actors: Vec<Uuid> = items.iter().map(|n| n.actor_user_id).collect();
+    let trips: Vec<Uuid> = items.iter().map(|n| n.trip_id).collect();
+    let froms: Vec<time::Date> = items.iter().map(|n| n.from).collect();
+    let tos: Vec<time::Date> = items.iter().map(|n| n.to).collect();
+    let distances: Vec<i32> = items.iter().map(|n| n.distance_m).collect();
+    let n = sqlx::query(
+        "INSERT INTO notifications (id, user_id, actor_user_id, kind, distance_m, trip_id, overlap_from, overlap_to,
+             actor_display_name)
+         SELECT x.id, x.u, x.a, 'trip_overlap', x.d, x.t, x.f, x.o, w.display_name
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::uuid[], $6::date[], $7::date[])
+             AS x(id, u, a, d, t, f, o)
+         JOIN users w ON w.id = x.a",
+    )
+    .bind(&ids)
+    .bind(&users)
+    .bind(&actors)
+    .bind(&distances)
+    .bind(&trips)
+    .bind(&froms)
+    .bind(&tos)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    let d = sqlx::query(
+        "INSERT INTO deliveries (id, notification_id, device_id)
+         SELECT gen_random_uuid(), n.id, v.id FROM notifications n JOIN devices v ON v.user_id = n.user_id AND v.active
+         WHERE n.id = ANY($1)",
+    )
+    .bind(&ids)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok((n, d))
+}
+
 /// The candidates who may be notified about `actor` and their radii, per the rules in
 /// PostgreSQL (one query): the recipient's settings, the pair's connection and blocks, the
 /// actor's hidden list and both accounts' sharing state. With `daily_cap`, recipients who had
@@ -107,6 +165,10 @@ pub struct NotificationRecord {
     pub created_at: OffsetDateTime,
     /// `pending`, `delivered`, `failed` or `no_device`.
     pub delivery: String,
+    /// `trip_overlap`: the recipient's trip and the shared (or nearest) dates.
+    pub trip_id: Option<Uuid>,
+    pub overlap_from: Option<time::Date>,
+    pub overlap_to: Option<time::Date>,
 }
 
 const LIST: &str =
@@ -115,7 +177,8 @@ const LIST: &str =
         CASE WHEN bool_or(d.status = 'delivered') THEN 'delivered'
              WHEN bool_or(d.status IN ('pending', 'sending')) THEN 'pending'
              WHEN count(d.id) = 0 THEN 'no_device'
-             ELSE 'failed' END AS delivery
+             ELSE 'failed' END AS delivery,
+        n.trip_id, n.overlap_from, n.overlap_to
     FROM notifications n JOIN users u ON u.id = n.actor_user_id
     LEFT JOIN deliveries d ON d.notification_id = n.id
     WHERE n.user_id = $1";

@@ -13,5 +13,7 @@ mod nearby;
 mod ops;
 mod push;
 mod revision2;
+mod shares;
 mod standins;
 mod stream;
+mod trips;
