@@ -9,6 +9,7 @@ pub mod connections;
 pub mod console;
 pub mod devices;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod me;
 pub mod nearby;
@@ -16,6 +17,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod privacy;
+pub mod profiles;
 
 use crate::service::{Code, Ctx, ServiceError};
 use actix_web::body::{BoxBody, MessageBody};
@@ -147,6 +149,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     devices::config(cfg);
     notifications::config(cfg);
     console::config(cfg);
+    profiles::config(cfg);
+    events::config(cfg);
 }
 
 /// Fallback: 405 with `Allow` for a known path and another method, else 404 problem+json.

@@ -53,6 +53,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::devices::Doc::openapi());
     doc.merge(super::notifications::Doc::openapi());
     doc.merge(super::console::Doc::openapi());
+    doc.merge(super::profiles::Doc::openapi());
+    doc.merge(super::events::Doc::openapi());
     add_common_responses(&mut doc);
     doc
 }

@@ -49,9 +49,9 @@ pub async fn hit_many(
         .collect())
 }
 
-/// Deletes the per-user buckets of an erased user (check-ins, nearby).
+/// Deletes the per-user buckets of an erased user (check-ins, nearby, event joins).
 pub async fn forget_user(redis: &Redis, user: uuid::Uuid) -> StoreResult<()> {
-    let cmds = ["checkin", "nearby"]
+    let cmds = ["checkin", "nearby", "eventjoin"]
         .iter()
         .map(|b| redis::cmd("DEL").arg(redis.key(format_args!("rl:{b}:{user}"))).clone())
         .collect();
