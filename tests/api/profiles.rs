@@ -299,3 +299,37 @@ async fn connection_and_request_items_carry_the_profile_summary() {
         .expect("bert listed");
     assert!(bert["company"].is_null(), "{bert}");
 }
+
+#[tokio::test]
+async fn nearby_items_carry_the_summary_and_follow_a_change() {
+    use crate::checkins::{checkin, share};
+    let app = spawn_app().await;
+    let a = app.register("near").await;
+    let b = app.register("by").await;
+    app.connect(&a, &b).await;
+    app.patch(
+        "/v1/me",
+        b.t(),
+        json!({"headline": "Here now", "company": "Acme", "title": "CTO",
+                                      "avatar_url": "https://cdn.example.com/by.png"}),
+    )
+    .await;
+    for (u, lng) in [(&a, 13.405), (&b, 13.406)] {
+        share(&app, u).await;
+        checkin(&app, u, 52.52, lng).await;
+    }
+    let v = app.get("/v1/nearby", a.t()).await.json();
+    let item = &v["items"][0];
+    assert_eq!(item["user_id"], b.id.as_str(), "{v}");
+    assert_eq!(item["display_name"], "by");
+    assert_eq!(item["headline"], "Here now");
+    assert_eq!(item["company"], "Acme");
+    assert_eq!(item["title"], "CTO");
+    assert_eq!(item["avatar_url"], "https://cdn.example.com/by.png");
+    // a change is re-published to the live record at once
+    app.patch("/v1/me", b.t(), json!({"company": null, "title": "CEO"}))
+        .await;
+    let v = app.get("/v1/nearby", a.t()).await.json();
+    assert!(v["items"][0]["company"].is_null(), "{v}");
+    assert_eq!(v["items"][0]["title"], "CEO");
+}
