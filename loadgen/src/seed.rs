@@ -276,6 +276,10 @@ impl<'w> Seeder<'w> {
             discoverable_by_email: true,
             display_name: display_name(i),
             suspended: false,
+            headline: None,
+            company: None,
+            title: None,
+            avatar_url: None,
         };
         (w.ids[i], row, privacy)
     }

@@ -4,9 +4,12 @@
 pub mod account;
 pub mod cover;
 pub mod device;
+pub mod event;
 pub mod geo;
+pub mod linkedin;
 pub mod nearby;
 pub mod policy;
+pub mod profile;
 pub mod trips;
 pub mod zones;
 

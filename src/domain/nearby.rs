@@ -8,8 +8,20 @@ use super::policy::Precision;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The format byte of stored records.
-const RECORD_FORMAT: u8 = 1;
+/// The format byte of stored records (2 adds the profile summary; 1 is still read).
+const RECORD_FORMAT: u8 = 2;
+/// Records written before the profile summary.
+const RECORD_FORMAT_V1: u8 = 1;
+
+/// What a nearby item shows of who the person is, kept in the live record so that a page of
+/// nearby needs no read of PostgreSQL (a `None` costs one byte).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub headline: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub avatar_url: Option<String>,
+}
 
 /// What the index holds about one live user, stored compactly ([`LiveRecord::to_bytes`]).
 /// Only the published point is ever used for other users; `own` is the user's raw point, read
@@ -31,6 +43,23 @@ pub struct LiveRecord {
     pub hidden_from: Vec<Uuid>,
     /// The user's own raw point (the centre of their own nearby query).
     pub own: (f64, f64),
+    /// Headline, company, title, avatar (last: records of format 1 end before it).
+    pub profile: Summary,
+}
+
+/// A record of format 1 (before the profile summary).
+#[derive(Deserialize)]
+struct LiveRecordV1 {
+    checkin_id: Uuid,
+    lat: f64,
+    lng: f64,
+    precision: Precision,
+    cell: String,
+    recorded_at: i64,
+    expires_at_ms: i64,
+    display_name: String,
+    hidden_from: Vec<Uuid>,
+    own: (f64, f64),
 }
 
 impl LiveRecord {
@@ -49,6 +78,19 @@ impl LiveRecord {
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         match bytes.split_first() {
             Some((&RECORD_FORMAT, body)) => postcard::from_bytes(body).ok(),
+            Some((&RECORD_FORMAT_V1, body)) => postcard::from_bytes::<LiveRecordV1>(body).ok().map(|r| Self {
+                checkin_id: r.checkin_id,
+                lat: r.lat,
+                lng: r.lng,
+                precision: r.precision,
+                cell: r.cell,
+                recorded_at: r.recorded_at,
+                expires_at_ms: r.expires_at_ms,
+                display_name: r.display_name,
+                hidden_from: r.hidden_from,
+                own: r.own,
+                profile: Summary::default(),
+            }),
             _ => None,
         }
     }
@@ -229,6 +271,7 @@ mod tests {
             display_name: "x".into(),
             hidden_from: hidden,
             own: (p.lat(), p.lng()),
+            profile: Summary::default(),
         }
     }
 
@@ -373,6 +416,61 @@ mod tests {
             prop_assert_eq!(LiveRecord::from_bytes(&r.to_bytes()), Some(r.clone()));
             prop_assert_eq!(LiveRecord::from_bytes(br#"{"i":"x"}"#), None);
         }
+    }
+
+    /// Measures the record before (format 1) and after the profile summary, and reads records
+    /// of format 1 still.
+    #[test]
+    fn record_size_with_the_profile_summary() {
+        #[derive(Serialize)]
+        struct V1<'a>(
+            Uuid,
+            f64,
+            f64,
+            Precision,
+            &'a str,
+            i64,
+            i64,
+            &'a str,
+            &'a [Uuid],
+            (f64, f64),
+        );
+        let p = Coord::new(52.52, 13.405).expect("coord");
+        let mut r = record(p, Precision::Approximate, vec![], 1_800_000_000_000);
+        r.display_name = "Alex Example".into();
+        r.recorded_at = 1_800_000_000;
+        let v1 = V1(
+            r.checkin_id,
+            r.lat,
+            r.lng,
+            r.precision,
+            &r.cell,
+            r.recorded_at,
+            r.expires_at_ms,
+            &r.display_name,
+            &r.hidden_from,
+            r.own,
+        );
+        let mut old = vec![RECORD_FORMAT_V1];
+        old.extend(postcard::to_allocvec(&v1).expect("encode"));
+        let empty = r.to_bytes();
+        let mut full = r.clone();
+        full.profile = Summary {
+            headline: Some("Maps at scale".into()),
+            company: Some("Acme, Inc.".into()),
+            title: Some("CTO".into()),
+            avatar_url: Some("https://cdn.example.com/avatars/alex.png".into()),
+        };
+        let filled = full.to_bytes();
+        println!(
+            "live record bytes: format 1 {}, with an empty profile summary {}, with a filled one {}",
+            old.len(),
+            empty.len(),
+            filled.len()
+        );
+        assert_eq!(empty.len(), old.len() + 4, "an empty summary costs 4 bytes");
+        assert_eq!(LiveRecord::from_bytes(&old), Some(r.clone()));
+        assert_eq!(LiveRecord::from_bytes(&filled), Some(full));
     }
 
     #[test]

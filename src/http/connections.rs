@@ -3,6 +3,8 @@
 use super::error::{ApiError, ApiResult};
 use super::extract::AuthUser;
 use super::page_params;
+use super::profiles::Profile;
+use crate::domain::profile::ConnectionState;
 use crate::service::Ctx;
 use crate::service::connections::{self as graph_service, Addressee, Asked};
 use crate::store::graph;
@@ -68,7 +70,7 @@ pub struct Doc;
 // ---------------------------------------------------------------------------------------------
 // Wire types
 
-/// Another user the caller is connected with.
+/// Another user the caller is connected with, and their profile summary.
 #[derive(Serialize, ToSchema)]
 pub struct Connection {
     pub user_id: Uuid,
@@ -77,6 +79,14 @@ pub struct Connection {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub connected_at: OffsetDateTime,
+    #[schema(example = "Maps at scale")]
+    pub headline: Option<String>,
+    #[schema(example = "Acme, Inc.")]
+    pub company: Option<String>,
+    #[schema(example = "CTO")]
+    pub title: Option<String>,
+    #[schema(example = "https://cdn.example.com/alex.png")]
+    pub avatar_url: Option<String>,
 }
 
 impl From<graph::ConnectionRecord> for Connection {
@@ -85,6 +95,10 @@ impl From<graph::ConnectionRecord> for Connection {
             user_id: r.user_id,
             display_name: r.display_name,
             connected_at: r.connected_at,
+            headline: r.profile.headline,
+            company: r.profile.company,
+            title: r.profile.title,
+            avatar_url: r.profile.avatar_url,
         }
     }
 }
@@ -95,7 +109,8 @@ pub enum RequestStatus {
     Pending,
 }
 
-/// A pending connection request.
+/// A pending connection request; `user` is the other party (the sender of an incoming request,
+/// the addressee of an outgoing one), whose summary is repeated at the top level.
 #[derive(Serialize, ToSchema)]
 pub struct ConnectionRequest {
     pub id: Uuid,
@@ -105,16 +120,36 @@ pub struct ConnectionRequest {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    #[schema(example = "Alex")]
+    pub display_name: String,
+    pub headline: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub avatar_url: Option<String>,
+    pub user: Profile,
 }
 
-impl From<graph::RequestRecord> for ConnectionRequest {
-    fn from(r: graph::RequestRecord) -> Self {
+impl ConnectionRequest {
+    /// The request as `viewer` (one of its two users) sees it.
+    fn seen_by(r: graph::RequestRecord, viewer: Uuid) -> Self {
+        let (other, connection) = if r.from_user_id == viewer {
+            (r.to_user_id, ConnectionState::PendingOutgoing)
+        } else {
+            (r.from_user_id, ConnectionState::PendingIncoming)
+        };
+        let p = r.other.profile;
         Self {
             id: r.id,
             from_user_id: r.from_user_id,
             to_user_id: r.to_user_id,
             status: RequestStatus::Pending,
             created_at: r.created_at,
+            display_name: r.other.display_name.clone(),
+            headline: p.headline.clone(),
+            company: p.company.clone(),
+            title: p.title.clone(),
+            avatar_url: p.avatar_url.clone(),
+            user: Profile::new(other, r.other.display_name, p, connection),
         }
     }
 }
@@ -267,7 +302,7 @@ pub async fn create_request(
         }
     };
     Ok(match graph_service::request(&ctx, me.id, to).await? {
-        Asked::Pending(r) => HttpResponse::Created().json(ConnectionRequest::from(r)),
+        Asked::Pending(r) => HttpResponse::Created().json(ConnectionRequest::seen_by(r, me.id)),
         Asked::Connected(c) => HttpResponse::Ok().json(Connection::from(c)),
     })
 }
@@ -293,7 +328,11 @@ pub async fn list_requests(
     let page = graph_service::requests(&ctx, me.id, direction, limit, cursor).await?;
     Ok(web::Json(RequestList {
         next_cursor: next_cursor(&page),
-        items: page.items.into_iter().map(Into::into).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|r| ConnectionRequest::seen_by(r, me.id))
+            .collect(),
     }))
 }
 

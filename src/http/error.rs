@@ -115,6 +115,7 @@ pub fn status_of(code: Code) -> StatusCode {
         | Code::SharingDisabled
         | Code::NoActiveCheckin
         | Code::NotIndexed
+        | Code::NotAtEvent
         | Code::AlreadyConnected
         | Code::Blocked
         | Code::TooManyDevices

@@ -6,7 +6,7 @@ use crate::domain::account::Role;
 use crate::service::{Ctx, accounts};
 use crate::store::users;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -31,6 +31,18 @@ pub struct User {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    #[schema(example = "Maps at scale", max_length = 100)]
+    pub headline: Option<String>,
+    #[schema(example = "Acme, Inc.", max_length = 100)]
+    pub company: Option<String>,
+    #[schema(example = "CTO", max_length = 100)]
+    pub title: Option<String>,
+    /// An `https` URL.
+    #[schema(example = "https://cdn.example.com/alex.png", max_length = 500)]
+    pub avatar_url: Option<String>,
+    /// Normalised: `https://www.linkedin.com/in/<slug>`.
+    #[schema(example = "https://www.linkedin.com/in/alex")]
+    pub linkedin_url: Option<String>,
 }
 
 impl From<users::UserRecord> for User {
@@ -41,14 +53,46 @@ impl From<users::UserRecord> for User {
             display_name: u.display_name,
             role: u.role,
             created_at: u.created_at,
+            headline: u.profile.headline,
+            company: u.profile.company,
+            title: u.profile.title,
+            avatar_url: u.profile.avatar_url,
+            linkedin_url: u.profile.linkedin_url,
         }
     }
 }
 
+/// A present field, `null` included (`null` clears a profile field).
+fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Any subset of the caller's profile; `null` clears a profile field.
 #[derive(Deserialize, ToSchema)]
 pub struct PatchMe {
     #[schema(example = "Alex M.", min_length = 1, max_length = 100)]
     pub display_name: Option<String>,
+    /// Visible text, at most 100 characters, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub headline: Option<Option<String>>,
+    /// Visible text, at most 100 characters, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub company: Option<Option<String>>,
+    /// Visible text, at most 100 characters, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub title: Option<Option<String>>,
+    /// An `https` URL of at most 500 characters, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 500)]
+    pub avatar_url: Option<Option<String>>,
+    /// `https://www.linkedin.com/in/<slug>` (stored normalised: scheme, `www.`, trailing slash
+    /// and case do not matter), or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub linkedin_url: Option<Option<String>>,
 }
 
 /// The caller's profile.
@@ -61,7 +105,8 @@ pub async fn get_me(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<web::Json<Us
     Ok(web::Json(accounts::me(&ctx, me.id).await?.into()))
 }
 
-/// Changes the caller's display name.
+/// Changes the caller's display name and profile fields (any subset; `null` clears a profile
+/// field). 422 `validation_failed` names every invalid field.
 #[utoipa::path(tag = "me", security(("bearer" = [])), request_body = PatchMe, responses(
     (status = 200, body = User),
     (status = 400, response = crate::http::error::Problem),
@@ -71,10 +116,16 @@ pub async fn get_me(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<web::Json<Us
 ))]
 #[patch("/v1/me")]
 pub async fn patch_me(ctx: web::Data<Ctx>, me: AuthUser, body: web::Json<PatchMe>) -> ApiResult<web::Json<User>> {
-    let user = match &body.display_name {
-        Some(name) => accounts::rename(&ctx, me.id, name).await?,
-        None => accounts::me(&ctx, me.id).await?,
+    let b = body.into_inner();
+    let patch = accounts::ProfilePatch {
+        display_name: b.display_name,
+        headline: b.headline,
+        company: b.company,
+        title: b.title,
+        avatar_url: b.avatar_url,
+        linkedin_url: b.linkedin_url,
     };
+    let user = accounts::update_profile(&ctx, me.id, patch).await?;
     Ok(web::Json(user.into()))
 }
 

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod console;
 pub mod devices;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod me;
 pub mod nearby;
@@ -16,6 +17,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod privacy;
+pub mod profiles;
 pub mod shares;
 pub mod trips;
 
@@ -151,6 +153,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     console::config(cfg);
     trips::config(cfg);
     shares::config(cfg);
+    profiles::config(cfg);
+    events::config(cfg);
 }
 
 /// Fallback: 405 with `Allow` for a known path and another method, else 404 problem+json.

@@ -40,6 +40,10 @@ pub struct NearbyQuery {
 pub struct NearbyItem {
     pub user_id: Uuid,
     pub display_name: String,
+    pub headline: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub avatar_url: Option<String>,
     /// Geodesic distance to the published point, rounded to 10 / 100 / 1,000 m by precision.
     #[schema(example = 1230)]
     pub distance_m: u64,
@@ -105,6 +109,10 @@ impl From<&Hit> for NearbyItem {
         NearbyItem {
             user_id: h.user_id,
             display_name: h.record.display_name.clone(),
+            headline: h.record.profile.headline.clone(),
+            company: h.record.profile.company.clone(),
+            title: h.record.profile.title.clone(),
+            avatar_url: h.record.profile.avatar_url.clone(),
             distance_m: h.distance_m,
             distance_range_m: [h.distance_range_m.0, h.distance_range_m.1],
             precision: h.record.precision,

@@ -55,6 +55,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::console::Doc::openapi());
     doc.merge(super::trips::Doc::openapi());
     doc.merge(super::shares::Doc::openapi());
+    doc.merge(super::profiles::Doc::openapi());
+    doc.merge(super::events::Doc::openapi());
     add_common_responses(&mut doc);
     doc
 }

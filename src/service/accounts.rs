@@ -136,7 +136,7 @@ pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
     let (token, new) = new_refresh_token();
     let expires = OffsetDateTime::now_utc() + ctx.settings.refresh_token_ttl;
     match users::rotate_refresh(&ctx.db, &old, &new, expires).await? {
-        users::Rotation::Rotated { user, family } => session(ctx, user, Some((token, family))).await,
+        users::Rotation::Rotated { user, family } => session(ctx, *user, Some((token, family))).await,
         users::Rotation::Suspended => Err(ServiceError::suspended()),
         users::Rotation::Rejected => Err(ServiceError::unauthorized()),
     }
@@ -215,6 +215,63 @@ pub async fn rename(ctx: &Ctx, user: Uuid, name: &str) -> ServiceResult<UserReco
         .await?
         .ok_or_else(ServiceError::unauthorized)?;
     super::profile_changed(ctx, user).await?;
+    Ok(record)
+}
+
+/// A change of the caller's profile as sent: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    pub display_name: Option<String>,
+    pub headline: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+    pub title: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub linkedin_url: Option<Option<String>>,
+}
+
+/// Changes any subset of the caller's profile (422 naming every invalid field); the live index
+/// follows when something others see changed.
+pub async fn update_profile(ctx: &Ctx, user: Uuid, patch: ProfilePatch) -> ServiceResult<UserRecord> {
+    use crate::domain::profile::{parse_avatar_url, parse_linkedin_url, parse_text};
+    let mut errors: Vec<FieldError> = Vec::new();
+    let mut check =
+        |value: Option<Option<String>>, parse: &dyn Fn(&str) -> Result<String, FieldError>| -> Option<Option<String>> {
+            match value? {
+                None => Some(None),
+                Some(raw) => match parse(&raw) {
+                    Ok(v) => Some(Some(v)),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                },
+            }
+        };
+    let change = users::ProfileChange {
+        display_name: check(patch.display_name.map(Some), &|r| {
+            DisplayName::parse(r).map(|n| n.as_str().to_string())
+        })
+        .flatten(),
+        headline: check(patch.headline, &|r| parse_text("headline", r)),
+        company: check(patch.company, &|r| parse_text("company", r)),
+        title: check(patch.title, &|r| parse_text("title", r)),
+        avatar_url: check(patch.avatar_url, &parse_avatar_url),
+        linkedin_url: check(patch.linkedin_url, &parse_linkedin_url),
+    };
+    if !errors.is_empty() {
+        return Err(ServiceError::invalid(errors));
+    }
+    let seen_by_others = change.display_name.is_some()
+        || change.headline.is_some()
+        || change.company.is_some()
+        || change.title.is_some()
+        || change.avatar_url.is_some();
+    let record = users::update_profile(&ctx.db, user, &change)
+        .await?
+        .ok_or_else(ServiceError::unauthorized)?;
+    if seen_by_others {
+        super::profile_changed(ctx, user).await?;
+    }
     Ok(record)
 }
 

@@ -45,6 +45,13 @@ pub async fn request(ctx: &Ctx, me: Uuid, to: Addressee) -> ServiceResult<Asked>
     }
 }
 
+/// Asks each of `targets` for a connection in bulk (a few statements per 500, never one round
+/// trip per target); skips whoever is connected with the caller or has a request pending either
+/// way, suspended users and blocked pairs. The users asked.
+pub async fn request_many(ctx: &Ctx, me: Uuid, targets: &[Uuid]) -> ServiceResult<Vec<Uuid>> {
+    Ok(graph::request_many(&ctx.db, me, targets).await?)
+}
+
 /// Pending requests addressed to the caller or sent by them, newest first.
 pub async fn requests(
     ctx: &Ctx,

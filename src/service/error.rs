@@ -49,6 +49,8 @@ codes! {
     NoActiveCheckin = "no_active_checkin",
     /// The caller's live check-in is not indexed (a restricted zone).
     NotIndexed = "not_indexed",
+    /// Event people are shown only to an attendee checked in inside the venue during the event.
+    NotAtEvent = "not_at_event",
     /// The two users are already connected.
     AlreadyConnected = "already_connected",
     /// One of the two blocked the other.

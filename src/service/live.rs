@@ -110,6 +110,12 @@ pub fn record_for(row: &LiveRow, privacy: &PrivacyRecord) -> LiveRecord {
         display_name: privacy.display_name.clone(),
         hidden_from: privacy.hidden_from.clone(),
         own: (row.lat, row.lng),
+        profile: crate::domain::nearby::Summary {
+            headline: privacy.headline.clone(),
+            company: privacy.company.clone(),
+            title: privacy.title.clone(),
+            avatar_url: privacy.avatar_url.clone(),
+        },
     }
 }
 

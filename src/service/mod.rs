@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod conference;
 pub mod connections;
 pub mod controls;
 pub mod devices;
@@ -20,6 +21,7 @@ pub mod nearby;
 pub mod net;
 pub mod notifications;
 pub mod privacy;
+pub mod profiles;
 pub mod sessions;
 pub mod shares;
 pub mod stream;

@@ -206,6 +206,7 @@ mod tests {
             display_name: "x".into(),
             hidden_from: vec![],
             own: (0.0, 0.0),
+            profile: Default::default(),
         };
         Hit::for_tests(id, d, record)
     }

@@ -104,7 +104,8 @@ pub async fn export(db: &PgPool, id: Uuid) -> StoreResult<Option<serde_json::Val
     let profile = json(
         db,
         "SELECT json_build_object('id', id, 'email', email, 'display_name', display_name, 'role', role,
-            'suspended', suspended, 'created_at', created_at) FROM users WHERE id = $1",
+            'suspended', suspended, 'created_at', created_at, 'headline', headline, 'company', company, 'title', title,
+            'avatar_url', avatar_url, 'linkedin_url', linkedin_url) FROM users WHERE id = $1",
         id,
     )
     .await;
@@ -139,6 +140,24 @@ pub async fn export(db: &PgPool, id: Uuid) -> StoreResult<Option<serde_json::Val
         "refresh_sessions": json(db, "SELECT coalesce(json_agg(json_build_object('family_id', family_id, 'created_at', created_at,
             'expires_at', expires_at, 'used_at', used_at, 'revoked_at', revoked_at)), '[]') FROM refresh_tokens WHERE user_id = $1", id).await?,
     });
+    if table_exists(db, "events").await? {
+        doc["events_organised"] = json(
+            db,
+            "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, 'lat', lat, 'lng', lng, 'radius_m', radius_m,
+                'starts_at', starts_at, 'ends_at', ends_at, 'join_code', join_code, 'created_at', created_at)
+                ORDER BY created_at, id), '[]') FROM events WHERE organizer_id = $1",
+            id,
+        )
+        .await?;
+        doc["event_attendance"] = json(
+            db,
+            "SELECT coalesce(json_agg(json_build_object('event_id', a.event_id, 'name', e.name, 'joined_at', a.joined_at)
+                ORDER BY a.joined_at, a.event_id), '[]')
+             FROM event_attendees a JOIN events e ON e.id = a.event_id WHERE a.user_id = $1",
+            id,
+        )
+        .await?;
+    }
     if table_exists(db, "devices").await? {
         doc["devices"] = json(
             db,

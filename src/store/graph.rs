@@ -26,6 +26,7 @@ use super::StoreResult;
 pub use super::paging::{Cursor, Page};
 use super::paging::{Keyed, Sorted, keyset};
 use super::redis::Redis;
+use super::users::ProfileFields;
 use redis::{Cmd, Value};
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -77,16 +78,31 @@ pub struct ConnectionRecord {
     pub user_id: Uuid,
     pub display_name: String,
     pub connected_at: OffsetDateTime,
+    #[sqlx(flatten)]
+    pub profile: ProfileFields,
 }
 
-/// A pending connection request.
+/// A pending connection request, with the other party of the pair (as the caller sees it).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RequestRecord {
     pub id: Uuid,
     pub from_user_id: Uuid,
     pub to_user_id: Uuid,
     pub created_at: OffsetDateTime,
+    #[sqlx(flatten)]
+    pub other: Party,
 }
+
+/// The other user of a request: name and profile fields.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Party {
+    pub display_name: String,
+    #[sqlx(flatten)]
+    pub profile: ProfileFields,
+}
+
+/// The profile columns of `users u`, in the order of [`ProfileFields`].
+pub const PROFILE_COLS: &str = "u.headline, u.company, u.title, u.avatar_url, u.linkedin_url";
 
 /// A user the caller blocked.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -137,11 +153,13 @@ pub async fn list_connections(
     limit: i64,
     cursor: Option<Cursor>,
 ) -> StoreResult<Page<ConnectionRecord>> {
-    const SELECT: &str = "SELECT c.peer_id AS user_id, u.display_name, c.connected_at
-                          FROM connections c JOIN users u ON u.id = c.peer_id WHERE c.user_id = $1";
+    let select = format!(
+        "SELECT c.peer_id AS user_id, u.display_name, c.connected_at, {PROFILE_COLS}
+         FROM connections c JOIN users u ON u.id = c.peer_id WHERE c.user_id = $1"
+    );
     keyset(
         db,
-        Sorted::newest(SELECT, "c.connected_at", "c.peer_id"),
+        Sorted::newest(&select, "c.connected_at", "c.peer_id"),
         user,
         limit,
         cursor,
@@ -166,13 +184,16 @@ pub async fn list_requests(
     limit: i64,
     cursor: Option<Cursor>,
 ) -> StoreResult<Page<RequestRecord>> {
-    let column = match direction {
-        Direction::Incoming => "to_user_id",
-        Direction::Outgoing => "from_user_id",
+    let (column, other) = match direction {
+        Direction::Incoming => ("to_user_id", "from_user_id"),
+        Direction::Outgoing => ("from_user_id", "to_user_id"),
     };
-    let select =
-        format!("SELECT id, from_user_id, to_user_id, created_at FROM connection_requests WHERE {column} = $1");
-    keyset(db, Sorted::newest(&select, "created_at", "id"), user, limit, cursor).await
+    // the other party's profile comes in the same query (one per page, never one per item)
+    let select = format!(
+        "SELECT r.id, r.from_user_id, r.to_user_id, r.created_at, u.display_name, {PROFILE_COLS}
+         FROM connection_requests r JOIN users u ON u.id = r.{other} WHERE r.{column} = $1"
+    );
+    keyset(db, Sorted::newest(&select, "r.created_at", "r.id"), user, limit, cursor).await
 }
 
 /// The users the caller blocked, newest first (`created_at DESC, blocked_id DESC`), after `cursor`.
@@ -215,19 +236,74 @@ pub async fn match_contacts(db: &PgPool, user: Uuid, hashes: &[Vec<u8>]) -> Stor
     .await?)
 }
 
+/// A user matched by a LinkedIn import, with how they stand to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ImportMatch {
+    pub user_id: Uuid,
+    pub display_name: String,
+    /// Their email hash, when it was asked for and they may be found by email.
+    pub email_sha256: Option<Vec<u8>>,
+    /// Their LinkedIn URL, when it was asked for.
+    pub linkedin_url: Option<String>,
+    pub connected: bool,
+    /// They asked the caller.
+    pub incoming: bool,
+    /// The caller asked them.
+    pub outgoing: bool,
+}
+
+/// The users an import can match: by email hash (only who may be found by email) or by the
+/// normalised LinkedIn URL; never the caller, suspended users or blocked pairs (either way).
+/// One query whatever the number of rows (`= ANY` over both arrays, on their indexes).
+pub async fn match_import(
+    db: &PgPool,
+    user: Uuid,
+    hashes: &[Vec<u8>],
+    urls: &[String],
+) -> StoreResult<Vec<ImportMatch>> {
+    if hashes.is_empty() && urls.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(sqlx::query_as(
+        "SELECT u.id AS user_id, u.display_name,
+                CASE WHEN p.discoverable_by_email AND u.email_sha256 = ANY($2) THEN u.email_sha256 END AS email_sha256,
+                CASE WHEN u.linkedin_url = ANY($3) THEN u.linkedin_url END AS linkedin_url,
+                EXISTS (SELECT 1 FROM connections c WHERE c.user_id = $1 AND c.peer_id = u.id) AS connected,
+                EXISTS (SELECT 1 FROM connection_requests r WHERE r.from_user_id = u.id AND r.to_user_id = $1) AS incoming,
+                EXISTS (SELECT 1 FROM connection_requests r WHERE r.from_user_id = $1 AND r.to_user_id = u.id) AS outgoing
+         FROM users u JOIN privacy_settings p ON p.user_id = u.id
+         WHERE ((u.email_sha256 = ANY($2) AND p.discoverable_by_email) OR u.linkedin_url = ANY($3))
+           AND NOT u.suspended AND u.id <> $1
+           AND NOT EXISTS (SELECT 1 FROM blocks b
+                           WHERE (b.blocker_id = $1 AND b.blocked_id = u.id)
+                              OR (b.blocker_id = u.id AND b.blocked_id = $1))
+         ORDER BY u.display_name, u.id",
+    )
+    .bind(user)
+    .bind(hashes)
+    .bind(urls)
+    .fetch_all(db)
+    .await?)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Changes
 
 type Tx = Transaction<'static, Postgres>;
 
-/// Serialises every change of the pair `{a, b}` until the transaction ends.
-async fn lock_pair(tx: &mut Tx, a: Uuid, b: Uuid) -> StoreResult<()> {
+/// The second key of the advisory lock of the pair `{a, b}`.
+fn pair_key(a: Uuid, b: Uuid) -> i32 {
     let (lo, hi) = if a < b { (a, b) } else { (b, a) };
     let digest = Sha256::new()
         .chain_update(lo.as_bytes())
         .chain_update(hi.as_bytes())
         .finalize();
-    let key = i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// Serialises every change of the pair `{a, b}` until the transaction ends.
+async fn lock_pair(tx: &mut Tx, a: Uuid, b: Uuid) -> StoreResult<()> {
+    let key = pair_key(a, b);
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
         .bind(PAIR_LOCK_CLASS)
         .bind(key)
@@ -306,6 +382,14 @@ async fn disconnect_tx(tx: &mut Tx, a: Uuid, b: Uuid) -> StoreResult<u64> {
     )
 }
 
+/// The user a request is addressed to or comes from.
+#[derive(sqlx::FromRow)]
+struct PeerRow {
+    id: Uuid,
+    #[sqlx(flatten)]
+    party: Party,
+}
+
 /// Whom a request is for.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -340,25 +424,31 @@ pub async fn request_connection(db: &PgPool, redis: &Redis, me: Uuid, target: &T
         return Ok(RequestOutcome::ToSelf);
     }
     let mut tx = db.begin().await?;
-    let peer: Option<(Uuid, String)> = match target {
+    let peer: Option<PeerRow> = match target {
         Target::Id(id) => {
-            sqlx::query_as("SELECT id, display_name FROM users WHERE id = $1 AND NOT suspended")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT u.id, u.display_name, {PROFILE_COLS} FROM users u WHERE u.id = $1 AND NOT u.suspended"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
         }
         Target::Email(email) => {
             // an email finds only who may be found by email: anyone else answers as unknown
-            sqlx::query_as(
-                "SELECT u.id, u.display_name FROM users u JOIN privacy_settings p ON p.user_id = u.id
-                 WHERE u.email_sha256 = $1 AND NOT u.suspended AND p.discoverable_by_email",
-            )
+            sqlx::query_as(&format!(
+                "SELECT u.id, u.display_name, {PROFILE_COLS} FROM users u JOIN privacy_settings p ON p.user_id = u.id
+                 WHERE u.email_sha256 = $1 AND NOT u.suspended AND p.discoverable_by_email"
+            ))
             .bind(email.sha256())
             .fetch_optional(&mut *tx)
             .await?
         }
     };
-    let Some((peer, display_name)) = peer else {
+    let Some(PeerRow {
+        id: peer,
+        party: Party { display_name, profile },
+    }) = peer
+    else {
         return Ok(RequestOutcome::UnknownUser);
     };
     if peer == me {
@@ -393,9 +483,10 @@ pub async fn request_connection(db: &PgPool, redis: &Redis, me: Uuid, target: &T
             user_id: peer,
             display_name,
             connected_at,
+            profile,
         }));
     }
-    let created: Option<RequestRecord> = sqlx::query_as(
+    let created: Option<(Uuid, Uuid, Uuid, OffsetDateTime)> = sqlx::query_as(
         "INSERT INTO connection_requests (id, from_user_id, to_user_id) VALUES ($1, $2, $3)
          ON CONFLICT (from_user_id, to_user_id) DO NOTHING
          RETURNING id, from_user_id, to_user_id, created_at",
@@ -405,9 +496,19 @@ pub async fn request_connection(db: &PgPool, redis: &Redis, me: Uuid, target: &T
     .bind(peer)
     .fetch_optional(&mut *tx)
     .await?;
+    let record = |(id, from_user_id, to_user_id, created_at): (Uuid, Uuid, Uuid, OffsetDateTime)| RequestRecord {
+        id,
+        from_user_id,
+        to_user_id,
+        created_at,
+        other: Party {
+            display_name: display_name.clone(),
+            profile: profile.clone(),
+        },
+    };
     let outcome = match created {
-        Some(r) => RequestOutcome::Created(r),
-        None => RequestOutcome::Existing(
+        Some(r) => RequestOutcome::Created(record(r)),
+        None => RequestOutcome::Existing(record(
             sqlx::query_as(
                 "SELECT id, from_user_id, to_user_id, created_at FROM connection_requests
                  WHERE from_user_id = $1 AND to_user_id = $2",
@@ -416,10 +517,58 @@ pub async fn request_connection(db: &PgPool, redis: &Redis, me: Uuid, target: &T
             .bind(peer)
             .fetch_one(&mut *tx)
             .await?,
-        ),
+        )),
     };
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Pairs per transaction of [`request_many`] (each holds an advisory lock until the commit; the
+/// shared lock table has room for a few thousand).
+const REQUEST_CHUNK: usize = 500;
+
+/// Sends a pending request from `me` to each of `targets` who is neither connected with `me` nor
+/// has a request pending either way, is not suspended and not blocked either way: a few
+/// statements per 500 targets, whatever their number. The users asked.
+pub async fn request_many(db: &PgPool, me: Uuid, targets: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+    let mut asked = vec![];
+    let mut targets: Vec<Uuid> = targets.iter().copied().filter(|t| *t != me).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    for chunk in targets.chunks(REQUEST_CHUNK) {
+        let mut keys: Vec<i32> = chunk.iter().map(|t| pair_key(me, *t)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut tx = db.begin().await?;
+        // the same pair locks as single requests, taken in key order (unnest keeps array order)
+        sqlx::query("SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int4[]) AS k")
+            .bind(PAIR_LOCK_CLASS)
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await?;
+        let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
+        let mut sent: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO connection_requests (id, from_user_id, to_user_id)
+             SELECT t.id, $1, t.peer FROM unnest($2::uuid[], $3::uuid[]) AS t(id, peer)
+             JOIN users u ON u.id = t.peer AND NOT u.suspended
+             WHERE EXISTS (SELECT 1 FROM users WHERE id = $1)
+               AND NOT EXISTS (SELECT 1 FROM connections c WHERE c.user_id = $1 AND c.peer_id = t.peer)
+               AND NOT EXISTS (SELECT 1 FROM connection_requests r WHERE r.from_user_id = t.peer AND r.to_user_id = $1)
+               AND NOT EXISTS (SELECT 1 FROM blocks b
+                               WHERE (b.blocker_id = $1 AND b.blocked_id = t.peer)
+                                  OR (b.blocker_id = t.peer AND b.blocked_id = $1))
+             ON CONFLICT (from_user_id, to_user_id) DO NOTHING
+             RETURNING to_user_id",
+        )
+        .bind(me)
+        .bind(&ids)
+        .bind(chunk)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        asked.append(&mut sent);
+    }
+    Ok(asked)
 }
 
 /// Accepts request `id` addressed to `me`; `None` when there is no such request for `me` (or its
@@ -435,15 +584,19 @@ pub async fn accept_request(db: &PgPool, redis: &Redis, me: Uuid, id: Uuid) -> S
     let Some(from) = from else { return Ok(None) };
     lock_pair(&mut tx, me, from).await?;
     // read again under the lock: a concurrent decline or block may have removed it
-    let peer: Option<(Uuid, String)> = sqlx::query_as(
-        "SELECT u.id, u.display_name FROM connection_requests r JOIN users u ON u.id = r.from_user_id
-         WHERE r.id = $1 AND r.to_user_id = $2 AND NOT u.suspended",
-    )
+    let peer: Option<PeerRow> = sqlx::query_as(&format!(
+        "SELECT u.id, u.display_name, {PROFILE_COLS} FROM connection_requests r JOIN users u ON u.id = r.from_user_id
+         WHERE r.id = $1 AND r.to_user_id = $2 AND NOT u.suspended"
+    ))
     .bind(id)
     .bind(me)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((peer, display_name)) = peer else {
+    let Some(PeerRow {
+        id: peer,
+        party: Party { display_name, profile },
+    }) = peer
+    else {
         return Ok(None);
     };
     if pair_state(&mut tx, me, peer).await?.blocked {
@@ -457,6 +610,7 @@ pub async fn accept_request(db: &PgPool, redis: &Redis, me: Uuid, id: Uuid) -> S
         user_id: peer,
         display_name,
         connected_at,
+        profile,
     }))
 }
 

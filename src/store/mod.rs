@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod conference;
 pub mod cooldown;
 pub mod devices;
 pub mod graph;

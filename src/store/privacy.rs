@@ -20,6 +20,11 @@ pub struct PrivacyRecord {
     pub discoverable_by_email: bool,
     pub display_name: String,
     pub suspended: bool,
+    /// What nearby items show of the user (kept in their live record).
+    pub headline: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub avatar_url: Option<String>,
 }
 
 impl PrivacyRecord {
@@ -30,7 +35,8 @@ impl PrivacyRecord {
 }
 
 const SELECT: &str = "SELECT p.user_id, p.sharing, p.precision, p.hidden_from, p.default_ttl_s, p.paused_until,
-    p.notify_nearby, p.notify_radius_m, p.discoverable_by_email, u.display_name, u.suspended
+    p.notify_nearby, p.notify_radius_m, p.discoverable_by_email, u.display_name, u.suspended,
+    u.headline, u.company, u.title, u.avatar_url
     FROM privacy_settings p JOIN users u ON u.id = p.user_id WHERE p.user_id = $1";
 
 pub async fn get(db: &PgPool, user: Uuid) -> StoreResult<Option<PrivacyRecord>> {

@@ -49,9 +49,9 @@ pub async fn hit_many(
         .collect())
 }
 
-/// Deletes the per-user buckets of an erased user (check-ins, nearby, password changes).
+/// Deletes the per-user buckets of an erased user (check-ins, nearby, password changes, event joins).
 pub async fn forget_user(redis: &Redis, user: uuid::Uuid) -> StoreResult<()> {
-    let cmds = ["checkin", "nearby", "login:user"]
+    let cmds = ["checkin", "nearby", "login:user", "eventjoin"]
         .iter()
         .map(|b| redis::cmd("DEL").arg(redis.key(format_args!("rl:{b}:{user}"))).clone())
         .collect();

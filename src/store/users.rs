@@ -16,9 +16,32 @@ pub struct UserRecord {
     pub role: Role,
     pub suspended: bool,
     pub created_at: OffsetDateTime,
+    #[sqlx(flatten)]
+    pub profile: ProfileFields,
 }
 
-const COLS: &str = "id, email, display_name, password_hash, role, suspended, created_at";
+/// The profile fields of a user (each optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProfileFields {
+    pub headline: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub avatar_url: Option<String>,
+    pub linkedin_url: Option<String>,
+}
+
+/// A change of profile fields: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    pub display_name: Option<String>,
+    pub headline: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+    pub title: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub linkedin_url: Option<Option<String>>,
+}
+
+const COLS: &str = "id, email, display_name, password_hash, role, suspended, created_at, headline, company, title, avatar_url, linkedin_url";
 
 /// Creates a user and their default privacy settings (sharing off). `None` when the email is taken.
 pub async fn create(
@@ -88,6 +111,78 @@ pub async fn set_display_name(db: &PgPool, id: Uuid, name: &str) -> StoreResult<
     .await?)
 }
 
+/// Applies a profile change in one statement; `None` when no such user.
+pub async fn update_profile(db: &PgPool, id: Uuid, c: &ProfileChange) -> StoreResult<Option<UserRecord>> {
+    let set = |f: &Option<Option<String>>| (f.is_some(), f.clone().flatten());
+    let (h, c2, t, a, l) = (
+        set(&c.headline),
+        set(&c.company),
+        set(&c.title),
+        set(&c.avatar_url),
+        set(&c.linkedin_url),
+    );
+    Ok(sqlx::query_as(&format!(
+        "UPDATE users SET display_name = coalesce($2, display_name),
+           headline = CASE WHEN $3 THEN $4 ELSE headline END,
+           company = CASE WHEN $5 THEN $6 ELSE company END,
+           title = CASE WHEN $7 THEN $8 ELSE title END,
+           avatar_url = CASE WHEN $9 THEN $10 ELSE avatar_url END,
+           linkedin_url = CASE WHEN $11 THEN $12 ELSE linkedin_url END
+         WHERE id = $1 RETURNING {COLS}"
+    ))
+    .bind(id)
+    .bind(&c.display_name)
+    .bind(h.0)
+    .bind(h.1)
+    .bind(c2.0)
+    .bind(c2.1)
+    .bind(t.0)
+    .bind(t.1)
+    .bind(a.0)
+    .bind(a.1)
+    .bind(l.0)
+    .bind(l.1)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Another user's profile as `viewer` may see it, with how the two stand to each other;
+/// `None` for an unknown or suspended user and for a blocked pair (either way). One query.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProfileRow {
+    pub id: Uuid,
+    pub display_name: String,
+    #[sqlx(flatten)]
+    pub profile: ProfileFields,
+    pub connected: bool,
+    /// They asked the viewer.
+    pub incoming: bool,
+    /// The viewer asked them.
+    pub outgoing: bool,
+    /// Both attend one event.
+    pub fellow_attendee: bool,
+}
+
+pub async fn profile_for(db: &PgPool, viewer: Uuid, id: Uuid) -> StoreResult<Option<ProfileRow>> {
+    Ok(sqlx::query_as(
+        "SELECT u.id, u.display_name, u.headline, u.company, u.title, u.avatar_url, u.linkedin_url,
+                EXISTS (SELECT 1 FROM connections c WHERE c.user_id = $1 AND c.peer_id = u.id) AS connected,
+                EXISTS (SELECT 1 FROM connection_requests r WHERE r.from_user_id = u.id AND r.to_user_id = $1) AS incoming,
+                EXISTS (SELECT 1 FROM connection_requests r WHERE r.from_user_id = $1 AND r.to_user_id = u.id) AS outgoing,
+                EXISTS (SELECT 1 FROM event_attendees a JOIN event_attendees b ON b.event_id = a.event_id
+                        WHERE a.user_id = $1 AND b.user_id = u.id) AS fellow_attendee
+         FROM users u
+         WHERE u.id = $2 AND NOT u.suspended
+           AND NOT EXISTS (SELECT 1 FROM blocks b
+                           WHERE (b.blocker_id = $1 AND b.blocked_id = u.id)
+                              OR (b.blocker_id = u.id AND b.blocked_id = $1))",
+    )
+    .bind(viewer)
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
+}
+
 /// Changes a role by email; the user, or `None` when no such user.
 pub async fn set_role<'e, E: sqlx::PgExecutor<'e>>(db: E, email: &str, role: Role) -> StoreResult<Option<Uuid>> {
     Ok(
@@ -131,7 +226,7 @@ pub async fn insert_refresh(
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// Rotated: the old token is spent, the new one stored in the same family.
-    Rotated { user: UserRecord, family: Uuid },
+    Rotated { user: Box<UserRecord>, family: Uuid },
     /// The account is suspended: nothing rotated.
     Suspended,
     /// Unknown, expired, revoked, or a reuse (which revoked the whole family).
@@ -205,7 +300,10 @@ pub async fn rotate_refresh(db: &PgPool, old: &[u8], new: &[u8], expires_at: Off
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(Rotation::Rotated { user, family })
+    Ok(Rotation::Rotated {
+        user: Box::new(user),
+        family,
+    })
 }
 
 /// Deletes expired and long-spent refresh tokens.

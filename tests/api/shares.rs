@@ -212,6 +212,7 @@ async fn a_share_makes_an_approximate_user_exact_for_the_recipient_only() {
             display_name: String::new(),
             hidden_from: vec![],
             own: (0.0, 0.0),
+            profile: Default::default(),
         },
     )];
     let out = hereabouts::service::shares::exact_for_recipient(&app.ctx, b.uuid(), vec![a.uuid()], records)
