@@ -635,10 +635,9 @@ async fn export_and_erasure_include_trips_home_feed_and_shares() {
 }
 
 /// Seeds a city with 10,000 visible trips and a user with 30,000 connections, and prints the
-/// overlap query's plan and time (no assertion on time). `cargo test --test api -- --ignored
-/// overlap_plan --nocapture`.
+/// overlap query's plan and time (no assertion on time; `-- overlap_plan --nocapture` shows
+/// them). Seeding by SQL takes a few seconds.
 #[tokio::test]
-#[ignore = "a measurement: seeds 40,000 users"]
 async fn overlap_plan_on_a_crowded_city() {
     let app = spawn_app().await;
     let me = app.register("me").await;
