@@ -1,6 +1,6 @@
 //! `/v1/me`: the caller's profile, its change, the password, export and erasure.
 
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::extract::AuthUser;
 use crate::domain::account::Role;
 use crate::service::{Ctx, accounts};
@@ -115,8 +115,18 @@ pub async fn get_me(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<web::Json<Us
     (status = 422, response = crate::http::error::Problem),
 ))]
 #[patch("/v1/me")]
-pub async fn patch_me(ctx: web::Data<Ctx>, me: AuthUser, body: web::Json<PatchMe>) -> ApiResult<web::Json<User>> {
-    let b = body.into_inner();
+pub async fn patch_me(
+    ctx: web::Data<Ctx>,
+    me: AuthUser,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<web::Json<User>> {
+    // an object only: serde would also read a struct from an array of its fields
+    let b: PatchMe = serde_json::from_value(serde_json::Value::Object(body.into_inner())).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid JSON body: {}",
+            e.to_string().chars().take(200).collect::<String>()
+        ))
+    })?;
     let patch = accounts::ProfilePatch {
         display_name: b.display_name,
         headline: b.headline,

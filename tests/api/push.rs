@@ -341,7 +341,7 @@ async fn nobody_is_notified_who_could_not_see_the_arrival_in_nearby() {
     checkin(&app, &ann, NORTH_500.0, NORTH_500.1).await;
     wait_notified(&app, &control, 1, "no_device").await;
     for u in [
-        &quiet, &hidden, &blocker, &blocked, &stranger, &offline, &left, &paused, &small, &suspended,
+        &quiet, &hidden, &blocker, &blocked, &stranger, &offline, &left, &paused, &small,
     ] {
         assert!(
             notifications(&app, u).await.is_empty(),
@@ -352,6 +352,13 @@ async fn nobody_is_notified_who_could_not_see_the_arrival_in_nearby() {
     // and the rule is the one of nearby: the control sees ann, the others do not
     let r = app.get("/v1/nearby", control.t()).await;
     assert_eq!(r.json()["items"][0]["user_id"], ann.id.as_str());
+    // a suspended account may not read its list any more (403): the outbox says it
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM notifications WHERE user_id = $1")
+        .bind(suspended.uuid())
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(n, 0, "the suspended user was not notified");
 }
 
 #[tokio::test]
