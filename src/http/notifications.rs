@@ -1,25 +1,27 @@
 //! `/v1/notifications`: what the caller was notified of, and whether it reached a device.
 
-use super::devices::ListQuery;
 use super::error::ApiResult;
 use super::extract::AuthUser;
 use super::page_params;
 use crate::service::{Ctx, notifications};
 use crate::store::outbox::NotificationRecord;
-use actix_web::{get, web};
-use serde::Serialize;
+use actix_web::{HttpResponse, delete, get, post, put, web};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_notifications);
+    cfg.service(list_notifications)
+        .service(mark_read)
+        .service(mute)
+        .service(unmute);
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(list_notifications),
-    components(schemas(Notification, NotificationList, NotificationKind, DeliveryState))
+    paths(list_notifications, mark_read, mute, unmute),
+    components(schemas(Notification, NotificationList, NotificationKind, DeliveryState, MarkRead))
 )]
 pub struct Doc;
 
@@ -70,6 +72,10 @@ pub struct Notification {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "2027-03-04")]
     pub overlap_to: Option<String>,
+    /// When the caller marked it read; null until then.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub read_at: Option<OffsetDateTime>,
 }
 
 impl From<NotificationRecord> for Notification {
@@ -93,6 +99,7 @@ impl From<NotificationRecord> for Notification {
             trip_id: n.trip_id,
             overlap_from: n.overlap_from.map(crate::domain::trips::format_date),
             overlap_to: n.overlap_to.map(crate::domain::trips::format_date),
+            read_at: n.read_at,
         }
     }
 }
@@ -105,7 +112,7 @@ pub struct NotificationList {
 }
 
 /// The caller's notifications, newest first, with their delivery state.
-#[utoipa::path(tag = "notifications", security(("bearer" = [])), params(ListQuery), responses(
+#[utoipa::path(tag = "notifications", security(("bearer" = [])), params(NotificationQuery), responses(
     (status = 200, body = NotificationList),
     (status = 400, response = crate::http::error::Problem),
     (status = 401, response = crate::http::error::Problem),
@@ -115,12 +122,76 @@ pub struct NotificationList {
 pub async fn list_notifications(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    q: web::Query<ListQuery>,
+    q: web::Query<NotificationQuery>,
 ) -> ApiResult<web::Json<NotificationList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
-    let page = notifications::list(&ctx, me.id, limit, cursor).await?;
+    let page = notifications::list(&ctx, me.id, q.unread.unwrap_or(false), limit, cursor).await?;
     Ok(web::Json(NotificationList {
         next_cursor: page.next.as_ref().map(|c| c.encode()),
         items: page.items.into_iter().map(Notification::from).collect(),
     }))
+}
+
+/// `?unread=&limit=&cursor=`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NotificationQuery {
+    /// Only notifications not yet read.
+    pub unread: Option<bool>,
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Which notifications to mark read: `ids`, or every one up to and including `up_to`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    #[serde(default)]
+    #[schema(max_items = 500)]
+    pub ids: Vec<Uuid>,
+    pub up_to: Option<Uuid>,
+}
+
+/// Marks notifications read (the caller's own; other ids are ignored).
+#[utoipa::path(tag = "notifications", security(("bearer" = [])), request_body = MarkRead, responses(
+    (status = 204, description = "marked read"),
+    (status = 400, response = crate::http::error::Problem),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 413, response = crate::http::error::Problem),
+    (status = 422, response = crate::http::error::Problem),
+))]
+#[post("/v1/notifications/read")]
+pub async fn mark_read(ctx: web::Data<Ctx>, me: AuthUser, body: web::Json<MarkRead>) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    notifications::mark_read(&ctx, me.id, b.ids, b.up_to).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Mutes a connection: no notifications about them until unmuted. 404 for a non-connection.
+#[utoipa::path(tag = "notifications", security(("bearer" = [])), params(("user_id" = Uuid, Path)), responses(
+    (status = 204, description = "muted"),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
+))]
+#[put("/v1/connections/{user_id}/mute")]
+pub async fn mute(ctx: web::Data<Ctx>, me: AuthUser, user_id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    notifications::set_muted(&ctx, me.id, user_id.into_inner(), true).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Unmutes a connection.
+#[utoipa::path(tag = "notifications", security(("bearer" = [])), params(("user_id" = Uuid, Path)), responses(
+    (status = 204, description = "not muted"),
+    (status = 401, response = crate::http::error::Problem),
+    (status = 403, response = crate::http::error::Problem),
+))]
+#[delete("/v1/connections/{user_id}/mute")]
+pub async fn unmute(ctx: web::Data<Ctx>, me: AuthUser, user_id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    notifications::set_muted(&ctx, me.id, user_id.into_inner(), false).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

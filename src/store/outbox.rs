@@ -144,6 +144,7 @@ pub async fn eligible_recipients(
            AND NOT EXISTS (SELECT 1 FROM blocks b
                            WHERE (b.blocker_id = a.user_id AND b.blocked_id = p.user_id)
                               OR (b.blocker_id = p.user_id AND b.blocked_id = a.user_id))
+           AND NOT EXISTS (SELECT 1 FROM connection_mutes m WHERE m.user_id = p.user_id AND m.muted_id = a.user_id)
            AND ($3 = 0 OR (SELECT count(*) FROM notifications n
                            WHERE n.user_id = p.user_id AND n.created_at > now() - interval '1 day') < $3)",
     )
@@ -165,6 +166,7 @@ pub struct NotificationRecord {
     pub created_at: OffsetDateTime,
     /// `pending`, `delivered`, `failed` or `no_device`.
     pub delivery: String,
+    pub read_at: Option<OffsetDateTime>,
     /// `trip_overlap`: the recipient's trip and the shared (or nearest) dates.
     pub trip_id: Option<Uuid>,
     pub overlap_from: Option<time::Date>,
@@ -178,22 +180,36 @@ const LIST: &str =
              WHEN bool_or(d.status IN ('pending', 'sending')) THEN 'pending'
              WHEN count(d.id) = 0 THEN 'no_device'
              ELSE 'failed' END AS delivery,
-        n.trip_id, n.overlap_from, n.overlap_to
+        n.trip_id, n.overlap_from, n.overlap_to, n.read_at
     FROM notifications n JOIN users u ON u.id = n.actor_user_id
     LEFT JOIN deliveries d ON d.notification_id = n.id
     WHERE n.user_id = $1";
 
-/// The user's notifications, newest first, after `cursor`.
+const LIST_UNREAD: &str =
+    "SELECT n.id, n.kind, n.actor_user_id, coalesce(n.actor_display_name, u.display_name) AS actor_display_name,
+        n.distance_m, n.created_at,
+        CASE WHEN bool_or(d.status = 'delivered') THEN 'delivered'
+             WHEN bool_or(d.status IN ('pending', 'sending')) THEN 'pending'
+             WHEN count(d.id) = 0 THEN 'no_device'
+             ELSE 'failed' END AS delivery,
+        n.trip_id, n.overlap_from, n.overlap_to, n.read_at
+    FROM notifications n JOIN users u ON u.id = n.actor_user_id
+    LEFT JOIN deliveries d ON d.notification_id = n.id
+    WHERE n.user_id = $1 AND n.read_at IS NULL";
+
+/// The user's notifications (only the unread ones with `unread`), newest first, after `cursor`.
 pub async fn list(
     db: &PgPool,
     user: Uuid,
+    unread: bool,
     limit: i64,
     cursor: Option<Cursor>,
 ) -> StoreResult<Page<NotificationRecord>> {
     let tail = "GROUP BY n.id, u.display_name";
+    let select = if unread { LIST_UNREAD } else { LIST };
     paging::keyset(
         db,
-        Sorted::newest(LIST, "n.created_at", "n.id").then(tail),
+        Sorted::newest(select, "n.created_at", "n.id").then(tail),
         user,
         limit,
         cursor,
@@ -361,4 +377,53 @@ impl Keyed for NotificationRecord {
             id: self.id,
         }
     }
+}
+
+/// Marks the user's notifications read: those in `ids`, and with `up_to` that one and every
+/// older one. Notifications of others and unknown ids are ignored.
+pub async fn mark_read(db: &PgPool, user: Uuid, ids: &[Uuid], up_to: Option<Uuid>) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE notifications n SET read_at = now()
+          WHERE n.user_id = $1 AND n.read_at IS NULL
+            AND (n.id = ANY($2)
+                 OR (n.created_at, n.id) <= (SELECT o.created_at, o.id FROM notifications o
+                                              WHERE o.id = $3 AND o.user_id = $1))",
+    )
+    .bind(user)
+    .bind(ids)
+    .bind(up_to)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// Mutes (or unmutes) `muted` for `user`: no notifications about them. False when they are
+/// not connected (muting needs a connection; unmuting never fails).
+pub async fn set_muted(db: &PgPool, user: Uuid, muted: Uuid, on: bool) -> StoreResult<bool> {
+    if !on {
+        sqlx::query("DELETE FROM connection_mutes WHERE user_id = $1 AND muted_id = $2")
+            .bind(user)
+            .bind(muted)
+            .execute(db)
+            .await?;
+        return Ok(true);
+    }
+    Ok(sqlx::query(
+        "INSERT INTO connection_mutes (user_id, muted_id)
+         SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM connections WHERE user_id = $1 AND peer_id = $2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(user)
+    .bind(muted)
+    .execute(db)
+    .await?
+    .rows_affected()
+        > 0
+        || sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM connection_mutes WHERE user_id = $1 AND muted_id = $2)",
+        )
+        .bind(user)
+        .bind(muted)
+        .fetch_one(db)
+        .await?)
 }

@@ -925,3 +925,88 @@ async fn notifications_follow_the_graph_and_keep_the_name_they_were_made_with() 
     assert!(notifications(&app, &bea).await.is_empty());
     assert!(notifications(&app, &ann).await.is_empty());
 }
+
+#[tokio::test]
+async fn notifications_are_read_by_id_or_up_to_one_and_muted_connections_notify_nobody() {
+    let p = Providers::start().await;
+    let app = push_app(&p, &[]).await;
+    let bea = live_user(&app, "bea", L).await;
+    let (ann, cy) = (app.register("ann").await, app.register("cy").await);
+    for u in [&ann, &cy] {
+        share(&app, u).await;
+        befriend(&app, u, &bea).await;
+    }
+    checkin(&app, &ann, NORTH_500.0, NORTH_500.1).await;
+    wait_notified(&app, &bea, 1, "no_device").await;
+    checkin(&app, &cy, NORTH_500.0, NORTH_500.1).await;
+    let items = wait_notified(&app, &bea, 2, "no_device").await;
+    assert!(items.iter().all(|i| i["read_at"].is_null()), "{items:?}");
+    let (newest, oldest) = (
+        items[0]["id"].as_str().expect("id"),
+        items[1]["id"].as_str().expect("id"),
+    );
+    // by id
+    let r = app
+        .post("/v1/notifications/read", bea.t(), json!({"ids": [oldest]}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let v = app.get("/v1/notifications?unread=true", bea.t()).await.json();
+    let ids: Vec<&str> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![newest]);
+    let all = notifications(&app, &bea).await;
+    assert!(all.iter().find(|i| i["id"] == oldest).expect("oldest")["read_at"].is_string());
+    // up to the newest: everything
+    let r = app
+        .post("/v1/notifications/read", bea.t(), json!({"up_to": newest}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let v = app.get("/v1/notifications?unread=true", bea.t()).await.json();
+    assert_eq!(v["items"], json!([]));
+    // an empty body is refused
+    app.post("/v1/notifications/read", bea.t(), json!({}))
+        .await
+        .assert_problem(422, "validation_failed");
+    // mute: only connections; a muted connection's arrival notifies nobody
+    let stranger = app.register("stranger").await;
+    app.put(&format!("/v1/connections/{}/mute", stranger.id), bea.t())
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(
+        app.put(&format!("/v1/connections/{}/mute", ann.id), bea.t())
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        app.put(&format!("/v1/connections/{}/mute", ann.id), bea.t())
+            .await
+            .status,
+        204
+    );
+    let mut tx = app.ctx.db.begin().await.expect("tx");
+    let eligible = hereabouts::store::outbox::eligible_recipients(&mut tx, ann.uuid(), &[bea.uuid()], 0)
+        .await
+        .expect("rules");
+    assert!(eligible.is_empty(), "bea muted ann: {eligible:?}");
+    let eligible = hereabouts::store::outbox::eligible_recipients(&mut tx, cy.uuid(), &[bea.uuid()], 0)
+        .await
+        .expect("rules");
+    assert_eq!(eligible.len(), 1, "cy is not muted");
+    drop(tx);
+    assert_eq!(
+        app.delete(&format!("/v1/connections/{}/mute", ann.id), bea.t())
+            .await
+            .status,
+        204
+    );
+    let mut tx = app.ctx.db.begin().await.expect("tx");
+    let eligible = hereabouts::store::outbox::eligible_recipients(&mut tx, ann.uuid(), &[bea.uuid()], 0)
+        .await
+        .expect("rules");
+    assert_eq!(eligible.len(), 1, "unmuted");
+}
