@@ -189,6 +189,7 @@ pub async fn mute(ctx: web::Data<Ctx>, me: AuthUser, user_id: web::Path<Uuid>) -
     (status = 204, description = "not muted"),
     (status = 401, response = crate::http::error::Problem),
     (status = 403, response = crate::http::error::Problem),
+    (status = 404, response = crate::http::error::Problem),
 ))]
 #[delete("/v1/connections/{user_id}/mute")]
 pub async fn unmute(ctx: web::Data<Ctx>, me: AuthUser, user_id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
