@@ -142,17 +142,11 @@ pub async fn refresh(ctx: &Ctx, token: &str) -> ServiceResult<Session> {
     }
 }
 
-/// When the access tokens of a session ended now would have expired anyway (with the leeway
-/// verification allows).
-fn tokens_expire(ctx: &Ctx) -> OffsetDateTime {
-    OffsetDateTime::now_utc() + time::Duration::seconds(ctx.tokens.ttl_s() as i64 + 60)
-}
-
 /// Ends the session: the refresh token's whole family is revoked, and its access tokens are
 /// refused from now on, on every instance.
 pub async fn logout(ctx: &Ctx, token: &str) -> ServiceResult<()> {
     check_refresh_token(token)?;
-    let until = tokens_expire(ctx);
+    let until = ctx.tokens_of_ended_sessions_expire();
     let mut tx = ctx.db.begin().await?;
     let family = sessions::end_family_of(&mut tx, &hash_token(token), until).await?;
     tx.commit().await?;
@@ -164,7 +158,7 @@ pub async fn logout(ctx: &Ctx, token: &str) -> ServiceResult<()> {
 
 /// Ends every session of the user ("log out everywhere").
 pub async fn logout_all(ctx: &Ctx, user: Uuid) -> ServiceResult<()> {
-    let until = tokens_expire(ctx);
+    let until = ctx.tokens_of_ended_sessions_expire();
     let mut tx = ctx.db.begin().await?;
     let ended = sessions::end_all_of(&mut tx, user, None, until).await?;
     tx.commit().await?;
@@ -192,7 +186,7 @@ pub async fn change_password(ctx: &Ctx, user: Uuid, current: String, new: String
         .hash(SecretString::from(new))
         .await
         .map_err(ServiceError::Internal)?;
-    let until = tokens_expire(ctx);
+    let until = ctx.tokens_of_ended_sessions_expire();
     let mut tx = ctx.db.begin().await?;
     users::set_password_hash(&mut *tx, user, &hash).await?;
     let ended = sessions::end_all_of(&mut tx, user, None, until).await?;

@@ -260,22 +260,7 @@ pub async fn create_zone(ctx: &Ctx, actor: Uuid, name: &str, geometry: serde_jso
     let name = check_zone(name, &geometry)?;
     let mut tx = begin(ctx).await?;
     let z = policy::insert_zone(&mut *tx, name, &geometry).await?;
-    audit::record(
-        &mut *tx,
-        actor,
-        "zone.create",
-        None,
-        json!({"zone_id": z.id, "name": z.name}),
-    )
-    .await?;
-    let job = jobs::enqueue(&mut *tx, "zone.create").await?;
-    commit(tx).await?;
-    ctx.controls.reload(&ctx.db).await?;
-    let effect = republish(ctx, job).await?;
-    Ok(ZoneChange {
-        zone: zone_view(z),
-        effect,
-    })
+    zone_changed(ctx, tx, actor, "zone.create", z).await
 }
 
 /// Replaces a zone's name and geometry; live users are re-published under the new shape at once.
@@ -291,15 +276,20 @@ pub async fn update_zone(
     let z = policy::update_zone(&mut *tx, id, name, &geometry)
         .await?
         .ok_or_else(ServiceError::not_found)?;
-    audit::record(
-        &mut *tx,
-        actor,
-        "zone.update",
-        None,
-        json!({"zone_id": z.id, "name": z.name}),
-    )
-    .await?;
-    let job = jobs::enqueue(&mut *tx, "zone.update").await?;
+    zone_changed(ctx, tx, actor, "zone.update", z).await
+}
+
+/// The end of a zone change: the audit entry and a re-publishing job in its transaction, then
+/// the zones reloaded and live users re-published under them.
+async fn zone_changed(
+    ctx: &Ctx,
+    mut tx: Tx,
+    actor: Uuid,
+    action: &str,
+    z: policy::ZoneRow,
+) -> ServiceResult<ZoneChange> {
+    audit::record(&mut *tx, actor, action, None, json!({"zone_id": z.id, "name": z.name})).await?;
+    let job = jobs::enqueue(&mut *tx, action).await?;
     commit(tx).await?;
     ctx.controls.reload(&ctx.db).await?;
     let effect = republish(ctx, job).await?;

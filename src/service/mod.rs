@@ -110,6 +110,12 @@ impl Ctx {
         }
     }
 
+    /// When the access tokens of a session ended now would have expired anyway (with the leeway
+    /// verification allows): how long the session's end must be remembered.
+    pub fn tokens_of_ended_sessions_expire(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(self.tokens.ttl_s() as i64 + 60)
+    }
+
     /// Counts a hit against a rate-limit bucket; 429 past `per_min` a minute.
     pub async fn rate_limit(&self, bucket: &str, per_min: u32) -> ServiceResult<()> {
         ratelimit::hit(&self.redis, bucket, per_min, 60)
@@ -202,7 +208,7 @@ pub async fn erase_user(ctx: &Ctx, user: Uuid) -> StoreResult<Option<String>> {
     }
     // the exact shares they gave or received, and their Redis set
     crate::store::shares::forget_user(&ctx.db, &ctx.redis, user).await?;
-    let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(ctx.tokens.ttl_s() as i64 + 60);
+    let until = ctx.tokens_of_ended_sessions_expire();
     let mut tx = ctx.db.begin().await?;
     // privacy row, then user row: the order a check-in batch takes them in (its live row's
     // foreign key locks the user row)

@@ -48,16 +48,7 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, items: &[NewNotification
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    let d = sqlx::query(
-        "INSERT INTO deliveries (id, notification_id, device_id)
-         SELECT gen_random_uuid(), n.id, v.id FROM notifications n JOIN devices v ON v.user_id = n.user_id AND v.active
-         WHERE n.id = ANY($1)",
-    )
-    .bind(&ids)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok((n, d))
+    Ok((n, deliveries_for(tx, &ids).await?))
 }
 
 /// One `trip_overlap` notification to write: the recipient's own trip and the dates.
@@ -106,16 +97,20 @@ pub async fn insert_trip_overlaps(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    let d = sqlx::query(
+    Ok((n, deliveries_for(tx, &ids).await?))
+}
+
+/// One pending delivery per active device of each recipient of the notifications `ids`.
+async fn deliveries_for(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> StoreResult<u64> {
+    Ok(sqlx::query(
         "INSERT INTO deliveries (id, notification_id, device_id)
          SELECT gen_random_uuid(), n.id, v.id FROM notifications n JOIN devices v ON v.user_id = n.user_id AND v.active
          WHERE n.id = ANY($1)",
     )
-    .bind(&ids)
+    .bind(ids)
     .execute(&mut **tx)
     .await?
-    .rows_affected();
-    Ok((n, d))
+    .rows_affected())
 }
 
 /// The candidates who may be notified about `actor` and their radii, per the rules in
@@ -185,18 +180,6 @@ const LIST: &str =
     LEFT JOIN deliveries d ON d.notification_id = n.id
     WHERE n.user_id = $1";
 
-const LIST_UNREAD: &str =
-    "SELECT n.id, n.kind, n.actor_user_id, coalesce(n.actor_display_name, u.display_name) AS actor_display_name,
-        n.distance_m, n.created_at,
-        CASE WHEN bool_or(d.status = 'delivered') THEN 'delivered'
-             WHEN bool_or(d.status IN ('pending', 'sending')) THEN 'pending'
-             WHEN count(d.id) = 0 THEN 'no_device'
-             ELSE 'failed' END AS delivery,
-        n.trip_id, n.overlap_from, n.overlap_to, n.read_at
-    FROM notifications n JOIN users u ON u.id = n.actor_user_id
-    LEFT JOIN deliveries d ON d.notification_id = n.id
-    WHERE n.user_id = $1 AND n.read_at IS NULL";
-
 /// The user's notifications (only the unread ones with `unread`), newest first, after `cursor`.
 pub async fn list(
     db: &PgPool,
@@ -206,7 +189,8 @@ pub async fn list(
     cursor: Option<Cursor>,
 ) -> StoreResult<Page<NotificationRecord>> {
     let tail = "GROUP BY n.id, u.display_name";
-    let select = if unread { LIST_UNREAD } else { LIST };
+    let unread_only = format!("{LIST} AND n.read_at IS NULL");
+    let select = if unread { unread_only.as_str() } else { LIST };
     paging::keyset(
         db,
         Sorted::newest(select, "n.created_at", "n.id").then(tail),
@@ -408,22 +392,13 @@ pub async fn set_muted(db: &PgPool, user: Uuid, muted: Uuid, on: bool) -> StoreR
             .await?;
         return Ok(true);
     }
-    Ok(sqlx::query(
-        "INSERT INTO connection_mutes (user_id, muted_id)
-         SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM connections WHERE user_id = $1 AND peer_id = $2)
-         ON CONFLICT DO NOTHING",
+    Ok(sqlx::query_scalar(
+        "WITH c AS (SELECT 1 FROM connections WHERE user_id = $1 AND peer_id = $2),
+              m AS (INSERT INTO connection_mutes (user_id, muted_id) SELECT $1, $2 FROM c ON CONFLICT DO NOTHING)
+         SELECT EXISTS (SELECT 1 FROM c)",
     )
     .bind(user)
     .bind(muted)
-    .execute(db)
-    .await?
-    .rows_affected()
-        > 0
-        || sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM connection_mutes WHERE user_id = $1 AND muted_id = $2)",
-        )
-        .bind(user)
-        .bind(muted)
-        .fetch_one(db)
-        .await?)
+    .fetch_one(db)
+    .await?)
 }

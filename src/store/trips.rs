@@ -185,6 +185,38 @@ const VISIBLE_TO_CALLER: &str = "NOT u.suspended AND NOT ($1 = ANY(p.hidden_from
     AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $1 AND b.blocked_id = u.id)
                                             OR (b.blocker_id = u.id AND b.blocked_id = $1))";
 
+/// The candidates query: visible trips of `$1`'s connections whose centre lies in one of two
+/// boxes (`$4`–`$11`) and whose dates meet `[$2, $3]`.
+fn candidates_sql() -> String {
+    format!(
+        "SELECT t.id, t.user_id, u.display_name, t.name, t.h3_cell, t.starts_on, t.ends_on
+         FROM trips t
+         JOIN connections c ON c.user_id = $1 AND c.peer_id = t.user_id
+         JOIN users u ON u.id = t.user_id
+         JOIN privacy_settings p ON p.user_id = t.user_id
+         WHERE t.visibility = 'connections' AND t.dates && daterange($2, $3, '[]')
+           AND (t.centre <@ box(point($4, $5), point($6, $7)) OR t.centre <@ box(point($8, $9), point($10, $11)))
+           AND {VISIBLE_TO_CALLER}"
+    )
+}
+
+/// Binds the candidates query's parameters, in order.
+macro_rules! bind_candidates {
+    ($q:expr, $me:expr, $from:expr, $to:expr, $boxes:expr) => {
+        $q.bind($me)
+            .bind($from)
+            .bind($to)
+            .bind($boxes[0].0)
+            .bind($boxes[0].1)
+            .bind($boxes[0].2)
+            .bind($boxes[0].3)
+            .bind($boxes[1].0)
+            .bind($boxes[1].1)
+            .bind($boxes[1].2)
+            .bind($boxes[1].3)
+    };
+}
+
 /// Visible trips of `me`'s connections whose centre lies in one of `boxes` and whose dates meet
 /// `[from, to]` (see the module's notes on the plan).
 pub async fn candidates<'e>(
@@ -194,32 +226,13 @@ pub async fn candidates<'e>(
     to: Date,
     boxes: &[LngLatBox; 2],
 ) -> StoreResult<Vec<CandidateTrip>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT t.id, t.user_id, u.display_name, t.name, t.h3_cell, t.starts_on, t.ends_on
-         FROM trips t
-         JOIN connections c ON c.user_id = $1 AND c.peer_id = t.user_id
-         JOIN users u ON u.id = t.user_id
-         JOIN privacy_settings p ON p.user_id = t.user_id
-         WHERE t.visibility = 'connections' AND t.dates && daterange($2, $3, '[]')
-           AND (t.centre <@ box(point($4, $5), point($6, $7)) OR t.centre <@ box(point($8, $9), point($10, $11)))
-           AND {VISIBLE_TO_CALLER}"
-    ))
-    .bind(me)
-    .bind(from)
-    .bind(to)
-    .bind(boxes[0].0)
-    .bind(boxes[0].1)
-    .bind(boxes[0].2)
-    .bind(boxes[0].3)
-    .bind(boxes[1].0)
-    .bind(boxes[1].1)
-    .bind(boxes[1].2)
-    .bind(boxes[1].3)
-    .fetch_all(db)
-    .await?)
+    let sql = candidates_sql();
+    Ok(bind_candidates!(sqlx::query_as(&sql), me, from, to, boxes)
+        .fetch_all(db)
+        .await?)
 }
 
-/// The query plan of [`candidates`] (for the measurement test and the README).
+/// The query plan of [`candidates`], run as it is (for the measurement test and the README).
 pub async fn explain_candidates(
     db: &PgPool,
     me: Uuid,
@@ -227,27 +240,8 @@ pub async fn explain_candidates(
     to: Date,
     boxes: &[LngLatBox; 2],
 ) -> StoreResult<Vec<String>> {
-    let sql = format!(
-        "EXPLAIN (ANALYZE, BUFFERS) SELECT t.id FROM trips t
-         JOIN connections c ON c.user_id = $1 AND c.peer_id = t.user_id
-         JOIN users u ON u.id = t.user_id
-         JOIN privacy_settings p ON p.user_id = t.user_id
-         WHERE t.visibility = 'connections' AND t.dates && daterange($2, $3, '[]')
-           AND (t.centre <@ box(point($4, $5), point($6, $7)) OR t.centre <@ box(point($8, $9), point($10, $11)))
-           AND {VISIBLE_TO_CALLER}"
-    );
-    Ok(sqlx::query_scalar(&sql)
-        .bind(me)
-        .bind(from)
-        .bind(to)
-        .bind(boxes[0].0)
-        .bind(boxes[0].1)
-        .bind(boxes[0].2)
-        .bind(boxes[0].3)
-        .bind(boxes[1].0)
-        .bind(boxes[1].1)
-        .bind(boxes[1].2)
-        .bind(boxes[1].3)
+    let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", candidates_sql());
+    Ok(bind_candidates!(sqlx::query_scalar(&sql), me, from, to, boxes)
         .fetch_all(db)
         .await?)
 }
