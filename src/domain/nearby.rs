@@ -124,11 +124,14 @@ impl Plan {
     }
 }
 
-/// Reading a cell member costs about one record read of a connection: a member is 16 bytes
-/// and an adjacency probe, a record a few dozen bytes of JSON. So compare the counts, with
-/// records weighted double.
+/// How many cell members cost as much as one connection's record: a member is 16 bytes and an
+/// adjacency probe, a record a couple of hundred bytes decoded. The index's server-side query
+/// (`store::index::nearby_in_one`) takes the same decision with the same weight.
+pub const RECORD_WEIGHT: u64 = 2;
+
+/// Cell-first when the cover's live population is at most [`RECORD_WEIGHT`] times the degree.
 pub fn choose(cell_population: u64, degree: u64) -> Plan {
-    if cell_population <= degree.saturating_mul(2) {
+    if cell_population <= degree.saturating_mul(RECORD_WEIGHT) {
         Plan::CellFirst
     } else {
         Plan::GraphFirst

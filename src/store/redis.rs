@@ -117,6 +117,13 @@ impl Redis {
         bounded(self.inner.timeout, "redis", cmd.query_async::<T>(&mut c)).await
     }
 
+    /// Runs a script by its hash, loading it first when the server does not know it (after a
+    /// restart): the body crosses the wire once per server, not once per call.
+    pub async fn invoke<T: FromRedisValue>(&self, inv: &redis::ScriptInvocation<'_>) -> StoreResult<T> {
+        let mut c = self.conn().await?;
+        bounded(self.inner.timeout, "redis", inv.invoke_async::<T>(&mut c)).await
+    }
+
     /// Runs a pipeline whose keys all hash to one slot (or any pipeline on a single server).
     pub async fn run_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> StoreResult<T> {
         let mut c = self.conn().await?;

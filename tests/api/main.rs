@@ -9,6 +9,7 @@ mod connections;
 mod console;
 mod events;
 mod helpers;
+mod index;
 mod limits;
 mod linkedin;
 mod nearby;
