@@ -23,6 +23,7 @@
 pub mod baseline;
 pub mod cpu;
 pub mod http;
+pub mod instr;
 pub mod report;
 pub mod seed;
 pub mod stats;
@@ -124,6 +125,13 @@ pub struct Args {
     /// Print a scaling table from the JSON reports in this directory and exit.
     #[arg(long)]
     pub summarize: Option<PathBuf>,
+    /// Runs only the fixed scenario of `scripts/instructions` (OPS operations of
+    /// --instructions-kind, sequentially, in this process) on the seeded world, then exits.
+    #[arg(long, value_name = "OPS")]
+    pub instructions: Option<u64>,
+    /// What the --instructions scenario does.
+    #[arg(long, value_enum, default_value = "nearby")]
+    pub instructions_kind: instr::Kind,
 }
 
 /// The wall-clock budget.
@@ -344,6 +352,9 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         say("reusing the seeded world (--no-seed)");
     } else {
         rep.seeding = Some(seeder.seed_all(args.reset).await?);
+    }
+    if let Some(ops) = args.instructions {
+        return instr::run(&state, &world, args.instructions_kind, ops).await;
     }
     let mut memory = seeder.measure().await?;
     if let Some(s) = &rep.seeding {
