@@ -93,6 +93,8 @@ metrics! {
         "nearby_queries", "nearby queries by plan";
     nearby_candidates: Family<PlanLabels, Histogram> = Family::new_with_constructor(counts),
         "nearby_candidates", "records examined by the exact filter per nearby query, by plan";
+    detect_lag: Histogram = latency(),
+        "push_detect_lag_seconds", "from a check-in's commit to its arrival detection's decision";
     detect_errors: Counter = Counter::default(),
         "push_detect_errors", "arrival detections that failed";
     detect_dropped: Counter = Counter::default(),

@@ -125,6 +125,10 @@ pub struct Args {
     /// Print a scaling table from the JSON reports in this directory and exit.
     #[arg(long)]
     pub summarize: Option<PathBuf>,
+    /// The server's metrics listener (`HEREABOUTS_METRICS_LISTEN`), for the arrival detection
+    /// lag of the check-in phase; loopback only.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
     /// Runs only the fixed scenario of `scripts/instructions` (OPS operations of
     /// --instructions-kind, sequentially, in this process) on the seeded world, then exits.
     #[arg(long, value_name = "OPS")]
@@ -192,6 +196,9 @@ pub fn check_targets(settings: &Settings, args: &Args) -> anyhow::Result<()> {
     let host = pg.get_host();
     if !(host.starts_with('/') || is_loopback_host(host)) {
         anyhow::bail!("HEREABOUTS_DATABASE_URL: {host} is not a loopback address or a local socket");
+    }
+    if let Some(u) = &args.metrics_url {
+        check_loopback_url("--metrics-url", u)?;
     }
     for url in &settings.redis_urls {
         check_loopback_url("HEREABOUTS_REDIS_URL", url)?;
