@@ -296,9 +296,14 @@ fn main() -> std::process::ExitCode {
         }
     };
     hereabouts::telemetry::init(settings.log_format == hereabouts::config::LogFormat::Json);
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    // the instruction-count scenario runs on one thread, so that no scheduling between worker
+    // threads changes the count from run to run
+    let runtime = if args.instructions.is_some() {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    };
+    let result = runtime
         .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(run(settings, args)));
     match result {
