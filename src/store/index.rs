@@ -249,7 +249,9 @@ async fn set_contains(redis: &Redis, key: &str, ids: &[Uuid]) -> StoreResult<Vec
 /// KEYS[1] the adjacency set, KEYS[2..] the cells; ARGV[1] now (ms), ARGV[2] degree, ARGV[3] the
 /// record keys' prefix, ARGV[4] the caller's 16 bytes, ARGV[5] the record weight.
 /// Returns {-1} when the adjacency set is absent (the caller rebuilds it), else
-/// {plan (0 cell-first, 1 graph-first), population, ids, records} for the live ids only.
+/// {plan (0 cell-first, 1 graph-first), population, found}: the live connections as one string
+/// of (16 id bytes, record length as 4 bytes big-endian, record) — one reply value to parse
+/// instead of two per connection.
 const NEARBY_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local now = '(' .. ARGV[1]
@@ -278,15 +280,15 @@ end
 local fmt = ARGV[3] .. '%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x}'
 local keys = {}
 for i = 1, #ids do keys[i] = string.format(fmt, string.byte(ids[i], 1, 16)) end
-local live_ids, recs = {}, {}
+local out = {}
 for i = 1, #keys, 4000 do
   local last = math.min(i + 3999, #keys)
   local part = redis.call('MGET', unpack(keys, i, last))
   for j = 1, #part do
-    if part[j] then live_ids[#live_ids + 1] = ids[i + j - 1]; recs[#recs + 1] = part[j] end
+    if part[j] then out[#out + 1] = ids[i + j - 1] .. struct.pack('>I4', #part[j]) .. part[j] end
   end
 end
-return {plan, pop, live_ids, recs}
+return {plan, pop, table.concat(out)}
 ";
 
 /// What [`nearby_in_one`] found.
@@ -319,19 +321,21 @@ pub async fn nearby_in_one(
     let Value::Array(parts) = v else {
         return Ok(None);
     };
-    let (Some(Value::Int(plan)), Some(Value::Int(pop)), Some(Value::Array(ids)), Some(Value::Array(recs))) =
-        (parts.first(), parts.get(1), parts.get(2), parts.get(3))
+    let (Some(Value::Int(plan)), Some(Value::Int(pop)), Some(Value::BulkString(found))) =
+        (parts.first(), parts.get(1), parts.get(2))
     else {
         return Ok(None);
     };
-    let records = ids
-        .iter()
-        .zip(recs)
-        .filter_map(|(id, r)| match id {
-            Value::BulkString(b) => Some((Uuid::from_slice(b).ok()?, parse_record(r)?)),
-            _ => None,
-        })
-        .collect();
+    let mut records = Vec::new();
+    let mut rest = found.as_slice();
+    while let (Some(id), Some(len)) = (rest.get(..16), rest.get(16..20)) {
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let Some(bytes) = rest.get(20..20 + len) else { break };
+        if let (Ok(id), Some(r)) = (Uuid::from_slice(id), LiveRecord::from_bytes(bytes)) {
+            records.push((id, r));
+        }
+        rest = &rest[20 + len..];
+    }
     Ok(Some(InOne {
         graph_first: *plan == 1,
         population: (*pop).max(0) as u64,
