@@ -106,7 +106,7 @@ pub async fn scenario(st: Stores) {
         let (api, log, stop, accepted) = (api.clone(), log.clone(), stop.clone(), accepted.clone());
         let (freeze, frozen) = (freeze.clone(), victim.serves(slot_of(&u.id.to_string())));
         tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) && !(frozen && freeze.load(Ordering::SeqCst)) {
+            while !(stop.load(Ordering::SeqCst) || frozen && freeze.load(Ordering::SeqCst)) {
                 let a = api.checkin(&u, around(CENTRE, 2_000.0), None).await;
                 if a.is(201) {
                     accepted.lock().expect("accepted").insert(u.id, a.str("h3_cell"));
