@@ -31,7 +31,7 @@ pub async fn paced_page(ctx: &Ctx) -> Option<Tally> {
     let after = store::cursor(&ctx.redis).await.ok()?;
     match reconcile::check_page(ctx, after, ctx.settings.reconcile_page).await {
         Ok(found) => {
-            let (next, tally) = found.map_or((None, Tally::default()), |(last, t)| (Some(last), t));
+            let (next, tally) = found.map_or((None, Tally::default()), |(last, t)| (coarse_after(last, after), t));
             let _ = store::set_cursor(&ctx.redis, next).await;
             ctx.metrics.index_checked.inc_by(tally.checked);
             if tally.repaired > 0 {
@@ -47,6 +47,22 @@ pub async fn paced_page(ctx: &Ctx) -> Option<Tally> {
             tracing::debug!(error = %e, "index reconciliation page skipped");
             None
         }
+    }
+}
+
+/// Where the next page starts: `last` cut to its first 6 bytes, so that no user id is kept in
+/// Redis (erasure leaves none); a page may then re-check a few users, never skip one. Past
+/// `after` always (when a whole page shared those 6 bytes, the walk moves to the next prefix);
+/// `None` at the end of the id space.
+fn coarse_after(last: uuid::Uuid, after: Option<uuid::Uuid>) -> Option<uuid::Uuid> {
+    // the cursor is exclusive: just before the first id of a prefix, so its ids are read again
+    let before = |p: u64| (u128::from(p) << 80).checked_sub(1).map(uuid::Uuid::from_u128);
+    let p = (last.as_u128() >> 80) as u64;
+    match before(p) {
+        Some(next) if after.is_none_or(|a| next > a) => Some(next),
+        // the whole page under one prefix: past it
+        _ if p + 1 < 1 << 48 => before(p + 1),
+        _ => None,
     }
 }
 
@@ -99,4 +115,24 @@ async fn repair_ranges(ctx: &Ctx, lost: &[RangeState]) -> crate::store::StoreRes
     }
     store::mark(&ctx.redis, lost).await?;
     Ok(tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coarse_after;
+    use uuid::Uuid;
+
+    #[test]
+    fn the_cursor_keeps_no_user_id_and_never_skips_one() {
+        let last = Uuid::parse_str("0123456789ab4def8123456789abcdef").expect("uuid");
+        let next = coarse_after(last, None).expect("more");
+        assert_ne!(next, last);
+        // the ids sharing last's first 6 bytes come after the cursor again (re-checked, not skipped)
+        assert!(next < Uuid::parse_str("0123456789ab00000000000000000000").expect("uuid"));
+        assert!(Uuid::parse_str("0123456789aa00000000000000000000").expect("uuid") <= next);
+        // a page all under one prefix: the walk moves past it
+        let again = coarse_after(last, Some(next)).expect("more");
+        assert!(again > next && again >= Uuid::parse_str("0123456789abffffffffffffffffffff").expect("uuid"));
+        assert_eq!(coarse_after(Uuid::max(), Some(Uuid::max())), None);
+    }
 }
