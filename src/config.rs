@@ -107,6 +107,10 @@ pub struct Settings {
     pub argon2_iterations: u32,
     /// How often the policy, zones and index health are re-read.
     pub refresh_interval: Duration,
+    /// The paced reconciliation of the live index against PostgreSQL: one page of
+    /// `reconcile_page` live users every `reconcile_interval` (zero: off), across all instances.
+    pub reconcile_interval: Duration,
+    pub reconcile_page: u32,
     /// Trust `X-Forwarded-For` for client IPs (only behind a proxy you run).
     pub trust_forwarded_for: bool,
     /// Push notifications (see `crate::push`): run the delivery worker inside `serve`.
@@ -231,6 +235,8 @@ struct RawServer {
     argon2_memory_kib: Num<19_456, 8, { 1 << 22 }>,
     argon2_iterations: Num<2, 1, 100>,
     refresh_interval_ms: Num<2_000, 50, 600_000>,
+    reconcile_interval_ms: Num<1_000, 0, 3_600_000>,
+    reconcile_page: Num<500, 1, 10_000>,
     trust_forwarded_for: Flag<false>,
     /// Set but empty: the console draws no tiles (air-gapped sites, tests).
     admin_tile_url: Option<TileUrl>,
@@ -456,6 +462,8 @@ impl RawServer {
             argon2_memory_kib: self.argon2_memory_kib.0 as u32,
             argon2_iterations: self.argon2_iterations.0 as u32,
             refresh_interval: self.refresh_interval_ms.ms(),
+            reconcile_interval: self.reconcile_interval_ms.ms(),
+            reconcile_page: self.reconcile_page.0 as u32,
             trust_forwarded_for: self.trust_forwarded_for.0,
             push,
             admin_tile_url: or(self.admin_tile_url, DEFAULT_TILE_URL),
@@ -884,7 +892,7 @@ mod tests {
     #[test]
     fn names_list_every_setting() {
         let names = names();
-        assert_eq!(names.len(), 60);
+        assert_eq!(names.len(), 62);
         for n in [
             "HEREABOUTS_DATABASE_URL",
             "HEREABOUTS_STORE_TIMEOUT_MS",

@@ -113,6 +113,12 @@ metrics! {
         "push_send_duration_seconds", "time of one provider call, by platform";
     index_rebuilds: Counter = Counter::default(),
         "index_rebuilds", "live index rebuilds from PostgreSQL";
+    index_checked: Counter = Counter::default(),
+        "index_reconcile_checked", "live users compared between PostgreSQL and the index";
+    index_repaired: Counter = Counter::default(),
+        "index_reconcile_repaired", "index entries found missing, stale or orphaned and repaired";
+    index_range_losses: Counter = Counter::default(),
+        "index_slot_range_losses", "slot ranges found emptied or failed over (lost writes possible)";
     db_pool: Family<PoolLabels, Gauge> = Family::default(),
         "db_pool_connections", "PostgreSQL pool connections";
     request_capacity: Gauge = Gauge::default(),

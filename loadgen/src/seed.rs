@@ -168,13 +168,32 @@ fn glob_escape(s: &str) -> String {
     out
 }
 
-/// `used_memory` from `INFO memory`.
+/// `used_memory` from `INFO memory`: of the server, or summed over the nodes of a cluster (the
+/// client sends INFO to every node and answers node → text).
 pub async fn used_memory(redis: &Redis) -> anyhow::Result<u64> {
-    let info: String = redis.run(redis::cmd("INFO").arg("memory")).await?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("INFO memory has no used_memory")
+    let info: Value = redis.run(redis::cmd("INFO").arg("memory")).await?;
+    let of = |text: &[u8]| -> Option<u64> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let texts: Vec<Vec<u8>> = match info {
+        Value::BulkString(b) => vec![b],
+        Value::VerbatimString { text, .. } | Value::SimpleString(text) => vec![text.into_bytes()],
+        Value::Map(nodes) => nodes
+            .into_iter()
+            .filter_map(|(_, v)| match v {
+                Value::BulkString(b) => Some(b),
+                Value::VerbatimString { text, .. } | Value::SimpleString(text) => Some(text.into_bytes()),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    let sizes: Vec<u64> = texts.iter().filter_map(|t| of(t)).collect();
+    anyhow::ensure!(!sizes.is_empty(), "INFO memory has no used_memory");
+    Ok(sizes.iter().sum())
 }
 
 fn int(v: &Value) -> u64 {

@@ -22,6 +22,7 @@ pub mod net;
 pub mod notifications;
 pub mod privacy;
 pub mod profiles;
+pub mod reconcile;
 pub mod sessions;
 pub mod shares;
 pub mod stream;

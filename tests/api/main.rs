@@ -16,6 +16,7 @@ mod nearby;
 mod ops;
 mod profiles;
 mod push;
+mod reconcile;
 mod revision2;
 mod shares;
 mod standins;
