@@ -940,5 +940,13 @@ mod tests {
         ] {
             assert_eq!(Cursor::decode(bad), None, "{bad:?}");
         }
+        // any text of the stated shape is a position, times beyond the calendar included
+        for edge in [
+            "________________________________",
+            "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert!(Cursor::decode(edge).is_some(), "{edge}");
+        }
     }
 }
