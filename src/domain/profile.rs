@@ -18,6 +18,13 @@ const MAX_SLUG_CHARS: usize = 100;
 /// printable ASCII. Every match of at most 500 characters parses (a property test checks it).
 pub const AVATAR_URL_PATTERN: &str = "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$";
 
+/// [`AVATAR_URL_PATTERN`] compiled once (`None` never happens: a test compiles it).
+fn avatar_url_pattern() -> Option<&'static regex::Regex> {
+    static PATTERN: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(AVATAR_URL_PATTERN).ok());
+    PATTERN.as_ref()
+}
+
 /// The pattern the spec states for LinkedIn profile URLs (the server also takes other
 /// spellings: `http`, no scheme, upper case, a query; it stores the normalised one).
 pub const LINKEDIN_URL_PATTERN: &str = "^(https?://)?(www\\.)?linkedin\\.com/in/[A-Za-z0-9_-]{1,100}/?$";
@@ -50,6 +57,10 @@ pub fn parse_avatar_url(raw: &str) -> Result<String, FieldError> {
     // the URL parser silently drops tabs and newlines: refuse them before it sees them
     if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(FieldError::new(field, "must not contain spaces or control characters"));
+    }
+    // the spec's pattern, enforced as stated (a schema-valid URL is accepted, and nothing else)
+    if !avatar_url_pattern().is_some_and(|p| p.is_match(t)) {
+        return Err(FieldError::new(field, "must be an https URL with a host name"));
     }
     let url = url::Url::parse(t).map_err(|_| FieldError::new(field, "must be an absolute https URL"))?;
     if url.scheme() != "https" {
@@ -150,6 +161,20 @@ mod tests {
     fn matching(pattern: &str) -> proptest::string::RegexGeneratorStrategy<String> {
         let inner = pattern.trim_start_matches('^').trim_end_matches('$');
         proptest::string::string_regex(inner).expect("a pattern proptest can generate from")
+    }
+
+    #[test]
+    fn avatar_urls_outside_the_pattern_are_refused() {
+        assert!(avatar_url_pattern().is_some());
+        for bad in [
+            "https://o.A*",
+            "https://1.2.3.4/a.png",
+            "https://a.b:99999/",
+            "https://user@a.b/",
+        ] {
+            assert!(parse_avatar_url(bad).is_err(), "{bad}");
+        }
+        assert!(parse_avatar_url("https://cdn.example.com:8443/a/b.png?s=64").is_ok());
     }
 
     proptest! {

@@ -211,9 +211,9 @@ fn combinations() -> Vec<(At, &'static str, serde_json::Value)> {
             &["DeviceRequest"],
             "oneOf",
             json!([
-                {"properties": {"platform": {"const": "ios"}, "token": {"pattern": "^[A-Za-z0-9]{16,200}$"}}},
-                {"properties": {"platform": {"const": "android"}, "token": {"pattern": "^[A-Za-z0-9:._-]{8,4096}$"}}},
-                {"properties": {"platform": {"const": "webhook"}, "token": {"pattern": "^https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,4})?(/[A-Za-z0-9._~/%-]{0,1000})?$"}}},
+                {"required": ["platform"], "properties": {"platform": {"const": "ios"}, "token": {"pattern": "^[A-Za-z0-9]{16,200}$"}}},
+                {"required": ["platform"], "properties": {"platform": {"const": "android"}, "token": {"pattern": "^[A-Za-z0-9:._-]{8,4096}$"}}},
+                {"required": ["platform"], "properties": {"platform": {"const": "webhook"}, "token": {"pattern": "^https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,4})?(/[A-Za-z0-9._~/%-]{0,1000})?$"}}},
             ]),
         ),
     ]

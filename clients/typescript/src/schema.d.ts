@@ -1450,15 +1450,15 @@ export interface components {
             token: string;
         } & ({
             /** @constant */
-            platform?: "ios";
+            platform: "ios";
             token?: unknown;
         } | {
             /** @constant */
-            platform?: "android";
+            platform: "android";
             token?: unknown;
         } | {
             /** @constant */
-            platform?: "webhook";
+            platform: "webhook";
             token?: unknown;
         });
         /** @enum {string} */
