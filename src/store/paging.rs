@@ -37,11 +37,11 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
         let bytes: [u8; 24] = bytes.try_into().ok()?;
         let micros = i64::from_be_bytes(bytes[..8].try_into().ok()?);
-        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).unwrap_or(if micros < 0 {
-            PG_MIN
-        } else {
-            PG_MAX
-        });
+        // PostgreSQL's timestamptz starts in 4713 BC, `time` at -9999: a time before year 1 (or
+        // beyond the calendar) is clamped to its end, never sent to PostgreSQL (which refused it)
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+            .unwrap_or(if micros < 0 { PG_MIN } else { PG_MAX })
+            .clamp(PG_MIN, PG_MAX);
         Some(Self {
             at,
             id: Uuid::from_bytes(bytes[8..].try_into().ok()?),

@@ -72,6 +72,15 @@ async fn wrong_types_and_missing_fields_name_the_field() {
     )
     .await;
     assert_eq!(fields(&broken.assert_problem(400, "bad_request")), ["body"]);
+    // any cursor of the stated shape is a position, also one before year 1 (it made a 500)
+    for cursor in [
+        "-4dxtzefrpEsA1VfJ04fy0Krj_S8NY8O",
+        "________________________________",
+        "",
+    ] {
+        let r = app.get(&format!("/v1/blocks?cursor={cursor}"), u.t()).await;
+        assert_eq!(r.status, 200, "{cursor}: {}", r.text);
+    }
     // out of range is still a 422 naming the same kind of field
     let v = app
         .get("/v1/nearby?radius_m=10", u.t())
