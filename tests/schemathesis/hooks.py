@@ -1,9 +1,11 @@
 """Hooks of the schemathesis run (scripts/schemathesis).
 
-The run's session: a freshly registered user who shares and is checked in, so that nearby and the
-live radar answer 200. Operations that end the session (DELETE /v1/me, POST /v1/auth/logout-all, a
+The run's session: a registered user who shares and is checked in, so that nearby and the live
+radar answer 200. Operations that end the session (DELETE /v1/me, POST /v1/auth/logout-all, a
 password change) are tested like any other: the next request with the ended token gets 401, which
-makes schemathesis call `get` again (its reactive re-authentication), and `get` signs up a new user.
+makes schemathesis call `get` again (its reactive re-authentication), and `get` signs the same
+user in again (the resources the stateful phase created stay theirs), or signs up a new user when
+that user is gone.
 """
 
 import datetime
@@ -24,19 +26,34 @@ _lock = threading.Lock()
 _own_ids: set[str] = set()
 
 
+PASSWORD = "correct horse battery"
+_last_email: list[str] = []
+
+
+def _session() -> str:
+    if _last_email:
+        r = requests.post(
+            f"{BASE_URL}/v1/auth/login", json={"email": _last_email[0], "password": PASSWORD}, timeout=10
+        )
+        if r.status_code == 200:
+            return r.json()["access_token"]
+    return _new_session()
+
+
 def _new_session() -> str:
     with _lock:
         n = next(_serial)
     email = f"schemathesis-{os.getpid()}-{n}@example.com"
     r = requests.post(
         f"{BASE_URL}/v1/auth/register",
-        json={"email": email, "password": "correct horse battery", "display_name": f"Schema Thesis {n}"},
+        json={"email": email, "password": PASSWORD, "display_name": f"Schema Thesis {n}"},
         timeout=10,
     )
     r.raise_for_status()
     token = r.json()["access_token"]
     with _lock:
         _own_ids.add(r.json()["user"]["id"])
+        _last_email[:] = [email]
     auth = {"Authorization": f"Bearer {token}"}
     requests.patch(f"{BASE_URL}/v1/me/privacy", headers=auth, json={"sharing": True}, timeout=10).raise_for_status()
     requests.post(
@@ -48,7 +65,7 @@ def _new_session() -> str:
 @schemathesis.auth()
 class FreshUser:
     def get(self, case, ctx):
-        return _new_session()
+        return _session()
 
     def set(self, case, data, ctx):
         case.headers = case.headers or {}
