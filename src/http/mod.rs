@@ -103,6 +103,16 @@ fn cors(origins: &[String]) -> Cors {
         .max_age(3600)
 }
 
+/// actix-cors answers a preflight it refuses with a plain-text 400: written as problem+json.
+fn is_refused_preflight(res: &ServiceResponse<BoxBody>) -> bool {
+    res.request().method() == actix_web::http::Method::OPTIONS
+        && res.status() == actix_web::http::StatusCode::BAD_REQUEST
+        && res
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .is_none_or(|t| t.as_bytes() != b"application/problem+json")
+}
+
 /// Per-request guard: caps concurrency, applies the request deadline, turns a panic into an
 /// opaque 500, adds `x-request-id`, and records the request in the metrics.
 ///
@@ -139,6 +149,13 @@ async fn guard(
     let failure = match tokio::time::timeout(ctx.settings.request_timeout, fut).await {
         Ok(Ok(Ok(res))) => {
             let mut res = res.map_into_boxed_body();
+            if is_refused_preflight(&res) {
+                let refusal = ServiceError::bad_request_in(
+                    "origin",
+                    "CORS preflight refused: origin, method or headers not allowed",
+                );
+                res = res.into_response(actix_web::ResponseError::error_response(&ApiError::from(refusal)));
+            }
             let http_req = res.request().clone();
             if let Some(id) = http_req.extensions().get::<RequestId>().copied()
                 && let Ok(v) = HeaderValue::from_str(&id.to_string())
