@@ -13,10 +13,10 @@ pub const MAX_AVATAR_URL_CHARS: usize = 500;
 /// Longest LinkedIn slug kept (LinkedIn allows 3 to 100 characters).
 const MAX_SLUG_CHARS: usize = 100;
 
-/// The pattern the spec states for avatar URLs: `https://`, a DNS name (its last label starts
-/// with a letter, so that it is never read as an IPv4 address), an optional port and a path of
-/// printable ASCII. Every match of at most 500 characters parses (a property test checks it).
-pub const AVATAR_URL_PATTERN: &str = "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$";
+/// The pattern the spec states for avatar URLs: `https://`, a DNS name of ASCII labels without
+/// double hyphens (no punycode to decode; the last label starts with a letter, so that it is
+/// never read as an IPv4 address), an optional port and a path of printable ASCII. Every match of at most 500 characters parses (a property test checks it).
+pub const AVATAR_URL_PATTERN: &str = "^https://([A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,20}){0,3}\\.){0,4}[A-Za-z][A-Za-z0-9]{0,20}(-[A-Za-z0-9]{1,20}){0,3}(:[1-9][0-9]{0,3})?(/[!-~]*)?$";
 
 /// [`AVATAR_URL_PATTERN`] compiled once (`None` never happens: a test compiles it).
 fn avatar_url_pattern() -> Option<&'static regex::Regex> {
