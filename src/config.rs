@@ -117,6 +117,8 @@ pub struct Settings {
     pub push: PushSettings,
     /// Map tiles of the operator console (`{z}/{x}/{y}` template); empty: no tiles.
     pub admin_tile_url: String,
+    /// Origins (`https://app.example.com`) whose browser pages may call the API; none by default.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Settings of push notifications: the outbox worker and the providers.
@@ -240,6 +242,7 @@ struct RawServer {
     trust_forwarded_for: Flag<false>,
     /// Set but empty: the console draws no tiles (air-gapped sites, tests).
     admin_tile_url: Option<TileUrl>,
+    cors_allowed_origins: Origins,
 }
 
 /// Keys of push notifications (defaults: Apple's and Google's production endpoints, no credentials).
@@ -467,6 +470,7 @@ impl RawServer {
             trust_forwarded_for: self.trust_forwarded_for.0,
             push,
             admin_tile_url: or(self.admin_tile_url, DEFAULT_TILE_URL),
+            cors_allowed_origins: self.cors_allowed_origins.0,
         })
     }
 }
@@ -525,7 +529,7 @@ deserialize_from_str!(
     [const DEFAULT: u64, const MIN: u64, const MAX: u64] Num<DEFAULT, MIN, MAX>,
     [const DEFAULT: bool] Flag<DEFAULT>,
     [const MIN: usize] Secret<MIN>,
-    [] FileText, [] RedisUrls, [] Pairs, [] LogFormat, [] JwtAlgorithm,
+    [] FileText, [] RedisUrls, [] Pairs, [] Origins, [] LogFormat, [] JwtAlgorithm,
     [] Listen, [] MetricsListen, [] DbUrl, [] RedisPrefix, [] HttpUrl, [] Locale, [] TileUrl,
 );
 
@@ -609,6 +613,30 @@ impl FromStr for FileText {
 /// The trimmed, non-empty items of a comma-separated list.
 fn items(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|item| !item.is_empty())
+}
+
+/// Comma-separated web origins (`scheme://host[:port]`, as browsers send them in `Origin`).
+#[derive(Default)]
+struct Origins(Vec<String>);
+
+impl FromStr for Origins {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        items(s)
+            .map(|o| {
+                let origin = url::Url::parse(o).ok().map(|u| u.origin().ascii_serialization());
+                match origin {
+                    Some(serialised) if serialised == o && (o.starts_with("https://") || o.starts_with("http://")) => {
+                        Ok(o.to_string())
+                    }
+                    _ => Err(format!(
+                        "{o:?} is not an origin (scheme://host[:port], no path, no trailing slash)"
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
 }
 
 /// One Redis URL, or several (comma-separated) for Redis Cluster.
@@ -862,6 +890,38 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_default_to_none_and_must_be_origins() {
+        assert!(
+            Settings::from_sources(&env(BASE))
+                .expect("valid")
+                .cors_allowed_origins
+                .is_empty()
+        );
+        let mut e = env(BASE);
+        e.push((
+            "HEREABOUTS_CORS_ALLOWED_ORIGINS".into(),
+            "https://app.example.com, http://127.0.0.1:3000".into(),
+        ));
+        let s = Settings::from_sources(&e).expect("valid");
+        assert_eq!(
+            s.cors_allowed_origins,
+            ["https://app.example.com", "http://127.0.0.1:3000"]
+        );
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://app.example.com/",
+            "https://x.example/path",
+            "ftp://x.example",
+        ] {
+            let mut e = env(BASE);
+            e.push(("HEREABOUTS_CORS_ALLOWED_ORIGINS".into(), bad.into()));
+            let err = Settings::from_sources(&e).expect_err(bad).to_string();
+            assert!(err.contains("HEREABOUTS_CORS_ALLOWED_ORIGINS"), "{err}");
+        }
+    }
+
+    #[test]
     fn tile_url_defaults_to_openstreetmap_and_empty_means_none() {
         let s = Settings::from_sources(&env(BASE)).expect("valid");
         assert_eq!(s.admin_tile_url, DEFAULT_TILE_URL);
@@ -892,7 +952,7 @@ mod tests {
     #[test]
     fn names_list_every_setting() {
         let names = names();
-        assert_eq!(names.len(), 62);
+        assert_eq!(names.len(), 63);
         for n in [
             "HEREABOUTS_DATABASE_URL",
             "HEREABOUTS_STORE_TIMEOUT_MS",

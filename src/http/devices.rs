@@ -83,6 +83,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
 }
 
@@ -103,7 +104,7 @@ pub struct ListQuery {
 pub async fn register_device(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    body: web::Json<DeviceRequest>,
+    body: super::extract::Json<DeviceRequest>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let d = devices::register(&ctx, me.id, b.platform, &b.token, b.locale.as_deref()).await?;
@@ -121,7 +122,7 @@ pub async fn register_device(
 pub async fn list_devices(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    q: web::Query<ListQuery>,
+    q: super::extract::Query<ListQuery>,
 ) -> ApiResult<web::Json<DeviceList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
     let page = devices::list(&ctx, me.id, limit, cursor).await?;

@@ -7,6 +7,7 @@ mod authz;
 mod checkins;
 mod connections;
 mod console;
+mod contract;
 mod events;
 mod helpers;
 mod index;
