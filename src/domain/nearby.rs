@@ -222,6 +222,17 @@ pub fn reach(centre: Coord, radius_m: f64, record: &LiveRecord) -> Option<(u64, 
     }
 }
 
+/// Whether `viewer`, at `centre`, would list `record` in a nearby query of `radius_m` now — live,
+/// not hiding from the viewer, [`reach`]ed by the circle — and the distance it would show: what
+/// [`select`] decides for one candidate, without a cover (arrival detection asks it once per
+/// recipient).
+pub fn listed_distance(viewer: Uuid, centre: Coord, radius_m: f64, now_ms: i64, record: &LiveRecord) -> Option<u64> {
+    if !record.is_live(now_ms) || record.hidden_from.contains(&viewer) {
+        return None;
+    }
+    reach(centre, radius_m, record).map(|(distance_m, _, _)| distance_m)
+}
+
 /// Keeps the candidates that are truly nearby for `caller`: live, not the caller, not hiding
 /// from the caller, and [`reach`]ed by the circle (exact users must also lie in the cover, which
 /// holds the whole circle: a cheap test first); sorted by the distance shown (then the true
@@ -418,6 +429,18 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
         /// Both plans give exactly what a scan of every live user gives.
+        #[test]
+        fn one_candidate_is_listed_as_select_lists_it((w, caller, radius) in world()) {
+            let me = &w.records[&caller];
+            let cov = fetch_cover(me.centre(), radius + PROBE_SLACK_M);
+            for (id, r) in w.records.iter().filter(|(id, _)| **id != caller) {
+                let by_select = select(caller, me.centre(), radius, &cov, 2_000, [(*id, r.clone())], 1)
+                    .first()
+                    .map(|h| h.distance_m);
+                prop_assert_eq!(listed_distance(caller, me.centre(), radius, 2_000, r), by_select);
+            }
+        }
+
         #[test]
         fn both_plans_equal_brute_force((w, caller, radius) in world()) {
             let truth = w.brute_force(caller, radius);

@@ -18,8 +18,8 @@
 //! [`run`] takes check-ins from the channel the service layer announces them on, several at a
 //! time, until the shutdown token is cancelled; detections under way finish.
 
-use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M, cover};
-use crate::domain::nearby::{LiveRecord, PROBE_SLACK_M, Plan, select};
+use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M};
+use crate::domain::nearby::{LiveRecord, Plan, listed_distance};
 use crate::service::Ctx;
 use crate::service::events::{Announced, Checkin};
 use crate::service::nearby::candidates;
@@ -113,18 +113,9 @@ pub async fn detect(ctx: &Ctx, actor: Uuid, me: &LiveRecord) -> crate::service::
         .iter()
         .filter_map(|(b, rec)| {
             let r = f64::from(*radius.get(b)?);
-            let hits = select(
-                *b,
-                rec.centre(),
-                r,
-                &cover(rec.centre(), r + PROBE_SLACK_M),
-                now,
-                [(actor, me.clone())],
-                1,
-            );
-            hits.first().map(|h| Recipient {
+            listed_distance(*b, rec.centre(), r, now, me).map(|distance_m| Recipient {
                 user_id: *b,
-                distance_m: h.distance_m,
+                distance_m,
             })
         })
         .collect();
