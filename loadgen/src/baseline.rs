@@ -439,7 +439,7 @@ pub async fn run_all(
             mean_degree: idx.iter().map(|&i| world.graph.degree(i as usize) as f64).sum::<f64>() / idx.len() as f64,
             cover_resolution: u8::from(cov.resolution),
             cover_cells: cov.cells.len(),
-            cover_population: index::populations(&state.redis, &cov.cells)
+            cover_population: index::populations(&state.redis, &cov.cells, index::Class::Exact)
                 .await
                 .map(|p| p.iter().sum())
                 .unwrap_or(0),

@@ -67,11 +67,13 @@ async fn live_connections(
     me: &LiveRecord,
     reach_m: f64,
 ) -> crate::service::ServiceResult<(Option<Plan>, Vec<(Uuid, LiveRecord)>)> {
-    // B is indexed at B's published point, which may lie a coarse cell away from B's own point
+    // an exact B is indexed at B's own point; a coarse B at a published point that may lie a
+    // coarse cell away from it
     let found = candidates(
         ctx,
         actor,
         me.published(),
+        reach_m.min(MAX_RADIUS_M),
         (reach_m + PUBLISHED_OFFSET_M).min(MAX_RADIUS_M),
         None,
     )

@@ -4,9 +4,10 @@
 //! [`candidates`] is the one planner, shared with arrival detection.
 
 use super::{Code, Ctx, ServiceError, ServiceResult};
-use crate::domain::cover::{Cover, fetch_cover};
+use crate::domain::cover::{Cover, cover, fetch_cover};
 use crate::domain::geo::Coord;
 use crate::domain::nearby::{Hit, LiveRecord, PROBE_SLACK_M, Plan, RECORD_WEIGHT, choose, select};
+use crate::store::index::Class;
 use crate::store::{graph, index, live};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -34,27 +35,32 @@ fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// What the planner found: the plan it took (none for a user without connections), the cover,
-/// and the live records of the user's connections that may lie in it (not yet filtered exactly).
+/// What the planner found: the plan it took (none for a user without connections), the cover
+/// exact users were read from, and the live records of the user's connections that may lie in
+/// reach (not yet filtered exactly).
 pub struct Candidates {
     pub plan: Option<Plan>,
     pub cover: Cover,
     pub records: Vec<(Uuid, LiveRecord)>,
 }
 
-/// The live records of `user`'s connections published in the cover of the circle of
-/// `radius_m` around `centre`, read from the cheaper side: the members of the cells intersected
-/// with the adjacency (cell-first), or the connections' records (graph-first). `degree` is the
-/// user's degree when the caller already read it.
+/// The live records of `user`'s connections that may be in reach of `centre`: exact users
+/// published in the cover of the circle of `exact_radius_m`, coarse users published in the
+/// wider cover of the circle of `coarse_radius_m` (widened again by a coarse cell's reach,
+/// [`fetch_cover`]) — each class read only from its own cover. From the cheaper side: the
+/// members of the cells intersected with the adjacency (cell-first), or the connections'
+/// records (graph-first). `degree` is the user's degree when the caller already read it.
 pub async fn candidates(
     ctx: &Ctx,
     user: Uuid,
     centre: Coord,
-    radius_m: f64,
+    exact_radius_m: f64,
+    coarse_radius_m: f64,
     degree: Option<u64>,
 ) -> ServiceResult<Candidates> {
     let redis = &ctx.redis;
-    let cov = fetch_cover(centre, radius_m);
+    let exact = cover(centre, exact_radius_m);
+    let coarse = fetch_cover(centre, coarse_radius_m);
     let degree = match degree {
         Some(d) => d,
         None => graph::ensure_adjacency(&ctx.db, redis, user).await?,
@@ -62,12 +68,13 @@ pub async fn candidates(
     if degree == 0 {
         return Ok(Candidates {
             plan: None,
-            cover: cov,
+            cover: exact,
             records: vec![],
         });
     }
     if !redis.is_cluster()
-        && let Some(found) = index::nearby_in_one(redis, user, &cov.cells, degree, RECORD_WEIGHT).await?
+        && let Some(found) =
+            index::nearby_in_one(redis, user, &exact.cells, &coarse.cells, degree, RECORD_WEIGHT).await?
     {
         let plan = if found.graph_first {
             Plan::GraphFirst
@@ -77,21 +84,29 @@ pub async fn candidates(
         debug_assert_eq!(plan, choose(found.population, degree));
         return Ok(Candidates {
             plan: Some(plan),
-            cover: cov,
+            cover: exact,
             records: found.records,
         });
     }
-    // on a cluster (or when the adjacency set expired meanwhile): the same in pipelined steps
-    // the live population of the cover
-    let population: u64 = index::populations(redis, &cov.cells).await?.iter().sum();
+    // on a cluster (or when the adjacency set expired meanwhile): the same in pipelined steps;
+    // the live population of both covers, each in its class
+    let (pe, pc) = futures_util::try_join!(
+        index::populations(redis, &exact.cells, Class::Exact),
+        index::populations(redis, &coarse.cells, Class::Coarse)
+    )?;
+    let population: u64 = pe.iter().chain(&pc).sum();
     let plan = choose(population, degree);
     let ids: Vec<Uuid> = match plan {
         Plan::CellFirst => {
             // members of the cells, then which are connections
+            let (me, mc) = futures_util::try_join!(
+                index::members(redis, &exact.cells, Class::Exact),
+                index::members(redis, &coarse.cells, Class::Coarse)
+            )?;
             let mut seen = HashSet::new();
-            let members: Vec<Uuid> = index::members(redis, &cov.cells)
-                .await?
+            let members: Vec<Uuid> = me
                 .into_iter()
+                .chain(mc)
                 .filter(|m| *m != user && seen.insert(*m))
                 .collect();
             let flags = index::connected(redis, user, &members).await?;
@@ -112,7 +127,7 @@ pub async fn candidates(
         .collect();
     Ok(Candidates {
         plan: Some(plan),
-        cover: cov,
+        cover: exact,
         records,
     })
 }
@@ -183,7 +198,8 @@ async fn answer(
             "check in first: you see others only while you share",
         )
     })?;
-    let found = candidates(ctx, user, me.centre(), radius_m + PROBE_SLACK_M, degree).await?;
+    let r = radius_m + PROBE_SLACK_M;
+    let found = candidates(ctx, user, me.centre(), r, r, degree).await?;
     let span = tracing::Span::current();
     span.record("cells", found.cover.cells.len());
     let Some(plan) = found.plan else {

@@ -55,7 +55,13 @@ fn expected(ctx: &Ctx, row: &LiveRow, privacy: Option<&PrivacyRecord>, now: Offs
 /// each of its cells; or nothing readable when `want` is `None`.
 fn matches(want: Option<&LiveRecord>, held: &Held) -> bool {
     match want {
-        Some(w) => held.record.as_ref() == Some(w) && held.scores.iter().all(|s| *s == Some(w.expires_at_ms)),
+        Some(w) => {
+            held.record.as_ref() == Some(w)
+                && held
+                    .scores
+                    .iter()
+                    .all(|s| *s == Some(crate::store::index::member_score(w)))
+        }
         None => !held.record_present,
     }
 }

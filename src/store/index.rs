@@ -2,7 +2,10 @@
 //!
 //! - `<prefix>:cell:<h3>` — a sorted set per H3 cell at each index resolution (9, 7, 5, 3):
 //!   member = the user's 16 raw id bytes, score = expiry in Unix ms, so expired members are
-//!   skipped by score and trimmed on write without a global sweep.
+//!   skipped by score and trimmed on write without a global sweep. Coarse users (approximate,
+//!   city) score [`COARSE_OFFSET`] more: each class is one score range of the same set, so a
+//!   query reads exact users from the cover of its circle and coarse users from the wider cover
+//!   their cells need, without reading the other class (see [`Class`]).
 //! - `<prefix>:live:{<user>}` — the user's [`LiveRecord`] (JSON) with its own expiry.
 //! - `<prefix>:index:ready` — set once the index was built from PostgreSQL; its absence means
 //!   Redis came back empty and the index must be rebuilt.
@@ -32,6 +35,35 @@ fn ready_key(redis: &Redis) -> String {
     redis.key(format_args!("index:ready"))
 }
 
+/// Added to the score of a coarse user's memberships: above every expiry in Unix ms (2^44 ms
+/// is the year 2527) and exact in a double with it.
+pub const COARSE_OFFSET: i64 = 1 << 44;
+
+/// The two classes of members, each a score range of every cell's set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Exact,
+    Coarse,
+}
+
+impl Class {
+    /// The live members' score range, as `ZCOUNT`/`ZRANGE … BYSCORE` bounds.
+    fn live_range(self, now: i64) -> (String, String) {
+        match self {
+            Class::Exact => (format!("({now}"), format!("({COARSE_OFFSET}")),
+            Class::Coarse => (format!("({}", COARSE_OFFSET + now), "+inf".into()),
+        }
+    }
+}
+
+/// The score of a user's memberships: their expiry, in the range of their class.
+pub fn member_score(rec: &LiveRecord) -> i64 {
+    match rec.precision {
+        crate::domain::policy::Precision::Exact => rec.expires_at_ms,
+        _ => rec.expires_at_ms + COARSE_OFFSET,
+    }
+}
+
 fn now_ms() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }
@@ -48,11 +80,19 @@ fn put_cmds(redis: &Redis, user: Uuid, rec: &LiveRecord, now: i64, cmds: &mut Ve
         cmds.push(
             redis::cmd("ZADD")
                 .arg(&key)
-                .arg(rec.expires_at_ms)
+                .arg(member_score(rec))
                 .arg(user.as_bytes().as_slice())
                 .clone(),
         );
+        // the expired of both classes
         cmds.push(redis::cmd("ZREMRANGEBYSCORE").arg(&key).arg("-inf").arg(now).clone());
+        cmds.push(
+            redis::cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg(COARSE_OFFSET)
+                .arg(COARSE_OFFSET + now)
+                .clone(),
+        );
     }
     cmds.push(
         redis::cmd("SET")
@@ -68,7 +108,7 @@ fn put_cmds(redis: &Redis, user: Uuid, rec: &LiveRecord, now: i64, cmds: &mut Ve
 /// Publishes many users in one round trip (rebuilds, bulk loads).
 pub async fn put_many(redis: &Redis, users: &[(Uuid, LiveRecord)]) -> StoreResult<()> {
     let now = now_ms();
-    let mut cmds = Vec::with_capacity(users.len() * 9);
+    let mut cmds = Vec::with_capacity(users.len() * 13);
     for (u, rec) in users {
         put_cmds(redis, *u, rec, now, &mut cmds)?;
     }
@@ -83,7 +123,7 @@ pub async fn put(redis: &Redis, user: Uuid, rec: &LiveRecord, previous: Option<C
     if rec.expires_at_ms <= now {
         return remove(redis, user, previous).await;
     }
-    let mut cmds = Vec::with_capacity(9);
+    let mut cmds = Vec::with_capacity(13);
     put_cmds(redis, user, rec, now, &mut cmds)?;
     redis.run_many(cmds).await?;
     if let Some(prev) = previous {
@@ -180,18 +220,12 @@ pub async fn records(redis: &Redis, users: &[Uuid]) -> StoreResult<Vec<Option<Li
     Ok(redis.run_many(cmds).await?.iter().map(parse_record).collect())
 }
 
-/// Live population of each cell (O(log n) per cell), in one round trip.
-pub async fn populations(redis: &Redis, cells: &[CellIndex]) -> StoreResult<Vec<u64>> {
-    let now = now_ms();
+/// Live population of each cell in one class (O(log n) per cell), in one round trip.
+pub async fn populations(redis: &Redis, cells: &[CellIndex], class: Class) -> StoreResult<Vec<u64>> {
+    let (lo, hi) = class.live_range(now_ms());
     let cmds = cells
         .iter()
-        .map(|c| {
-            redis::cmd("ZCOUNT")
-                .arg(cell_key(redis, *c))
-                .arg(format!("({now}"))
-                .arg("+inf")
-                .clone()
-        })
+        .map(|c| redis::cmd("ZCOUNT").arg(cell_key(redis, *c)).arg(&lo).arg(&hi).clone())
         .collect();
     Ok(redis
         .run_many(cmds)
@@ -201,16 +235,16 @@ pub async fn populations(redis: &Redis, cells: &[CellIndex]) -> StoreResult<Vec<
         .collect())
 }
 
-/// Live members of the cells, in one round trip.
-pub async fn members(redis: &Redis, cells: &[CellIndex]) -> StoreResult<Vec<Uuid>> {
-    let now = now_ms();
+/// Live members of the cells in one class, in one round trip.
+pub async fn members(redis: &Redis, cells: &[CellIndex], class: Class) -> StoreResult<Vec<Uuid>> {
+    let (lo, hi) = class.live_range(now_ms());
     let cmds = cells
         .iter()
         .map(|c| {
             redis::cmd("ZRANGE")
                 .arg(cell_key(redis, *c))
-                .arg(format!("({now}"))
-                .arg("+inf")
+                .arg(&lo)
+                .arg(&hi)
                 .arg("BYSCORE")
                 .clone()
         })
@@ -246,24 +280,28 @@ async fn set_contains(redis: &Redis, key: &str, ids: &[Uuid]) -> StoreResult<Vec
 /// ([`crate::domain::nearby::choose`], same weight), the connections' ids from the cheaper side,
 /// and their live records — everything [`populations`], [`members`], [`connected`] and
 /// [`records`] do, without shipping members and flags back and forth.
-/// KEYS[1] the adjacency set, KEYS[2..] the cells; ARGV[1] now (ms), ARGV[2] degree, ARGV[3] the
-/// record keys' prefix, ARGV[4] the caller's 16 bytes, ARGV[5] the record weight.
+/// KEYS[1] the adjacency set, KEYS[2..ARGV[6]+1] the cells read for exact users, the rest the
+/// cells read for coarse users; ARGV[1] and ARGV[7] the exact class's live score range, ARGV[8]
+/// and ARGV[9] the coarse class's, ARGV[2] degree, ARGV[3] the record keys' prefix, ARGV[4] the
+/// caller's 16 bytes, ARGV[5] the record weight.
 /// Returns {-1} when the adjacency set is absent (the caller rebuilds it), else
 /// {plan (0 cell-first, 1 graph-first), population, found}: the live connections as one string
 /// of (16 id bytes, record length as 4 bytes big-endian, record) — one reply value to parse
 /// instead of two per connection.
 const NEARBY_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
-local now = '(' .. ARGV[1]
+local n1 = tonumber(ARGV[6]) + 1
+local function lo(i) if i <= n1 then return ARGV[1] end return ARGV[8] end
+local function hi(i) if i <= n1 then return ARGV[7] end return ARGV[9] end
 local pop = 0
-for i = 2, #KEYS do pop = pop + redis.call('ZCOUNT', KEYS[i], now, '+inf') end
+for i = 2, #KEYS do pop = pop + redis.call('ZCOUNT', KEYS[i], lo(i), hi(i)) end
 local ids = {}
 local plan = 1
 if pop <= tonumber(ARGV[2]) * tonumber(ARGV[5]) then
   plan = 0
   local seen, found = {}, {}
   for i = 2, #KEYS do
-    for _, m in ipairs(redis.call('ZRANGE', KEYS[i], now, '+inf', 'BYSCORE')) do
+    for _, m in ipairs(redis.call('ZRANGE', KEYS[i], lo(i), hi(i), 'BYSCORE')) do
       if m ~= ARGV[4] and not seen[m] then seen[m] = true; found[#found + 1] = m end
     end
   end
@@ -302,21 +340,29 @@ pub struct InOne {
 pub async fn nearby_in_one(
     redis: &Redis,
     user: Uuid,
-    cells: &[CellIndex],
+    exact_cells: &[CellIndex],
+    coarse_cells: &[CellIndex],
     degree: u64,
     weight: u64,
 ) -> StoreResult<Option<InOne>> {
     static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(NEARBY_LUA));
     let mut inv = SCRIPT.prepare_invoke();
     inv.key(super::graph::adjacency_key(redis, user));
-    for c in cells {
+    for c in exact_cells.iter().chain(coarse_cells) {
         inv.key(cell_key(redis, *c));
     }
-    inv.arg(now_ms())
+    let now = now_ms();
+    let (exact_lo, exact_hi) = Class::Exact.live_range(now);
+    let (coarse_lo, coarse_hi) = Class::Coarse.live_range(now);
+    inv.arg(exact_lo)
         .arg(degree)
         .arg(redis.key(format_args!("live:{{")))
         .arg(user.as_bytes().as_slice())
-        .arg(weight);
+        .arg(weight)
+        .arg(exact_cells.len())
+        .arg(exact_hi)
+        .arg(coarse_lo)
+        .arg(coarse_hi);
     let v: Value = redis.invoke(&inv).await?;
     let Value::Array(parts) = v else {
         return Ok(None);

@@ -1,13 +1,14 @@
 //! The live index at the store level, against the real Redis of the test run: the one-round-trip
 //! nearby query (a server-side script on a single Redis) must find exactly what the pipelined
-//! steps it replaces find (and the cluster still runs), for both plans, with coarse users,
-//! expired members and the caller among the members.
+//! steps it replaces find (and the cluster still runs), for both plans, with coarse users read
+//! from their own wider cover, expired members and the caller among the members.
 
 use crate::helpers::spawn_app;
-use hereabouts::domain::cover::fetch_cover;
+use hereabouts::domain::cover::{cover, fetch_cover};
 use hereabouts::domain::geo::{Coord, publish};
 use hereabouts::domain::nearby::{LiveRecord, Summary};
 use hereabouts::domain::policy::Precision;
+use hereabouts::store::index::Class;
 use hereabouts::store::{graph, index};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -88,10 +89,36 @@ async fn the_one_round_trip_query_finds_what_the_pipelined_steps_find() {
     let degree = members.len() as u64 - 1;
 
     for radius in [300.0, 3_000.0, 25_000.0] {
-        let cov = fetch_cover(centre, radius);
-        // the pipelined steps, cell side and graph side
-        let pop: u64 = index::populations(redis, &cov.cells).await.expect("pop").iter().sum();
-        let mut from_cells: Vec<Uuid> = index::members(redis, &cov.cells).await.expect("members");
+        let exact = cover(centre, radius);
+        let coarse = fetch_cover(centre, radius);
+        // the pipelined steps, cell side (each class from its cover) and graph side
+        let pe = index::populations(redis, &exact.cells, Class::Exact)
+            .await
+            .expect("pop");
+        let pc = index::populations(redis, &coarse.cells, Class::Coarse)
+            .await
+            .expect("pop");
+        let pop: u64 = pe.iter().chain(&pc).sum();
+        let mut from_cells: Vec<Uuid> = index::members(redis, &exact.cells, Class::Exact)
+            .await
+            .expect("members");
+        let coarse_members = index::members(redis, &coarse.cells, Class::Coarse)
+            .await
+            .expect("members");
+        // each class is read from its own score range
+        for m in &from_cells {
+            let r = &users.iter().find(|(u, _)| u == m).expect("known").1;
+            assert_eq!(r.precision, Precision::Exact);
+        }
+        for m in &coarse_members {
+            let r = &users.iter().find(|(u, _)| u == m).expect("known").1;
+            assert_ne!(r.precision, Precision::Exact);
+        }
+        assert!(
+            !coarse_members.is_empty(),
+            "the world has coarse users in every wide cover"
+        );
+        from_cells.extend(coarse_members);
         from_cells.retain(|m| *m != caller);
         from_cells.sort();
         from_cells.dedup();
@@ -113,7 +140,7 @@ async fn the_one_round_trip_query_finds_what_the_pipelined_steps_find() {
                 .zip(recs)
                 .filter_map(|(id, r)| r.map(|r| (*id, r)))
                 .collect();
-            let got = index::nearby_in_one(redis, caller, &cov.cells, degree, weight)
+            let got = index::nearby_in_one(redis, caller, &exact.cells, &coarse.cells, degree, weight)
                 .await
                 .expect("script")
                 .expect("the adjacency set exists");
@@ -128,7 +155,7 @@ async fn the_one_round_trip_query_finds_what_the_pipelined_steps_find() {
     let nobody = Uuid::new_v4();
     let cov = fetch_cover(centre, 1_000.0);
     assert!(
-        index::nearby_in_one(redis, nobody, &cov.cells, 5, 2)
+        index::nearby_in_one(redis, nobody, &cov.cells, &cov.cells, 5, 2)
             .await
             .expect("script")
             .is_none()
