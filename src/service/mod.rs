@@ -59,6 +59,32 @@ pub struct Ctx {
     pub ingest: ingest::Ingest,
     /// Ended sessions and suspended accounts, as this instance knows them.
     pub sessions: sessions::Sessions,
+    /// The VAPID key pair of Web Push (configured, or generated at start).
+    pub vapid: Arc<crate::domain::webpush::Vapid>,
+}
+
+/// The configured VAPID key, or a generated one (said in the log: browsers subscribed with it
+/// must subscribe again after a restart, and a separate `hereabouts worker` would not share it).
+fn vapid_key(push: &crate::config::PushSettings) -> anyhow::Result<crate::domain::webpush::Vapid> {
+    use crate::domain::webpush::Vapid;
+    use secrecy::ExposeSecret;
+    if let Some(text) = &push.webpush_vapid_key {
+        return Vapid::parse(text.expose_secret()).context(
+            "HEREABOUTS_WEBPUSH_VAPID_PRIVATE_KEY_FILE: not a P-256 private key (PEM, or base64url of 32 bytes)",
+        );
+    }
+    loop {
+        let mut secret = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut secret);
+        // all but a 2^-128 share of 32-byte strings are valid scalars
+        if let Some(v) = Vapid::from_bytes(&secret) {
+            tracing::info!(
+                public_key = v.public_key(),
+                "no HEREABOUTS_WEBPUSH_VAPID_PRIVATE_KEY_FILE: using a generated development VAPID key"
+            );
+            return Ok(v);
+        }
+    }
 }
 
 impl Ctx {
@@ -77,7 +103,9 @@ impl Ctx {
         );
         let tokens = Arc::new(TokenKeys::from_settings(&settings)?);
         let passwords = Passwords::new(settings.argon2_memory_kib, settings.argon2_iterations)?;
+        let vapid = Arc::new(vapid_key(&settings.push)?);
         Ok(Self {
+            vapid,
             tokens,
             passwords,
             controls: ControlsCache::default(),

@@ -12,6 +12,7 @@ mod helpers;
 mod limits;
 mod linkedin;
 mod nearby;
+mod notify;
 mod ops;
 mod profiles;
 mod push;

@@ -120,6 +120,10 @@ impl Receiver {
         }
         let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let notification = body["id"].as_str().unwrap_or_default().to_string();
+        if body["kind"] != "connection_nearby" {
+            // the scenarios count arrivals; setting up their connections notifies too
+            return answer(204);
+        }
         *self
             .inner
             .delivered
