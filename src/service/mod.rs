@@ -22,6 +22,7 @@ pub mod net;
 pub mod notifications;
 pub mod privacy;
 pub mod profiles;
+pub mod radar;
 pub mod sessions;
 pub mod shares;
 pub mod stream;
@@ -61,6 +62,8 @@ pub struct Ctx {
     pub sessions: sessions::Sessions,
     /// The VAPID key pair of Web Push (configured, or generated at start).
     pub vapid: Arc<crate::domain::webpush::Vapid>,
+    /// This instance's live-radar streams and their subscriptions (none: streams poll).
+    pub radar: Option<Arc<radar::Hub>>,
 }
 
 /// The configured VAPID key, or a generated one (said in the log: browsers subscribed with it
@@ -106,6 +109,7 @@ impl Ctx {
         let vapid = Arc::new(vapid_key(&settings.push)?);
         Ok(Self {
             vapid,
+            radar: None,
             tokens,
             passwords,
             controls: ControlsCache::default(),
@@ -122,6 +126,13 @@ impl Ctx {
     /// The same context announcing check-ins to `checkins`.
     pub fn with_checkins(mut self, checkins: events::Checkins) -> Self {
         self.checkins = checkins;
+        self
+    }
+
+    /// The same context with the live radar's hub (its listener and publisher are the
+    /// composition root's to run).
+    pub fn with_radar(mut self, hub: Arc<radar::Hub>) -> Self {
+        self.radar = Some(hub);
         self
     }
 
