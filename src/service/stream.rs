@@ -26,7 +26,7 @@ pub const SAFETY: Duration = Duration::from_secs(10);
 /// How often a stream checks, without I/O, whether it must end.
 pub const TICK: Duration = Duration::from_millis(500);
 /// After a wake-up, how long a stream waits for more before it reads (a burst costs one read).
-const COALESCE: Duration = Duration::from_millis(50);
+const COALESCE: Duration = Duration::from_millis(250);
 /// A stream's slot lasts this long unless renewed (a crashed instance's streams stop counting).
 const LEASE: Duration = Duration::from_secs(30);
 /// Items a stream follows, as nearby's largest page.
@@ -60,13 +60,39 @@ pub enum Event {
     End(EndReason),
 }
 
-/// What the caller sees of one item; a change of it is a `move`.
-fn shown(h: &Hit) -> (u64, (u64, u64), &str) {
-    (h.distance_m, h.distance_range_m, h.record.cell.as_str())
+/// What a stream remembers of an item it shows (a few bytes, not the item): what the caller
+/// sees of it — a change of it is a `move` — and when it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shown {
+    distance_m: u64,
+    range: (u64, u64),
+    /// The published cell, as its 64-bit index.
+    cell: u64,
+    expires_at_ms: i64,
+}
+
+impl Shown {
+    pub fn of(h: &Hit) -> Self {
+        Self {
+            distance_m: h.distance_m,
+            range: h.distance_range_m,
+            cell: u64::from_str_radix(&h.record.cell, 16).unwrap_or(0),
+            expires_at_ms: h.record.expires_at_ms,
+        }
+    }
+
+    fn same_view(&self, other: &Self) -> bool {
+        (self.distance_m, self.range, self.cell) == (other.distance_m, other.range, other.cell)
+    }
+}
+
+/// What a stream shows, by user.
+pub fn remember(hits: &[Hit]) -> HashMap<Uuid, Shown> {
+    hits.iter().map(|h| (h.user_id, Shown::of(h))).collect()
 }
 
 /// The events that turn `before` into `now` (leaves first, then enters and moves by distance).
-pub fn diff(before: &HashMap<Uuid, Hit>, now: &[Hit]) -> Vec<Event> {
+pub fn diff(before: &HashMap<Uuid, Shown>, now: &[Hit]) -> Vec<Event> {
     let mut out: Vec<Event> = before
         .keys()
         .filter(|id| !now.iter().any(|h| h.user_id == **id))
@@ -75,7 +101,7 @@ pub fn diff(before: &HashMap<Uuid, Hit>, now: &[Hit]) -> Vec<Event> {
     for h in now {
         match before.get(&h.user_id) {
             None => out.push(Event::Enter(h.clone())),
-            Some(old) if shown(old) != shown(h) => out.push(Event::Move(h.clone())),
+            Some(old) if !old.same_view(&Shown::of(h)) => out.push(Event::Move(h.clone())),
             Some(_) => {}
         }
     }
@@ -157,7 +183,7 @@ async fn follow(
 ) {
     let registration = ctx.radar.as_ref().map(|hub| hub.register(user));
     let mut centre = own(ctx, user).await;
-    let mut known: HashMap<Uuid, Hit> = first.iter().map(|h| (h.user_id, h.clone())).collect();
+    let mut known = remember(&first);
     if let Some(r) = &registration {
         r.follow(centre.map(|c| c.0), radius_m, known.keys().copied());
     }
@@ -189,7 +215,7 @@ async fn follow(
         // the earliest expiry among what is shown, the caller's own included
         let expiry = known
             .values()
-            .map(|h| h.record.expires_at_ms)
+            .map(|h| h.expires_at_ms)
             .chain(centre.map(|c| c.1))
             .min()
             .unwrap_or(i64::MAX);
@@ -209,7 +235,7 @@ async fn follow(
                                 return;
                             }
                         }
-                        known = answer.hits.into_iter().map(|h| (h.user_id, h)).collect();
+                        known = remember(&answer.hits);
                         if me.is_some() {
                             centre = me;
                         }
@@ -274,15 +300,14 @@ mod tests {
     #[test]
     fn differences_are_leaves_enters_and_moves() {
         let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let before: HashMap<Uuid, Hit> = [(a, hit(a, 100, "x")), (b, hit(b, 200, "y"))].into_iter().collect();
-        let now = vec![hit(b, 210, "y"), hit(c, 300, "z")];
+        let before = remember(&[hit(a, 100, "8928308280fffff"), hit(b, 200, "8928308281fffff")]);
+        let now = vec![hit(b, 210, "8928308281fffff"), hit(c, 300, "8928308283fffff")];
         let events = diff(&before, &now);
         assert!(matches!(events[0], Event::Leave(id) if id == a));
         assert!(matches!(&events[1], Event::Move(h) if h.user_id == b));
         assert!(matches!(&events[2], Event::Enter(h) if h.user_id == c));
         assert_eq!(events.len(), 3);
         // nothing changed, nothing sent
-        let same: HashMap<Uuid, Hit> = now.iter().map(|h| (h.user_id, h.clone())).collect();
-        assert!(diff(&same, &now).is_empty());
+        assert!(diff(&remember(&now), &now).is_empty());
     }
 }
