@@ -186,12 +186,14 @@ ensure_redis() {
 
 # A local 3-master Redis Cluster on 127.0.0.1:$HB_CLUSTER_PORT..+2 (default 7101-7103), data under
 # .local/cluster-PORT; reused when it already answers with cluster_state:ok.
+# HB_CLUSTER_MASTERS=N (default 3) makes it N masters (scripts/bench compares 1 and 3).
 HB_CLUSTER_PORT=${HB_CLUSTER_PORT:-7101}
 cluster_ok() {
     redis-cli -h 127.0.0.1 -p "$HB_CLUSTER_PORT" cluster info 2>/dev/null | grep -q 'cluster_state:ok'
 }
 ensure_redis_cluster() {
-    local ports=("$HB_CLUSTER_PORT" "$((HB_CLUSTER_PORT + 1))" "$((HB_CLUSTER_PORT + 2))")
+    local ports=() i
+    for ((i = 0; i < ${HB_CLUSTER_MASTERS:-3}; i++)); do ports+=("$((HB_CLUSTER_PORT + i))"); done
     if ! cluster_ok; then
         local nodes=()
         for p in "${ports[@]}"; do
@@ -212,8 +214,9 @@ ensure_redis_cluster() {
         for _ in $(seq 100); do cluster_ok && break; sleep 0.1; done
         cluster_ok || { say "the Redis Cluster did not become ready"; exit 1; }
     fi
-    export HEREABOUTS_TEST_REDIS_CLUSTER_URL="redis://127.0.0.1:${ports[0]},redis://127.0.0.1:${ports[1]},redis://127.0.0.1:${ports[2]}"
-    say "Redis Cluster answers on 127.0.0.1:${ports[0]}-${ports[2]}"
+    HEREABOUTS_TEST_REDIS_CLUSTER_URL=$(printf 'redis://127.0.0.1:%s,' "${ports[@]}")
+    export HEREABOUTS_TEST_REDIS_CLUSTER_URL=${HEREABOUTS_TEST_REDIS_CLUSTER_URL%,}
+    say "Redis Cluster answers on 127.0.0.1:${ports[0]}-${ports[-1]}"
 }
 
 # The browser test's tools: Debian's chromium, Node.js and npm (installed with apt-get only when
@@ -232,6 +235,16 @@ ensure_browser_tools() {
         cp "$dir/package-lock.json" "$dir/node_modules/.hb-installed-lock"
     fi
     say "chromium $("$HB_CHROMIUM" --version 2>/dev/null | awk '{print $2}'), node $(node --version)"
+}
+
+# HAProxy for the fault suite's load-balanced scenario (two API instances behind it): Debian's
+# package, installed with apt-get only when missing; the suite starts its own on a free port.
+ensure_haproxy() {
+    if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then apt_install haproxy; fi
+    command -v redis-cli >/dev/null || apt_install redis-tools
+    local bin
+    bin=$(command -v haproxy || echo /usr/sbin/haproxy)
+    say "haproxy $("$bin" -v 2>/dev/null | awk 'NR==1{print $3}')"
 }
 
 # A free TCP port on loopback (the kernel picks it; a race with another binder is unlikely).

@@ -107,12 +107,18 @@ pub struct Settings {
     pub argon2_iterations: u32,
     /// How often the policy, zones and index health are re-read.
     pub refresh_interval: Duration,
+    /// The paced reconciliation of the live index against PostgreSQL: one page of
+    /// `reconcile_page` live users every `reconcile_interval` (zero: off), across all instances.
+    pub reconcile_interval: Duration,
+    pub reconcile_page: u32,
     /// Trust `X-Forwarded-For` for client IPs (only behind a proxy you run).
     pub trust_forwarded_for: bool,
     /// Push notifications (see `crate::push`): run the delivery worker inside `serve`.
     pub push: PushSettings,
     /// Map tiles of the operator console (`{z}/{x}/{y}` template); empty: no tiles.
     pub admin_tile_url: String,
+    /// Origins (`https://app.example.com`) whose browser pages may call the API; none by default.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Settings of push notifications: the outbox worker and the providers.
@@ -241,9 +247,12 @@ struct RawServer {
     argon2_memory_kib: Num<19_456, 8, { 1 << 22 }>,
     argon2_iterations: Num<2, 1, 100>,
     refresh_interval_ms: Num<2_000, 50, 600_000>,
+    reconcile_interval_ms: Num<1_000, 0, 3_600_000>,
+    reconcile_page: Num<500, 1, 10_000>,
     trust_forwarded_for: Flag<false>,
     /// Set but empty: the console draws no tiles (air-gapped sites, tests).
     admin_tile_url: Option<TileUrl>,
+    cors_allowed_origins: Origins,
 }
 
 /// Keys of push notifications (defaults: Apple's and Google's production endpoints, no credentials).
@@ -469,9 +478,12 @@ impl RawServer {
             argon2_memory_kib: self.argon2_memory_kib.0 as u32,
             argon2_iterations: self.argon2_iterations.0 as u32,
             refresh_interval: self.refresh_interval_ms.ms(),
+            reconcile_interval: self.reconcile_interval_ms.ms(),
+            reconcile_page: self.reconcile_page.0 as u32,
             trust_forwarded_for: self.trust_forwarded_for.0,
             push,
             admin_tile_url: or(self.admin_tile_url, DEFAULT_TILE_URL),
+            cors_allowed_origins: self.cors_allowed_origins.0,
         })
     }
 }
@@ -533,7 +545,7 @@ deserialize_from_str!(
     [const DEFAULT: u64, const MIN: u64, const MAX: u64] Num<DEFAULT, MIN, MAX>,
     [const DEFAULT: bool] Flag<DEFAULT>,
     [const MIN: usize] Secret<MIN>,
-    [] FileText, [] RedisUrls, [] Pairs, [] LogFormat, [] JwtAlgorithm,
+    [] FileText, [] RedisUrls, [] Pairs, [] Origins, [] LogFormat, [] JwtAlgorithm,
     [] Listen, [] MetricsListen, [] DbUrl, [] RedisPrefix, [] HttpUrl, [] Locale, [] TileUrl, [] VapidSubject,
 );
 
@@ -617,6 +629,30 @@ impl FromStr for FileText {
 /// The trimmed, non-empty items of a comma-separated list.
 fn items(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|item| !item.is_empty())
+}
+
+/// Comma-separated web origins (`scheme://host[:port]`, as browsers send them in `Origin`).
+#[derive(Default)]
+struct Origins(Vec<String>);
+
+impl FromStr for Origins {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        items(s)
+            .map(|o| {
+                let origin = url::Url::parse(o).ok().map(|u| u.origin().ascii_serialization());
+                match origin {
+                    Some(serialised) if serialised == o && (o.starts_with("https://") || o.starts_with("http://")) => {
+                        Ok(o.to_string())
+                    }
+                    _ => Err(format!(
+                        "{o:?} is not an origin (scheme://host[:port], no path, no trailing slash)"
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
 }
 
 /// One Redis URL, or several (comma-separated) for Redis Cluster.
@@ -873,6 +909,38 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_default_to_none_and_must_be_origins() {
+        assert!(
+            Settings::from_sources(&env(BASE))
+                .expect("valid")
+                .cors_allowed_origins
+                .is_empty()
+        );
+        let mut e = env(BASE);
+        e.push((
+            "HEREABOUTS_CORS_ALLOWED_ORIGINS".into(),
+            "https://app.example.com, http://127.0.0.1:3000".into(),
+        ));
+        let s = Settings::from_sources(&e).expect("valid");
+        assert_eq!(
+            s.cors_allowed_origins,
+            ["https://app.example.com", "http://127.0.0.1:3000"]
+        );
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://app.example.com/",
+            "https://x.example/path",
+            "ftp://x.example",
+        ] {
+            let mut e = env(BASE);
+            e.push(("HEREABOUTS_CORS_ALLOWED_ORIGINS".into(), bad.into()));
+            let err = Settings::from_sources(&e).expect_err(bad).to_string();
+            assert!(err.contains("HEREABOUTS_CORS_ALLOWED_ORIGINS"), "{err}");
+        }
+    }
+
+    #[test]
     fn tile_url_defaults_to_openstreetmap_and_empty_means_none() {
         let s = Settings::from_sources(&env(BASE)).expect("valid");
         assert_eq!(s.admin_tile_url, DEFAULT_TILE_URL);
@@ -903,7 +971,7 @@ mod tests {
     #[test]
     fn names_list_every_setting() {
         let names = names();
-        assert_eq!(names.len(), 63);
+        assert_eq!(names.len(), 66);
         for n in [
             "HEREABOUTS_DATABASE_URL",
             "HEREABOUTS_STORE_TIMEOUT_MS",

@@ -3,6 +3,9 @@
 //! - controls: re-read the policy and zones every `refresh_interval` (changes reach every
 //!   instance within seconds), and resume a re-publishing pass that an instance left unfinished;
 //! - index watchdog: when Redis has come back empty, rebuild the live index from PostgreSQL;
+//! - index reconciliation ([`reconcile`]): a paced walk of PostgreSQL's live rows repairing what
+//!   the index lost or holds stale, and, on Redis Cluster, slot-range markers that notice a
+//!   failover or an emptied master and repair at once;
 //! - sessions: read the sessions other instances ended and the suspended accounts (4× a second);
 //! - purge: delete expired live rows, idempotency records, refresh tokens and session
 //!   revocations every minute.
@@ -14,6 +17,8 @@ use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+pub mod reconcile;
 
 /// Runs `job` every `period` until `shutdown`; a run under way finishes first.
 fn every<F, Fut>(tasks: &TaskTracker, shutdown: &CancellationToken, period: Duration, ctx: Ctx, job: F)
@@ -76,6 +81,20 @@ pub fn spawn_all(ctx: &Ctx, tasks: &TaskTracker, shutdown: &CancellationToken) {
             tracing::warn!(error = %e, "re-publishing live users failed; will resume");
         }
     });
+    every(tasks, shutdown, period, ctx.clone(), |c| async move {
+        reconcile::watch_ranges(&c).await;
+    });
+    if !ctx.settings.reconcile_interval.is_zero() {
+        every(
+            tasks,
+            shutdown,
+            ctx.settings.reconcile_interval,
+            ctx.clone(),
+            |c| async move {
+                reconcile::paced_page(&c).await;
+            },
+        );
+    }
     every(tasks, shutdown, sessions::POLL, ctx.clone(), |c| async move {
         if let Err(e) = c.sessions.poll(&c.db).await {
             tracing::debug!(error = %e, "session poll skipped");

@@ -11,8 +11,8 @@
 //!   ([`service::ServiceError`] with a stable [`service::Code`]); credentials; the one nearby
 //!   planner; check-ins announced on a channel ([`service::events`]).
 //! - [`push`] — arrival detection (listening on that channel), the delivery worker, providers.
-//! - [`jobs`] — periodic jobs of the server process (controls, index watchdog, purge, resuming
-//!   re-publishing passes).
+//! - [`jobs`] — periodic jobs of the server process (controls, index watchdog, the index's
+//!   reconciliation and slot-range markers, purge, resuming re-publishing passes).
 //! - [`http`] — the only layer that knows actix: app factory, request guard, handlers (parse,
 //!   call, respond), the problem+json error, the OpenAPI document.
 //! - [`startup`] — the composition root: wires the layers, one shutdown token for all tasks.

@@ -30,6 +30,9 @@ enum Command {
     },
     /// Run only the push delivery worker (no HTTP); stops on SIGTERM/SIGINT, releasing its claims.
     Worker,
+    /// Compare every live user's index entry with PostgreSQL once, repair what differs, and say
+    /// what it found and how long it took (after a manual failover, or to measure the walk).
+    Reconcile,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document generated from the code.
@@ -118,6 +121,22 @@ fn main() -> ExitCode {
                         let worker = hereabouts::push::worker::Worker::new(ctx)?;
                         tokio::spawn(hereabouts::startup::cancel_on_signal(shutdown.clone()));
                         worker.run(shutdown.cancelled_owned()).await;
+                        Ok(())
+                    }
+                    Command::Reconcile => {
+                        let ctx = Ctx::new(settings)?;
+                        ctx.load_controls().await;
+                        let started = std::time::Instant::now();
+                        let page = ctx.settings.reconcile_page;
+                        let t = service::reconcile::full_pass(&ctx, page).await?;
+                        let us = started.elapsed().as_micros() as u64;
+                        println!(
+                            "checked {} live users, repaired {} entries, in {} ms ({} µs per user, pages of {page})",
+                            t.checked,
+                            t.repaired,
+                            us / 1_000,
+                            us / t.checked.max(1)
+                        );
                         Ok(())
                     }
                     _ => Ok(()),

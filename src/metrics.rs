@@ -93,6 +93,8 @@ metrics! {
         "nearby_queries", "nearby queries by plan";
     nearby_candidates: Family<PlanLabels, Histogram> = Family::new_with_constructor(counts),
         "nearby_candidates", "records examined by the exact filter per nearby query, by plan";
+    detect_lag: Histogram = latency(),
+        "push_detect_lag_seconds", "from a check-in's commit to its arrival detection's decision";
     detect_errors: Counter = Counter::default(),
         "push_detect_errors", "arrival detections that failed";
     detect_dropped: Counter = Counter::default(),
@@ -117,6 +119,12 @@ metrics! {
         "push_send_duration_seconds", "time of one provider call, by platform";
     index_rebuilds: Counter = Counter::default(),
         "index_rebuilds", "live index rebuilds from PostgreSQL";
+    index_checked: Counter = Counter::default(),
+        "index_reconcile_checked", "live users compared between PostgreSQL and the index";
+    index_repaired: Counter = Counter::default(),
+        "index_reconcile_repaired", "index entries found missing, stale or orphaned and repaired";
+    index_range_losses: Counter = Counter::default(),
+        "index_slot_range_losses", "slot ranges found emptied or failed over (lost writes possible)";
     db_pool: Family<PoolLabels, Gauge> = Family::default(),
         "db_pool_connections", "PostgreSQL pool connections";
     request_capacity: Gauge = Gauge::default(),

@@ -2,19 +2,24 @@
 //! workloads (typical user, super-connector, hall member):
 //!
 //! - **Hereabouts**: [`hereabouts::service::nearby::nearby`] with an [`Ctx`] built from the settings
-//!   (the query the API runs: H3 cover, planner, a few pipelined Redis round trips).
-//! - **PostGIS**: published points in a `geography(Point)` column with a GiST index
-//!   (`bench_live_geo`, built from `live_locations`), joined to `connections`, `ST_DWithin` on the
+//!   (the query the API runs: H3 cover, planner, two Redis round trips on one server).
+//! - **PostGIS**: published points in a `geography(Point)` column, what must be reached in a
+//!   second one with a GiST index (`bench_live_geo`, built from `live_locations`), joined to `connections`, `ST_DWithin` on the
 //!   spheroid, nearest first, `LIMIT`; each execution planned for its parameters
 //!   (`plan_cache_mode = force_custom_plan`), so PostgreSQL picks per caller between walking the
 //!   caller's connections and scanning the GiST index.
-//! - **Redis GEO**: every published point in one geo set; the caller's record (its centre), then
-//!   `GEOSEARCH … FROMLONLAT … BYRADIUS … WITHDIST`, then `SMISMEMBER` on the caller's adjacency
-//!   set, then the records of the nearest `limit` connections (expiry, names).
+//! - **Redis GEO**: every published point in a geo set per precision; the caller's record (its
+//!   centre), then `GEOSEARCH … FROMLONLAT … BYRADIUS … WITHCOORD` on each set (one round trip),
+//!   then `SMISMEMBER` on the caller's adjacency set, then the records of the nearest `limit`
+//!   connections (expiry, names).
 //!
-//! Both baselines skip the privacy filters Hereabouts applies (hidden lists are empty in this
-//! world), which favours them slightly. Callers publish exactly, so the three agree on the centre;
-//! the answers of a sample of callers are compared (Jaccard similarity of the returned ids).
+//! All three apply the API's rules of Revision 2: an exact user is listed by the distance
+//! rounded to 10 m, a coarse one when the circle reaches their published H3 cell (PostGIS: the
+//! cell's polygon in a second GiST-indexed column; GEO: one set per precision, searched wider,
+//! then the cell test), ordered by the rounded distance shown. Both baselines skip the privacy
+//! filters Hereabouts applies (hidden lists are empty in this world), which favours them
+//! slightly. Callers publish exactly, so the three agree on the centre; the answers of a
+//! sample of callers are compared (Jaccard similarity of the returned ids).
 
 use super::cpu::{Meter, PerOp, per_op};
 use super::seed::{Seeder, Step};
@@ -22,7 +27,8 @@ use super::stats::{Load, Outcome, Stats, drive};
 use super::world::World;
 use super::{Args, Budget, mix, say, timed_bar};
 use hereabouts::config::Settings;
-use hereabouts::domain::nearby::LiveRecord;
+use hereabouts::domain::geo::{Coord, cell_distance_range, distance_m, round_distance};
+use hereabouts::domain::nearby::{LiveRecord, within};
 use hereabouts::domain::policy::Precision;
 use hereabouts::service::Ctx;
 use hereabouts::store::index;
@@ -45,19 +51,23 @@ const CALLERS: usize = 1_000;
 /// Callers whose answers are compared across implementations.
 const AGREEMENT_CALLERS: usize = 10;
 
-/// The PostGIS query: the caller's live centre, their connections, published points within the
-/// radius on the spheroid, nearest first.
+/// The PostGIS query, with the rules of the API (Revision 2): the caller's live centre, their
+/// connections; an exact user when the distance rounded to 10 m is within the radius, a coarse
+/// user when the circle reaches their published cell (`area`, the cell's polygon); ordered by
+/// the rounded distance shown, then the true distance.
 pub const POSTGIS_QUERY: &str = "SELECT n.user_id, u.display_name, n.distance_m FROM (
-    SELECT p.user_id, ST_Distance(p.geog, me.centre) AS distance_m
+    SELECT p.user_id, ST_Distance(p.geog, me.centre) AS distance_m, p.step
     FROM bench_live_geo me
     JOIN connections c ON c.user_id = me.user_id
     JOIN bench_live_geo p ON p.user_id = c.peer_id
     WHERE me.user_id = $1 AND me.expires_at > now() AND p.expires_at > now()
-      AND ST_DWithin(p.geog, me.centre, $2)
-    ORDER BY distance_m, p.user_id
+      AND ST_DWithin(p.area, me.centre, $2 + 5)
+      AND (p.step > 10 OR round(ST_Distance(p.geog, me.centre) / 10) * 10 <= $2)
+      AND (p.step = 10 OR ST_DWithin(p.area, me.centre, $2))
+    ORDER BY round(ST_Distance(p.geog, me.centre) / p.step) * p.step, distance_m, p.user_id
     LIMIT $3) n
   JOIN users u ON u.id = n.user_id
-  ORDER BY n.distance_m, n.user_id";
+  ORDER BY round(n.distance_m / n.step) * n.step, n.distance_m, n.user_id";
 
 /// One store-level run.
 #[derive(Debug, Clone, Serialize)]
@@ -139,7 +149,10 @@ pub struct StoreReport {
 enum Engine {
     Hereabouts(Ctx),
     PostGis(PgPool),
-    RedisGeo { redis: Redis, key: String },
+    RedisGeo {
+        redis: Redis,
+        keys: Vec<(Precision, String)>,
+    },
 }
 
 impl Engine {
@@ -197,7 +210,7 @@ impl Engine {
                 .await
                 .map(|rows| (rows.into_iter().map(|r| r.0).collect(), None))
                 .map_err(|e| short(&e.to_string())),
-            Engine::RedisGeo { redis, key } => geo_nearby(redis, key, user, radius_m, limit)
+            Engine::RedisGeo { redis, keys } => geo_nearby(redis, keys, user, radius_m, limit)
                 .await
                 .map(|ids| (ids, None))
                 .map_err(|e| short(&e.to_string())),
@@ -213,60 +226,99 @@ fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// The Redis GEO baseline: record, GEOSEARCH, SMISMEMBER, records of the nearest.
-async fn geo_nearby(redis: &Redis, key: &str, user: Uuid, radius_m: f64, limit: usize) -> anyhow::Result<Vec<Uuid>> {
+/// How far beyond the radius the Redis GEO baseline searches a precision's set: the published
+/// point of a coarse user is its cell's centre, at most about one edge length (1.5 × the
+/// average, for the distortion of cells far from the icosahedron's face centres) from the
+/// cell's farthest point; for exact users the 10 m rounding plus GEO's spherical distance
+/// (up to 0.5 % off the ellipsoid's).
+fn geo_margin_m(precision: Precision, radius_m: f64) -> f64 {
+    match precision {
+        Precision::Exact => 5.0 + radius_m * 0.006,
+        coarse => 1.5 * coarse.resolution().edge_length_m() + radius_m * 0.006,
+    }
+}
+
+/// The Redis GEO baseline, with the rules of the API (Revision 2): the caller's record, one
+/// `GEOSEARCH` per precision's set (radius widened by [`geo_margin_m`]), `SMISMEMBER` on the
+/// adjacency, then the API's tests on the geodesic distance (an exact user by the rounded
+/// distance, a coarse user when the circle reaches their cell), the order shown (rounded, then
+/// true distance), and the records of the nearest `limit`.
+async fn geo_nearby(
+    redis: &Redis,
+    keys: &[(Precision, String)],
+    user: Uuid,
+    radius_m: f64,
+    limit: usize,
+) -> anyhow::Result<Vec<Uuid>> {
     let now = now_ms();
     let me: LiveRecord = index::record(redis, user)
         .await?
         .filter(|r| r.is_live(now))
         .ok_or_else(|| anyhow::anyhow!("no live check-in"))?;
     let centre = me.centre();
-    let found: Value = redis
-        .run(
+    let searches = keys
+        .iter()
+        .map(|(p, key)| {
             redis::cmd("GEOSEARCH")
                 .arg(key)
                 .arg("FROMLONLAT")
                 .arg(centre.lng())
                 .arg(centre.lat())
                 .arg("BYRADIUS")
-                .arg(radius_m)
+                .arg(radius_m + geo_margin_m(*p, radius_m))
                 .arg("m")
-                .arg("WITHDIST"),
-        )
-        .await?;
-    let mut candidates: Vec<(Uuid, f64)> = Vec::new();
-    if let Value::Array(items) = found {
+                .arg("WITHCOORD")
+                .clone()
+        })
+        .collect();
+    let mut candidates: Vec<(Uuid, Precision, Coord)> = Vec::new();
+    for ((p, _), found) in keys.iter().zip(redis.run_many(searches).await?) {
+        let Value::Array(items) = found else { continue };
         for item in items {
             if let Value::Array(pair) = item
-                && let (Some(Value::BulkString(m)), Some(d)) = (pair.first(), pair.get(1))
+                && let (Some(Value::BulkString(m)), Some(Value::Array(xy))) = (pair.first(), pair.get(1))
                 && let Ok(id) = Uuid::from_slice(m)
                 && id != user
+                && let (Some(lng), Some(lat)) = (xy.first().and_then(float), xy.get(1).and_then(float))
+                && let Ok(at) = Coord::new(lat, lng)
             {
-                let dist = match d {
-                    Value::BulkString(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()),
-                    Value::Double(x) => Some(*x),
-                    _ => None,
-                };
-                candidates.push((id, dist.unwrap_or(f64::MAX)));
+                candidates.push((id, *p, at));
             }
         }
     }
     let ids: Vec<Uuid> = candidates.iter().map(|c| c.0).collect();
     let flags = index::connected(redis, user, &ids).await?;
-    let mut connected: Vec<(Uuid, f64)> = candidates
+    let mut listed: Vec<(u64, f64, Uuid)> = candidates
         .into_iter()
         .zip(flags)
         .filter_map(|(c, f)| f.then_some(c))
+        .filter_map(|(id, p, at)| {
+            let d = distance_m(centre, at);
+            let reached = match p {
+                Precision::Exact => within(d, p, radius_m),
+                coarse => cell_distance_range(centre, at.cell(coarse.resolution())).0 <= radius_m,
+            };
+            reached.then(|| (round_distance(d, p), d, id))
+        })
         .collect();
-    connected.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    connected.truncate(limit);
-    let top: Vec<Uuid> = connected.iter().map(|c| c.0).collect();
+    listed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    listed.truncate(limit);
+    let top: Vec<Uuid> = listed.iter().map(|c| c.2).collect();
     let records = index::records(redis, &top).await?;
     Ok(top
         .into_iter()
         .zip(records)
         .filter_map(|(id, r)| r.filter(|r| r.is_live(now)).map(|_| id))
         .collect())
+}
+
+/// A coordinate in a GEOSEARCH answer.
+fn float(v: &Value) -> Option<f64> {
+    match v {
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::Double(x) => Some(*x),
+        _ => None,
+    }
 }
 
 /// Live users that publish exactly, evenly spread, at most `CALLERS`.
@@ -358,7 +410,10 @@ pub async fn run_all(
         rep.builds.push(step);
         engines.push(Engine::RedisGeo {
             redis: state.redis.clone(),
-            key: seeder.geo_key(),
+            keys: [Precision::Exact, Precision::Approximate, Precision::City]
+                .into_iter()
+                .map(|p| (p, seeder.geo_key(p)))
+                .collect(),
         });
     }
 
@@ -376,7 +431,7 @@ pub async fn run_all(
         let first = world.people[idx[0] as usize]
             .spot
             .map(|s| world.spots[s as usize].raw)
-            .unwrap_or(hereabouts::domain::geo::Coord::ORIGIN);
+            .unwrap_or(Coord::ORIGIN);
         let cov = hereabouts::domain::cover::cover(first, radius);
         rep.workloads.push(WorkloadInfo {
             name: wname.into(),

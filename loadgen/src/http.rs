@@ -42,7 +42,64 @@ pub struct HttpReport {
     /// Nearby ramp: the peak throughput and the concurrency it was reached at.
     pub nearby_peak_rps: f64,
     pub nearby_peak_concurrency: usize,
+    /// Check-in → arrival detection decided, during the check-in phase (from the server's
+    /// `push_detect_lag_seconds` histogram, scraped before and after; `None` without
+    /// --metrics-url or when the listener does not answer).
+    pub detect_lag: Option<DetectLag>,
     pub skipped: Vec<String>,
+}
+
+/// Quantiles of the detection lag, as the upper bounds of the histogram's buckets they fall in.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DetectLag {
+    pub decided: u64,
+    pub p50_ms_at_most: f64,
+    pub p99_ms_at_most: f64,
+}
+
+/// The cumulative buckets (upper bound in seconds, count) of one histogram in OpenMetrics text.
+pub fn histogram_buckets(text: &str, name: &str) -> Vec<(f64, u64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, count.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The lag between two scrapes of the histogram.
+pub fn detect_lag(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<DetectLag> {
+    let delta: Vec<(f64, u64)> = after
+        .iter()
+        .map(|(le, n)| {
+            let was = before.iter().find(|(b, _)| b == le).map_or(0, |(_, c)| *c);
+            (*le, n.saturating_sub(was))
+        })
+        .collect();
+    let total = delta.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let at = |q: f64| {
+        delta
+            .iter()
+            .find(|(_, c)| *c as f64 >= q * total as f64)
+            .map_or(f64::INFINITY, |(le, _)| le * 1_000.0)
+    };
+    Some(DetectLag {
+        decided: total,
+        p50_ms_at_most: at(0.5),
+        p99_ms_at_most: at(0.99),
+    })
+}
+
+/// The server's metrics text, or `None` when there is no listener to ask.
+async fn scrape(http: &reqwest::Client, url: Option<&str>) -> Option<String> {
+    let r = http.get(url?).send().await.ok()?;
+    r.text().await.ok()
 }
 
 struct Client {
@@ -171,7 +228,7 @@ pub async fn run_phases(
         );
     }
     let client = Arc::new(Client {
-        http,
+        http: http.clone(),
         nearby_url: format!(
             "{base}/v1/nearby?radius_m={}&limit={}",
             args.radius_m as i64, args.limit
@@ -245,6 +302,7 @@ pub async fn run_phases(
             from_schedule: false,
         };
         let op = checkin_of.clone();
+        let lag_before = scrape(&http, args.metrics_url.as_deref()).await;
         let before = meter.sample().await;
         let run = drive(
             &load,
@@ -261,6 +319,18 @@ pub async fn run_phases(
             run.total.errors_text()
         ));
         let cpu = per_op(&before, &meter.sample().await, run.total.requests);
+        // detections still under way finish within their bound (2 s)
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let (Some(a), Some(b)) = (lag_before, scrape(&http, args.metrics_url.as_deref()).await) {
+            const LAG: &str = "push_detect_lag_seconds";
+            rep.detect_lag = detect_lag(&histogram_buckets(&a, LAG), &histogram_buckets(&b, LAG));
+            if let Some(l) = &rep.detect_lag {
+                say(format!(
+                    "arrival detection: {} decided, p50 ≤ {} ms, p99 ≤ {} ms after the commit",
+                    l.decided, l.p50_ms_at_most, l.p99_ms_at_most
+                ));
+            }
+        }
         rep.phases.push(Phase {
             name: "checkins".into(),
             run,
@@ -387,4 +457,21 @@ pub async fn run_phases(
         rep.skipped.push("mixed: time budget".into());
     }
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_lag_from_two_scrapes() {
+        let a = "push_detect_lag_seconds_bucket{le=\"0.01\"} 5\npush_detect_lag_seconds_bucket{le=\"0.1\"} 5\npush_detect_lag_seconds_bucket{le=\"1.0\"} 5\npush_detect_lag_seconds_bucket{le=\"+Inf\"} 5\n";
+        let b = "push_detect_lag_seconds_bucket{le=\"0.01\"} 55\npush_detect_lag_seconds_bucket{le=\"0.1\"} 104\npush_detect_lag_seconds_bucket{le=\"1.0\"} 105\npush_detect_lag_seconds_bucket{le=\"+Inf\"} 105\n# EOF\n";
+        let buckets = |t| histogram_buckets(t, "push_detect_lag_seconds");
+        let lag = detect_lag(&buckets(a), &buckets(b)).expect("lag");
+        assert_eq!(lag.decided, 100);
+        assert_eq!(lag.p50_ms_at_most, 10.0);
+        assert_eq!(lag.p99_ms_at_most, 100.0);
+        assert_eq!(detect_lag(&buckets(a), &buckets(a)), None);
+    }
 }

@@ -23,6 +23,7 @@
 pub mod baseline;
 pub mod cpu;
 pub mod http;
+pub mod instr;
 pub mod radar;
 pub mod report;
 pub mod seed;
@@ -134,6 +135,17 @@ pub struct Args {
     /// Print a scaling table from the JSON reports in this directory and exit.
     #[arg(long)]
     pub summarize: Option<PathBuf>,
+    /// The server's metrics listener (`HEREABOUTS_METRICS_LISTEN`), for the arrival detection
+    /// lag of the check-in phase; loopback only.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// Runs only the fixed scenario of `scripts/instructions` (OPS operations of
+    /// --instructions-kind, sequentially, in this process) on the seeded world, then exits.
+    #[arg(long, value_name = "OPS")]
+    pub instructions: Option<u64>,
+    /// What the --instructions scenario does.
+    #[arg(long, value_enum, default_value = "nearby")]
+    pub instructions_kind: instr::Kind,
 }
 
 /// The wall-clock budget.
@@ -194,6 +206,9 @@ pub fn check_targets(settings: &Settings, args: &Args) -> anyhow::Result<()> {
     let host = pg.get_host();
     if !(host.starts_with('/') || is_loopback_host(host)) {
         anyhow::bail!("HEREABOUTS_DATABASE_URL: {host} is not a loopback address or a local socket");
+    }
+    if let Some(u) = &args.metrics_url {
+        check_loopback_url("--metrics-url", u)?;
     }
     for url in &settings.redis_urls {
         check_loopback_url("HEREABOUTS_REDIS_URL", url)?;
@@ -291,9 +306,14 @@ fn main() -> std::process::ExitCode {
         }
     };
     hereabouts::telemetry::init(settings.log_format == hereabouts::config::LogFormat::Json);
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    // the instruction-count scenario runs on one thread, so that no scheduling between worker
+    // threads changes the count from run to run
+    let runtime = if args.instructions.is_some() {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    };
+    let result = runtime
         .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(run(settings, args)));
     match result {
@@ -354,6 +374,9 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         say("reusing the seeded world (--no-seed)");
     } else {
         rep.seeding = Some(seeder.seed_all(args.reset).await?);
+    }
+    if let Some(ops) = args.instructions {
+        return instr::run(&state, &world, args.instructions_kind, ops).await;
     }
     let mut memory = seeder.measure().await?;
     if let Some(s) = &rep.seeding {

@@ -300,6 +300,20 @@ impl Report {
                 })
                 .unwrap_or_default(),
         ));
+        let lag = http.and_then(|h| h.detect_lag.as_ref());
+        t.push(at_most(
+            "check-in → arrival decided, p99",
+            1_000.0,
+            lag.map(|l| l.p99_ms_at_most),
+            "ms",
+            lag.map(|l| {
+                format!(
+                    "{} decided; p50 ≤ {} ms (histogram bucket bounds)",
+                    l.decided, l.p50_ms_at_most
+                )
+            })
+            .unwrap_or_else(|| "not measured (no --metrics-url)".into()),
+        ));
         let mem = self.memory.as_ref().map(|m| &m.redis);
         t.push(at_most(
             "Redis bytes per live user per indexed resolution",

@@ -20,6 +20,7 @@ use h3o::CellIndex;
 use hereabouts::config::Settings;
 use hereabouts::domain::geo::publish;
 use hereabouts::domain::nearby::LiveRecord;
+use hereabouts::domain::policy::Precision;
 use hereabouts::service::auth::Passwords;
 use hereabouts::service::live::record_for;
 use hereabouts::store::live::LiveRow;
@@ -167,13 +168,32 @@ fn glob_escape(s: &str) -> String {
     out
 }
 
-/// `used_memory` from `INFO memory`.
+/// `used_memory` from `INFO memory`: of the server, or summed over the nodes of a cluster (the
+/// client sends INFO to every node and answers node → text).
 pub async fn used_memory(redis: &Redis) -> anyhow::Result<u64> {
-    let info: String = redis.run(redis::cmd("INFO").arg("memory")).await?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("INFO memory has no used_memory")
+    let info: Value = redis.run(redis::cmd("INFO").arg("memory")).await?;
+    let of = |text: &[u8]| -> Option<u64> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let texts: Vec<Vec<u8>> = match info {
+        Value::BulkString(b) => vec![b],
+        Value::VerbatimString { text, .. } | Value::SimpleString(text) => vec![text.into_bytes()],
+        Value::Map(nodes) => nodes
+            .into_iter()
+            .filter_map(|(_, v)| match v {
+                Value::BulkString(b) => Some(b),
+                Value::VerbatimString { text, .. } | Value::SimpleString(text) => Some(text.into_bytes()),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    let sizes: Vec<u64> = texts.iter().filter_map(|t| of(t)).collect();
+    anyhow::ensure!(!sizes.is_empty(), "INFO memory has no used_memory");
+    Ok(sizes.iter().sum())
 }
 
 fn int(v: &Value) -> u64 {
@@ -577,47 +597,65 @@ impl<'w> Seeder<'w> {
         Ok(step)
     }
 
-    /// The key of the Redis GEO baseline.
-    pub fn geo_key(&self) -> String {
-        self.redis.key(format_args!("bench:geo"))
+    /// The key of the Redis GEO baseline's set of users published at `precision` (one set per
+    /// precision: a coarse user is found by the circle reaching their cell, so their sets are
+    /// searched wider).
+    pub fn geo_key(&self, precision: Precision) -> String {
+        self.redis.key(format_args!("bench:geo:{}", precision.as_str()))
     }
 
-    /// Builds the Redis GEO baseline from live_locations' published points: GEOADD in batches.
+    /// Builds the Redis GEO baseline from live_locations' published points: GEOADD in batches,
+    /// into the set of each user's precision. The sets' bytes.
     pub async fn build_geo(&self) -> anyhow::Result<(Step, u64)> {
         let t = Instant::now();
-        let key = self.geo_key();
-        self.redis.run::<()>(redis::cmd("DEL").arg(&key)).await?;
+        let all = [Precision::Exact, Precision::Approximate, Precision::City];
+        for p in all {
+            self.redis.run::<()>(redis::cmd("DEL").arg(self.geo_key(p))).await?;
+        }
         let mut conn = self.connect().await?;
         let pb = bar(self.world.live_users() as u64, "redis: GEO baseline");
-        let mut rows = sqlx::query_as::<_, (Uuid, f64, f64)>(
-            "SELECT user_id, pub_lng, pub_lat FROM live_locations WHERE indexed AND expires_at > now()",
+        let mut rows = sqlx::query_as::<_, (Uuid, f64, f64, Precision)>(
+            "SELECT user_id, pub_lng, pub_lat, precision FROM live_locations WHERE indexed AND expires_at > now()",
         )
         .fetch(&mut conn);
         let mut n = 0u64;
-        let mut cmd = redis::cmd("GEOADD");
-        cmd.arg(&key);
-        let mut in_cmd = 0;
-        while let Some((id, lng, lat)) = rows.try_next().await? {
-            cmd.arg(lng).arg(lat).arg(id.as_bytes().as_slice());
-            in_cmd += 1;
+        let mut batches: Vec<(Precision, redis::Cmd, usize)> = all
+            .iter()
+            .map(|p| (*p, redis::cmd("GEOADD").arg(self.geo_key(*p)).clone(), 0))
+            .collect();
+        while let Some((id, lng, lat, p)) = rows.try_next().await? {
+            let Some(b) = batches.iter_mut().find(|b| b.0 == p) else {
+                continue;
+            };
+            b.1.arg(lng).arg(lat).arg(id.as_bytes().as_slice());
+            b.2 += 1;
             n += 1;
-            if in_cmd == 1_000 {
-                self.redis.run::<()>(&cmd).await?;
-                cmd = redis::cmd("GEOADD");
-                cmd.arg(&key);
-                in_cmd = 0;
+            if b.2 == 1_000 {
+                self.redis.run::<()>(&b.1).await?;
+                b.1 = redis::cmd("GEOADD").arg(self.geo_key(p)).clone();
+                b.2 = 0;
                 pb.set_position(n);
             }
         }
-        if in_cmd > 0 {
-            self.redis.run::<()>(&cmd).await?;
+        for b in batches.iter().filter(|b| b.2 > 0) {
+            self.redis.run::<()>(&b.1).await?;
         }
         pb.finish_and_clear();
-        let bytes: Value = self
-            .redis
-            .run(redis::cmd("MEMORY").arg("USAGE").arg(&key).arg("SAMPLES").arg(0))
-            .await?;
-        Ok((Step::new("redis: GEO baseline (GEOADD)", n, t), int(&bytes)))
+        let mut bytes = 0;
+        for p in all {
+            let v: Value = self
+                .redis
+                .run(
+                    redis::cmd("MEMORY")
+                        .arg("USAGE")
+                        .arg(self.geo_key(p))
+                        .arg("SAMPLES")
+                        .arg(0),
+                )
+                .await?;
+            bytes += int(&v);
+        }
+        Ok((Step::new("redis: GEO baseline (GEOADD)", n, t), bytes))
     }
 
     /// Builds the PostGIS baseline table from live_locations' published points; `Err` when
@@ -641,20 +679,42 @@ impl<'w> Seeder<'w> {
         {
             return Ok(Err(format!("CREATE EXTENSION postgis failed: {e}")));
         }
+        // `geog` is the published point (distances and order), `area` what the circle must
+        // reach: the point for exact users, the published H3 cell's polygon for coarse ones
+        // (API.md, "coarse users are never missed"); `step` the precision's rounding.
         sqlx::raw_sql(
             "SET maintenance_work_mem = '256MB';
              DROP TABLE IF EXISTS bench_live_geo;
              CREATE TABLE bench_live_geo AS
                SELECT user_id,
                       ST_SetSRID(ST_MakePoint(pub_lng, pub_lat), 4326)::geography AS geog,
+                      ST_SetSRID(ST_MakePoint(pub_lng, pub_lat), 4326)::geography AS area,
+                      CASE precision WHEN 'exact' THEN 10.0 WHEN 'approximate' THEN 100.0 ELSE 1000.0 END
+                        AS step,
                       ST_SetSRID(ST_MakePoint(lng, lat), 4326)::geography AS centre,
                       expires_at
                FROM live_locations WHERE indexed;
-             ALTER TABLE bench_live_geo ADD PRIMARY KEY (user_id);
-             CREATE INDEX bench_live_geo_geog ON bench_live_geo USING gist (geog);",
+             ALTER TABLE bench_live_geo ADD PRIMARY KEY (user_id);",
         )
         .execute(&mut conn)
         .await?;
+        let cells: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT h3_cell FROM live_locations WHERE indexed AND precision <> 'exact'")
+                .fetch_all(&mut conn)
+                .await?;
+        let wkt: Vec<String> = cells.iter().map(|c| cell_wkt(c)).collect::<anyhow::Result<_>>()?;
+        sqlx::query(
+            "UPDATE bench_live_geo b SET area = ST_GeogFromText(v.wkt)
+             FROM unnest($1::text[], $2::text[]) AS v(cell, wkt), live_locations l
+             WHERE l.h3_cell = v.cell AND l.user_id = b.user_id AND l.precision <> 'exact'",
+        )
+        .bind(&cells)
+        .bind(&wkt)
+        .execute(&mut conn)
+        .await?;
+        sqlx::raw_sql("CREATE INDEX bench_live_geo_area ON bench_live_geo USING gist (area)")
+            .execute(&mut conn)
+            .await?;
         sqlx::raw_sql("VACUUM (ANALYZE) bench_live_geo")
             .execute(&mut conn)
             .await?;
@@ -790,6 +850,21 @@ impl<'w> Seeder<'w> {
         m.adjacency_bytes_total_estimate = m.adjacency_bytes_per_member * all_members as f64;
         Ok(m)
     }
+}
+
+/// The polygon of an H3 cell as WKT (longitude first, ring closed).
+fn cell_wkt(cell: &str) -> anyhow::Result<String> {
+    let cell: h3o::CellIndex = cell.parse()?;
+    let ring: Vec<h3o::LatLng> = cell.boundary().iter().copied().collect();
+    let first = ring
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("cell {cell} has no boundary"))?;
+    let pts: Vec<String> = ring
+        .iter()
+        .chain(std::iter::once(first))
+        .map(|v| format!("{} {}", v.lng(), v.lat()))
+        .collect();
+    Ok(format!("POLYGON(({}))", pts.join(", ")))
 }
 
 #[cfg(test)]

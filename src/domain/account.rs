@@ -79,6 +79,28 @@ impl DisplayName {
     }
 }
 
+/// The pattern the spec states for emails: ASCII, `local@domain.tld` (at most five labels) with
+/// the label rules of [`Email::parse`] (which also takes Unicode letters and longer domains: the
+/// spec promises less than it accepts, never more). Every match of at most 254 characters parses (a property test checks it).
+pub const EMAIL_PATTERN: &str =
+    "^[!-?A-~]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.){1,4}[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
+
+/// The pattern the spec states for visible text (display names, headlines, companies, titles):
+/// characters of the Basic Multilingual Plane but controls, format characters (Cf), surrogates
+/// and private use, with at least one letter or digit of a common script. Every match of at most
+/// 100 characters passes [`visible_text`] (a property test checks it); the server takes more
+/// (any visible text, other planes included), never less.
+pub const VISIBLE_TEXT_PATTERN: &str = concat!(
+    "^[\\u0020-\\u007e\\u00a0-\\u00ac\\u00ae-\\u05ff\\u0606-\\u061b\\u061d-\\u06dc\\u06de-\\u070e\\u0710-\\u088f",
+    "\\u0892-\\u08e1\\u08e3-\\u180d\\u180f-\\u200a\\u2010-\\u2029\\u202f-\\u205f\\u2070-\\ud7ff\\uf900-\\ufefe",
+    "\\uff00-\\ufff8\\ufffc-\\ufffd]*",
+    "[0-9A-Za-z\\u00c0-\\u024f\\u0391-\\u03a1\\u03a3-\\u03a9\\u03b1-\\u03c9\\u0410-\\u044f\\u05d0-\\u05ea",
+    "\\u0621-\\u063a\\u0641-\\u064a\\u0905-\\u0939\\u3041-\\u3096\\u30a1-\\u30fa\\u4e00-\\u9fff\\uac00-\\ud7a3]",
+    "[\\u0020-\\u007e\\u00a0-\\u00ac\\u00ae-\\u05ff\\u0606-\\u061b\\u061d-\\u06dc\\u06de-\\u070e\\u0710-\\u088f",
+    "\\u0892-\\u08e1\\u08e3-\\u180d\\u180f-\\u200a\\u2010-\\u2029\\u202f-\\u205f\\u2070-\\ud7ff\\uf900-\\ufefe",
+    "\\uff00-\\ufff8\\ufffc-\\ufffd]*$",
+);
+
 /// A syntactically valid email, trimmed (case is kept; uniqueness ignores it).
 fn parse_email(raw: &str) -> Result<String, FieldError> {
     let e = raw.trim();
@@ -165,6 +187,30 @@ pub fn check_password(pw: &str) -> Result<(), FieldError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Strings matching a spec pattern (its anchors dropped: proptest generates whole matches).
+    fn matching(pattern: &str) -> proptest::string::RegexGeneratorStrategy<String> {
+        let inner = pattern.trim_start_matches('^').trim_end_matches('$');
+        proptest::string::string_regex(inner).expect("a pattern proptest can generate from")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The spec promises no email the server refuses.
+        #[test]
+        fn every_email_the_spec_allows_parses(e in matching(EMAIL_PATTERN)) {
+            prop_assume!(e.chars().count() <= 254);
+            prop_assert!(parse_email(&e).is_ok(), "{e:?}: {:?}", parse_email(&e));
+        }
+
+        /// The spec promises no display name the server refuses.
+        #[test]
+        fn every_name_the_spec_allows_parses(n in matching(VISIBLE_TEXT_PATTERN)) {
+            prop_assume!(n.chars().count() <= 100);
+            prop_assert!(parse_display_name(&n).is_ok(), "{n:?}: {:?}", parse_display_name(&n));
+        }
+    }
 
     #[test]
     fn emails() {

@@ -39,14 +39,40 @@ impl Cover {
 
 /// Local cell size around a point at a resolution: the shortest and longest edge of the cell
 /// holding it, and whether a pentagon is within one ring (its neighbourhood is distorted).
+#[derive(Debug, Clone, Copy)]
 struct Local {
     min_edge: f64,
     max_edge: f64,
     pentagon: bool,
 }
 
+/// Cells whose [`Local`] each thread remembers at most (a few MB; cleared when full). Edge
+/// lengths are a pure function of the cell and cost most of a cover's time, while queries
+/// come again and again from the same few thousand cells.
+const LOCAL_MEMO: usize = 16_384;
+
+thread_local! {
+    static LOCALS: std::cell::RefCell<std::collections::HashMap<CellIndex, Local>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 fn local(centre: Coord, res: Resolution) -> Local {
     let origin = centre.cell(res);
+    LOCALS.with(|m| {
+        if let Some(l) = m.borrow().get(&origin) {
+            return *l;
+        }
+        let l = measure_local(origin);
+        let mut m = m.borrow_mut();
+        if m.len() >= LOCAL_MEMO {
+            m.clear();
+        }
+        m.insert(origin, l);
+        l
+    })
+}
+
+fn measure_local(origin: CellIndex) -> Local {
     let (mut min_edge, mut max_edge) = (f64::MAX, 0.0f64);
     for e in origin.edges() {
         let l = e.length_m();
@@ -93,6 +119,12 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
     let radius_m = radius_m.clamp(0.0, MAX_RADIUS_M);
     let mut chosen = None;
     for res in INDEX_RESOLUTIONS {
+        // a resolution far too fine even if its cells here were twice the average size is
+        // passed over without measuring them (the coarsest is always measured)
+        let avg = res.edge_length_m();
+        if res != Resolution::Three && (radius_m + 5.0 * avg) / (2.4 * avg) > f64::from(2 * MAX_K) {
+            continue;
+        }
         let l = local(centre, res);
         let k = rings_for(&l, radius_m);
         let done = k <= MAX_K;

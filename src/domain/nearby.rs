@@ -124,11 +124,14 @@ impl Plan {
     }
 }
 
-/// Reading a cell member costs about one record read of a connection: a member is 16 bytes
-/// and an adjacency probe, a record a few dozen bytes of JSON. So compare the counts, with
-/// records weighted double.
+/// How many cell members cost as much as one connection's record: a member is 16 bytes and an
+/// adjacency probe, a record a couple of hundred bytes decoded. The index's server-side query
+/// (`store::index::nearby_in_one`) takes the same decision with the same weight.
+pub const RECORD_WEIGHT: u64 = 2;
+
+/// Cell-first when the cover's live population is at most [`RECORD_WEIGHT`] times the degree.
 pub fn choose(cell_population: u64, degree: u64) -> Plan {
-    if cell_population <= degree.saturating_mul(2) {
+    if cell_population <= degree.saturating_mul(RECORD_WEIGHT) {
         Plan::CellFirst
     } else {
         Plan::GraphFirst
@@ -173,6 +176,16 @@ pub fn within(d: f64, precision: Precision, radius_m: f64) -> bool {
     round_distance(d, precision) as f64 <= radius_m
 }
 
+/// How far the sphere's great-circle distance may stray from the ellipsoid's geodesic one, with
+/// margin (the true bound is about 0.56 %).
+const SPHERE_ERROR: f64 = 0.007;
+
+/// Great-circle distance on the mean-radius sphere (haversine).
+fn sphere_distance_m(a: Coord, b: Coord) -> f64 {
+    use geo::{Distance, Haversine, Point};
+    Haversine.distance(Point::new(a.lng(), a.lat()), Point::new(b.lng(), b.lat()))
+}
+
 /// How far the published point of a coarse user can lie from the nearest point of its cell,
 /// generously (res-7 cells reach ~1.3 km from their centre, res-5 cells ~10 km): a cheap bound
 /// before the cell's geometry is looked at.
@@ -188,6 +201,12 @@ fn coarse_reach_m(precision: Precision) -> f64 {
 /// an `exact` user by the rounded distance to its point ([`within`]); a coarse user whenever the
 /// circle reaches its published cell (the least distance to the cell is within the radius).
 pub fn reach(centre: Coord, radius_m: f64, record: &LiveRecord) -> Option<(u64, (u64, u64), f64)> {
+    // most candidates are far outside: the sphere's distance (within 0.6 % of the ellipsoid's,
+    // and a tenth of its cost) rules them out before the geodesic is computed
+    let bound = radius_m + PROBE_SLACK_M + coarse_reach_m(record.precision);
+    if sphere_distance_m(centre, record.published()) * (1.0 - SPHERE_ERROR) > bound {
+        return None;
+    }
     let d = distance_m(centre, record.published());
     let rounded = round_distance(d, record.precision);
     match record.precision {

@@ -12,6 +12,22 @@ pub const MAX_TEXT_CHARS: usize = 100;
 pub const MAX_AVATAR_URL_CHARS: usize = 500;
 /// Longest LinkedIn slug kept (LinkedIn allows 3 to 100 characters).
 const MAX_SLUG_CHARS: usize = 100;
+
+/// The pattern the spec states for avatar URLs: `https://`, a DNS name of ASCII labels without
+/// double hyphens (no punycode to decode; the last label starts with a letter, so that it is
+/// never read as an IPv4 address), an optional port and a path of printable ASCII. Every match of at most 500 characters parses (a property test checks it).
+pub const AVATAR_URL_PATTERN: &str = "^https://([A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,20}){0,3}\\.){0,4}[A-Za-z][A-Za-z0-9]{0,20}(-[A-Za-z0-9]{1,20}){0,3}(:[1-9][0-9]{0,3})?(/[!-~]*)?$";
+
+/// [`AVATAR_URL_PATTERN`] compiled once (`None` never happens: a test compiles it).
+fn avatar_url_pattern() -> Option<&'static regex::Regex> {
+    static PATTERN: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(AVATAR_URL_PATTERN).ok());
+    PATTERN.as_ref()
+}
+
+/// The pattern the spec states for LinkedIn profile URLs (the server also takes other
+/// spellings: `http`, no scheme, upper case, a query; it stores the normalised one).
+pub const LINKEDIN_URL_PATTERN: &str = "^(https?://)?(www\\.)?linkedin\\.com/in/[A-Za-z0-9_-]{1,100}/?$";
 /// The one form LinkedIn profile URLs are stored and compared in: this prefix and a lower-case slug.
 pub const LINKEDIN_PREFIX: &str = "https://www.linkedin.com/in/";
 
@@ -41,6 +57,10 @@ pub fn parse_avatar_url(raw: &str) -> Result<String, FieldError> {
     // the URL parser silently drops tabs and newlines: refuse them before it sees them
     if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(FieldError::new(field, "must not contain spaces or control characters"));
+    }
+    // the spec's pattern, enforced as stated (a schema-valid URL is accepted, and nothing else)
+    if !avatar_url_pattern().is_some_and(|p| p.is_match(t)) {
+        return Err(FieldError::new(field, "must be an https URL with a host name"));
     }
     let url = url::Url::parse(t).map_err(|_| FieldError::new(field, "must be an absolute https URL"))?;
     if url.scheme() != "https" {
@@ -137,6 +157,49 @@ impl ConnectionState {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn matching(pattern: &str) -> proptest::string::RegexGeneratorStrategy<String> {
+        let inner = pattern.trim_start_matches('^').trim_end_matches('$');
+        proptest::string::string_regex(inner).expect("a pattern proptest can generate from")
+    }
+
+    #[test]
+    fn avatar_urls_outside_the_pattern_are_refused() {
+        assert!(avatar_url_pattern().is_some());
+        for bad in [
+            "https://o.A*",
+            "https://1.2.3.4/a.png",
+            "https://a.b:99999/",
+            "https://user@a.b/",
+        ] {
+            assert!(parse_avatar_url(bad).is_err(), "{bad}");
+        }
+        assert!(parse_avatar_url("https://cdn.example.com:8443/a/b.png?s=64").is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The spec promises no avatar URL the server refuses.
+        #[test]
+        fn every_avatar_url_the_spec_allows_parses(u in matching(AVATAR_URL_PATTERN)) {
+            prop_assume!(u.chars().count() <= MAX_AVATAR_URL_CHARS);
+            prop_assert!(parse_avatar_url(&u).is_ok(), "{u:?}: {:?}", parse_avatar_url(&u));
+        }
+
+        /// The spec promises no LinkedIn URL the server refuses.
+        #[test]
+        fn every_linkedin_url_the_spec_allows_parses(u in matching(LINKEDIN_URL_PATTERN)) {
+            prop_assert!(parse_linkedin_url(&u).is_ok(), "{u:?}");
+        }
+
+        /// Nor a headline, company or title.
+        #[test]
+        fn every_text_the_spec_allows_parses(t in matching(super::super::account::VISIBLE_TEXT_PATTERN)) {
+            prop_assume!(t.chars().count() <= MAX_TEXT_CHARS);
+            prop_assert!(parse_text("headline", &t).is_ok(), "{t:?}");
+        }
+    }
 
     #[test]
     fn texts_follow_the_display_name_rules() {

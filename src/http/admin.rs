@@ -83,6 +83,8 @@ pub struct UserSearch {
     pub email: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page (base64url).
+    #[param(pattern = "^[A-Za-z0-9_-]{0,400}$")]
     pub cursor: Option<String>,
 }
 
@@ -90,6 +92,8 @@ pub struct UserSearch {
 pub struct AuditQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page (an entry number).
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub cursor: Option<String>,
     /// Entries about this user.
     pub target_user_id: Option<Uuid>,
@@ -167,7 +171,7 @@ pub async fn get_policy(ctx: web::Data<Ctx>, a: AdminUser) -> ApiResult<web::Jso
 pub async fn patch_policy(
     ctx: web::Data<Ctx>,
     a: AdminUser,
-    body: web::Json<PolicyPatch>,
+    body: super::extract::Json<PolicyPatch>,
 ) -> ApiResult<web::Json<PolicyChange>> {
     Ok(web::Json(admin::patch_policy(&ctx, a.id, body.into_inner()).await?))
 }
@@ -182,7 +186,11 @@ pub async fn patch_policy(
     (status = 422, response = crate::http::error::Problem),
 ))]
 #[post("/v1/admin/restricted-zones")]
-pub async fn create_zone(ctx: web::Data<Ctx>, a: AdminUser, body: web::Json<NewZone>) -> ApiResult<HttpResponse> {
+pub async fn create_zone(
+    ctx: web::Data<Ctx>,
+    a: AdminUser,
+    body: super::extract::Json<NewZone>,
+) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     Ok(HttpResponse::Created().json(admin::create_zone(&ctx, a.id, &b.name, b.geometry).await?))
 }
@@ -202,7 +210,7 @@ pub async fn update_zone(
     ctx: web::Data<Ctx>,
     a: AdminUser,
     id: web::Path<Uuid>,
-    body: web::Json<NewZone>,
+    body: super::extract::Json<NewZone>,
 ) -> ApiResult<web::Json<ZoneChange>> {
     let b = body.into_inner();
     Ok(web::Json(
@@ -246,7 +254,7 @@ pub async fn delete_zone(ctx: web::Data<Ctx>, a: AdminUser, id: web::Path<Uuid>)
 pub async fn search_users(
     ctx: web::Data<Ctx>,
     a: AdminUser,
-    q: web::Query<UserSearch>,
+    q: super::extract::Query<UserSearch>,
 ) -> ApiResult<web::Json<Page<AdminUserView>>> {
     let email = q.email.clone().unwrap_or_default();
     if email.len() > 254 {
@@ -258,7 +266,7 @@ pub async fn search_users(
 }
 
 /// One user.
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+#[utoipa::path(tag = "admin", operation_id = "admin_get_user", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
     (status = 200, body = AdminUserView),
     (status = 401, response = crate::http::error::Problem),
     (status = 403, response = crate::http::error::Problem),
@@ -349,7 +357,7 @@ pub async fn erase_user(ctx: web::Data<Ctx>, a: AdminUser, id: web::Path<Uuid>) 
 pub async fn audit_log(
     ctx: web::Data<Ctx>,
     a: AdminUser,
-    q: web::Query<AuditQuery>,
+    q: super::extract::Query<AuditQuery>,
 ) -> ApiResult<web::Json<Page<AuditEntry>>> {
     let filter = q.filter()?;
     Ok(web::Json(

@@ -75,7 +75,11 @@ impl From<accounts::Session> for AuthResponse {
     (status = 429, response = crate::http::error::Problem),
 ))]
 #[post("/v1/auth/register")]
-pub async fn register(ctx: web::Data<Ctx>, ip: ClientIp, body: web::Json<RegisterRequest>) -> ApiResult<HttpResponse> {
+pub async fn register(
+    ctx: web::Data<Ctx>,
+    ip: ClientIp,
+    body: super::extract::Json<RegisterRequest>,
+) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let registration = accounts::Registration {
         email: b.email,
@@ -96,7 +100,11 @@ pub async fn register(ctx: web::Data<Ctx>, ip: ClientIp, body: web::Json<Registe
     (status = 429, response = crate::http::error::Problem),
 ))]
 #[post("/v1/auth/login")]
-pub async fn login(ctx: web::Data<Ctx>, ip: ClientIp, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
+pub async fn login(
+    ctx: web::Data<Ctx>,
+    ip: ClientIp,
+    body: super::extract::Json<LoginRequest>,
+) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let session = accounts::login(&ctx, &ip.0.to_string(), &b.email, b.password).await?;
     Ok(HttpResponse::Ok().json(AuthResponse::from(session)))
@@ -112,7 +120,7 @@ pub async fn login(ctx: web::Data<Ctx>, ip: ClientIp, body: web::Json<LoginReque
     (status = 422, response = crate::http::error::Problem),
 ))]
 #[post("/v1/auth/refresh")]
-pub async fn refresh(ctx: web::Data<Ctx>, body: web::Json<RefreshRequest>) -> ApiResult<HttpResponse> {
+pub async fn refresh(ctx: web::Data<Ctx>, body: super::extract::Json<RefreshRequest>) -> ApiResult<HttpResponse> {
     let session = accounts::refresh(&ctx, &body.refresh_token).await?;
     Ok(HttpResponse::Ok().json(AuthResponse::from(session)))
 }
@@ -126,7 +134,7 @@ pub async fn refresh(ctx: web::Data<Ctx>, body: web::Json<RefreshRequest>) -> Ap
     (status = 422, response = crate::http::error::Problem),
 ))]
 #[post("/v1/auth/logout")]
-pub async fn logout(ctx: web::Data<Ctx>, body: web::Json<RefreshRequest>) -> ApiResult<HttpResponse> {
+pub async fn logout(ctx: web::Data<Ctx>, body: super::extract::Json<RefreshRequest>) -> ApiResult<HttpResponse> {
     accounts::logout(&ctx, &body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -38,7 +38,13 @@ pub struct CheckinRequest {
     #[schema(example = 3600, minimum = 60)]
     pub ttl_s: Option<i64>,
     /// Makes the call idempotent within the TTL.
-    #[schema(example = "phone-7f3a-0001", min_length = 1, max_length = 128)]
+    /// Printable ASCII.
+    #[schema(
+        example = "phone-7f3a-0001",
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[ -~]{1,128}$"
+    )]
     pub client_id: Option<String>,
 }
 
@@ -60,7 +66,7 @@ pub struct CheckinRequest {
 pub async fn post_checkin(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    body: web::Json<CheckinRequest>,
+    body: super::extract::Json<CheckinRequest>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let input = CheckinInput {

@@ -219,6 +219,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
 }
 
@@ -232,6 +233,7 @@ pub struct RequestsQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
 }
 
@@ -283,7 +285,7 @@ fn next_cursor<T>(page: &graph::Page<T>) -> Option<String> {
 pub async fn create_request(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    body: web::Json<CreateRequest>,
+    body: super::extract::Json<CreateRequest>,
 ) -> ApiResult<HttpResponse> {
     let to = match body.into_inner() {
         CreateRequest {
@@ -318,7 +320,7 @@ pub async fn create_request(
 pub async fn list_requests(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    q: web::Query<RequestsQuery>,
+    q: super::extract::Query<RequestsQuery>,
 ) -> ApiResult<web::Json<RequestList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
     let direction = match q.direction.unwrap_or(Direction::Incoming) {
@@ -384,7 +386,7 @@ pub async fn decline_request(ctx: web::Data<Ctx>, me: AuthUser, id: web::Path<Uu
 pub async fn list_connections(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    q: web::Query<ListQuery>,
+    q: super::extract::Query<ListQuery>,
 ) -> ApiResult<web::Json<ConnectionList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
     let page = graph_service::list(&ctx, me.id, limit, cursor).await?;
@@ -454,7 +456,7 @@ pub async fn delete_block(ctx: web::Data<Ctx>, me: AuthUser, user_id: web::Path<
 pub async fn list_blocks(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    q: web::Query<ListQuery>,
+    q: super::extract::Query<ListQuery>,
 ) -> ApiResult<web::Json<BlockList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
     let page = graph_service::blocks(&ctx, me.id, limit, cursor).await?;
@@ -484,7 +486,7 @@ pub async fn list_blocks(
 pub async fn match_contacts(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    body: web::Json<ContactMatchRequest>,
+    body: super::extract::Json<ContactMatchRequest>,
 ) -> ApiResult<web::Json<ContactMatches>> {
     let found = graph_service::match_contacts(&ctx, me.id, &body.email_sha256).await?;
     Ok(web::Json(ContactMatches {

@@ -27,7 +27,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(config_json, index), components(schemas(ConsoleConfig)))]
+#[openapi(paths(config_json, redirect), components(schemas(ConsoleConfig)))]
 pub struct Doc;
 
 /// What the console page needs to know of the server's settings.
@@ -75,7 +75,11 @@ fn not_found(ctx: &Ctx) -> HttpResponse {
         .body("not found\n")
 }
 
-/// `/admin` → `/admin/` (relative links of the page resolve under it).
+/// The operator console: `/admin` redirects to the page, `/admin/` (HTML; its scripts and styles
+/// are files under `/admin/`, whose relative links resolve under it).
+#[utoipa::path(tag = "console", operation_id = "console", responses(
+    (status = 308, description = "the console page is `/admin/`", headers(("location" = String, description = "`/admin/`"))),
+))]
 #[get("/admin")]
 pub async fn redirect(ctx: web::Data<Ctx>) -> HttpResponse {
     secured(&ctx, StatusCode::PERMANENT_REDIRECT)
@@ -101,11 +105,6 @@ pub async fn config_json(ctx: web::Data<Ctx>) -> HttpResponse {
             tile_attribution,
         })
 }
-
-/// The console page (HTML; its scripts and styles are files under `/admin/`).
-#[utoipa::path(get, tag = "console", path = "/admin/", responses((status = 200, description = "the console page", body = String, content_type = "text/html")))]
-#[allow(dead_code)]
-fn index() {}
 
 /// Files of the console; `/admin/` is `index.html`.
 #[get("/admin/{path:.*}")]

@@ -117,6 +117,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
 }
 
@@ -137,7 +138,7 @@ pub struct ListQuery {
 pub async fn register_device(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    body: web::Json<DeviceRequest>,
+    body: super::extract::Json<DeviceRequest>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let d = devices::register(
@@ -163,7 +164,7 @@ pub async fn register_device(
 pub async fn list_devices(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    q: web::Query<ListQuery>,
+    q: super::extract::Query<ListQuery>,
 ) -> ApiResult<web::Json<DeviceList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
     let page = devices::list(&ctx, me.id, limit, cursor).await?;

@@ -45,9 +45,9 @@ pub struct Doc;
 pub struct CreateEvent {
     #[schema(example = "Social Shake-Up", max_length = 100)]
     pub name: String,
-    #[schema(example = 38.2527)]
+    #[schema(example = 38.2527, minimum = -90, maximum = 90)]
     pub lat: f64,
-    #[schema(example = -85.7585)]
+    #[schema(example = -85.7585, minimum = -180, maximum = 180)]
     pub lng: f64,
     /// The venue: this many metres around the point, 50 to 5000.
     #[schema(example = 300, minimum = 50, maximum = 5000)]
@@ -148,6 +148,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
 }
 
@@ -165,7 +166,11 @@ fn next_cursor<T>(page: &Page<T>) -> Option<String> {
     (status = 422, response = crate::http::error::Problem),
 ))]
 #[post("/v1/events")]
-pub async fn create_event(ctx: web::Data<Ctx>, me: AuthUser, body: web::Json<CreateEvent>) -> ApiResult<HttpResponse> {
+pub async fn create_event(
+    ctx: web::Data<Ctx>,
+    me: AuthUser,
+    body: super::extract::Json<CreateEvent>,
+) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let e = conference::create(
         &ctx,
@@ -194,7 +199,7 @@ pub async fn create_event(ctx: web::Data<Ctx>, me: AuthUser, body: web::Json<Cre
 pub async fn list_events(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    q: web::Query<ListQuery>,
+    q: super::extract::Query<ListQuery>,
 ) -> ApiResult<web::Json<EventList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
     let page = conference::list(&ctx, me.id, limit, cursor).await?;
@@ -248,7 +253,7 @@ pub async fn join_event(
     ctx: web::Data<Ctx>,
     me: AuthUser,
     id: web::Path<Uuid>,
-    body: web::Json<JoinEvent>,
+    body: super::extract::Json<JoinEvent>,
 ) -> ApiResult<HttpResponse> {
     conference::join(&ctx, me.id, id.into_inner(), &body.join_code).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -286,7 +291,7 @@ pub async fn event_people(
     ctx: web::Data<Ctx>,
     me: AuthUser,
     id: web::Path<Uuid>,
-    q: web::Query<ListQuery>,
+    q: super::extract::Query<ListQuery>,
 ) -> ApiResult<web::Json<PeopleList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
     let page = conference::people(&ctx, me.id, id.into_inner(), limit, cursor).await?;

@@ -117,3 +117,147 @@ impl FromRequest for ClientIp {
         ready(Ok(ClientIp(ip)))
     }
 }
+
+/// A JSON body of type `T`. Read as actix reads JSON (the app's `JsonConfig`: size limit,
+/// content type, syntax), then typed with `serde_path_to_error`, so that a value of the wrong
+/// type or a missing field answers 400 `bad_request` naming the field in `errors[]`.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move { Ok(Json(typed_json(body.await?.into_inner())?)) })
+    }
+}
+
+/// Types a JSON value; a mismatch is a 400 naming the field (a JSON object only: serde would
+/// also read a struct from an array of its fields).
+pub fn typed_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ServiceError::bad_request_in("body", "the body must be a JSON object").into());
+    }
+    let mut value = value;
+    integral_floats_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = field_of(&e.path().to_string(), &e.inner().to_string(), "body");
+        ServiceError::bad_request_in(&field, e.inner().to_string()).into()
+    })
+}
+
+/// `956.0` is the integer 956 in JSON Schema (what the spec's `type: integer` promises), while
+/// serde reads only `956` into an integer: whole floats of magnitude below 2^53 become integers
+/// (a float field reads them back unchanged).
+fn integral_floats_as_integers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9_007_199_254_740_992.0
+            {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
+/// The query string typed as `T`: a value that does not parse (`limit=abc`, an unknown enum
+/// value) answers 400 `bad_request` naming the parameter in `errors[]`.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(req.query_string().as_bytes()));
+        ready(serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
+            let field = field_of(&e.path().to_string(), &e.inner().to_string(), "query");
+            ServiceError::bad_request_in(&field, e.inner().to_string()).into()
+        }))
+    }
+}
+
+/// The field a deserialisation error is about: its path, or the field that serde names as
+/// missing or unknown, or `whole` (the body, the query) when it is about no one field.
+fn field_of(path: &str, message: &str, whole: &str) -> String {
+    if !path.is_empty() && path != "." && path != "?" {
+        return path.to_string();
+    }
+    ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.split_once(p).and_then(|(_, rest)| rest.split_once('`')))
+        .map_or_else(|| whole.to_string(), |(name, _)| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        limit: i64,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        lat: f64,
+    }
+
+    fn field(r: Result<Body, ApiError>) -> String {
+        match r {
+            Err(ApiError::Service(ServiceError::Refused { errors, .. })) => errors[0].field.clone(),
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn type_errors_name_their_field() {
+        assert_eq!(field(typed_json(serde_json::json!({"limit": "x"}))), "limit");
+        assert_eq!(
+            field(typed_json(serde_json::json!({"limit": 1, "inner": {"lat": "x"}}))),
+            "inner.lat"
+        );
+        assert_eq!(field(typed_json(serde_json::json!({}))), "limit");
+        assert_eq!(field(typed_json(serde_json::json!([1]))), "body");
+        assert_eq!(field_of(".", "invalid type", "query"), "query");
+        let body: Body = typed_json(serde_json::json!({"limit": 956.0, "inner": {"lat": 48.0}})).expect("whole floats");
+        assert_eq!(body.limit, 956);
+        assert_eq!(field(typed_json(serde_json::json!({"limit": 1.5}))), "limit");
+    }
+}

@@ -1,6 +1,6 @@
 //! `/v1/me`: the caller's profile, its change, the password, export and erasure.
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::AuthUser;
 use crate::domain::account::Role;
 use crate::service::{Ctx, accounts};
@@ -118,15 +118,9 @@ pub async fn get_me(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<web::Json<Us
 pub async fn patch_me(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    body: web::Json<serde_json::Map<String, serde_json::Value>>,
+    body: super::extract::Json<PatchMe>,
 ) -> ApiResult<web::Json<User>> {
-    // an object only: serde would also read a struct from an array of its fields
-    let b: PatchMe = serde_json::from_value(serde_json::Value::Object(body.into_inner())).map_err(|e| {
-        ApiError::bad_request(format!(
-            "invalid JSON body: {}",
-            e.to_string().chars().take(200).collect::<String>()
-        ))
-    })?;
+    let b = body.into_inner();
     let patch = accounts::ProfilePatch {
         display_name: b.display_name,
         headline: b.headline,
@@ -185,7 +179,7 @@ pub struct PasswordChange {
 pub async fn change_password(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    body: web::Json<PasswordChange>,
+    body: super::extract::Json<PasswordChange>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let session = accounts::change_password(&ctx, me.id, b.current_password, b.new_password).await?;

@@ -22,11 +22,12 @@ pub mod shares;
 pub mod trips;
 
 use crate::service::{Code, Ctx, ServiceError};
+use actix_cors::Cors;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::{Condition, Next, from_fn};
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, web};
 use error::ApiError;
 use futures_util::FutureExt;
@@ -64,17 +65,52 @@ pub fn create_app(
     >,
 > {
     let limit = ctx.settings.max_body_bytes;
+    let origins = ctx.settings.cors_allowed_origins.clone();
     App::new()
         .app_data(web::Data::new(ctx))
         .app_data(web::Data::new(inflight))
         .app_data(json_config(limit))
-        .app_data(query_config())
         .app_data(path_config())
         .app_data(web::PayloadConfig::new(limit))
+        .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
         .wrap(from_fn(guard))
         .wrap(TracingLogger::default())
         .configure(config)
         .default_service(web::to(not_found))
+}
+
+/// CORS for the configured origins (`HEREABOUTS_CORS_ALLOWED_ORIGINS`): their preflights are
+/// answered, their requests get `Access-Control-Allow-Origin`; other origins get no CORS headers
+/// (their browsers refuse the answer) and a refused preflight. Bearer tokens, no cookies: no
+/// credentials mode.
+fn cors(origins: &[String]) -> Cors {
+    use actix_web::http::header;
+    let cors = origins.iter().fold(Cors::default(), |c, o| c.allowed_origin(o));
+    cors.allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::LOCATION,
+            header::ALLOW,
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(3600)
+}
+
+/// actix-cors answers a preflight it refuses with a plain-text 400: written as problem+json.
+fn is_refused_preflight(res: &ServiceResponse<BoxBody>) -> bool {
+    res.request().method() == actix_web::http::Method::OPTIONS
+        && res.status() == actix_web::http::StatusCode::BAD_REQUEST
+        && res
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .is_none_or(|t| t.as_bytes() != b"application/problem+json")
 }
 
 /// Per-request guard: caps concurrency, applies the request deadline, turns a panic into an
@@ -113,6 +149,13 @@ async fn guard(
     let failure = match tokio::time::timeout(ctx.settings.request_timeout, fut).await {
         Ok(Ok(Ok(res))) => {
             let mut res = res.map_into_boxed_body();
+            if is_refused_preflight(&res) {
+                let refusal = ServiceError::bad_request_in(
+                    "origin",
+                    "CORS preflight refused: origin, method or headers not allowed",
+                );
+                res = res.into_response(actix_web::ResponseError::error_response(&ApiError::from(refusal)));
+            }
             let http_req = res.request().clone();
             if let Some(id) = http_req.extensions().get::<RequestId>().copied()
                 && let Ok(v) = HeaderValue::from_str(&id.to_string())
@@ -165,7 +208,9 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     }
 }
 
-/// JSON bodies: size limit (413), unparseable (400), wrong content type (415).
+/// JSON bodies: size limit (413), unparseable (400 naming the body), wrong content type (415).
+/// Typing the value (fields of the wrong type, missing ones) is [`extract::Json`]'s, which
+/// names the field.
 pub fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(limit)
@@ -180,9 +225,9 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
                     ApiError::refused(Code::UnsupportedMediaType, "unsupported media type")
                 }
                 JsonPayloadError::Deserialize(e) => {
-                    ApiError::bad_request(format!("invalid JSON body: {}", json_error_text(e)))
+                    ServiceError::bad_request_in("body", format!("invalid JSON: {}", json_error_text(e))).into()
                 }
-                other => ApiError::bad_request(format!("cannot read the body: {other}")),
+                other => ServiceError::bad_request_in("body", format!("cannot read the body: {other}")).into(),
             }
             .into()
         })
@@ -193,14 +238,6 @@ fn json_error_text(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     // serde's messages name the field and the expected type; cap their length anyway.
     msg.chars().take(200).collect()
-}
-
-/// Query strings that cannot be parsed: 400.
-pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
-        let text: String = err.to_string().chars().take(200).collect();
-        ApiError::bad_request(format!("invalid query string: {text}")).into()
-    })
 }
 
 /// Path segments that do not parse (an id that is not a UUID): no such resource.
@@ -227,9 +264,9 @@ pub fn page_params(
     }
     let cursor = match cursor {
         None | Some("") => None,
-        Some(c) => {
-            Some(crate::store::paging::Cursor::decode(c).ok_or_else(|| ApiError::bad_request("invalid cursor"))?)
-        }
+        Some(c) => Some(crate::store::paging::Cursor::decode(c).ok_or_else(|| {
+            ServiceError::bad_request_in("cursor", "not a cursor of this list (use the `next_cursor` of a page)")
+        })?),
     };
     Ok((limit, cursor))
 }

@@ -22,7 +22,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(get_nearby, get_stream), components(schemas(NearbyResponse, NearbyItem)))]
+#[openapi(
+    paths(get_nearby, get_stream),
+    components(schemas(NearbyResponse, NearbyItem, RadarEvent, RadarEventName))
+)]
 pub struct Doc;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -83,7 +86,7 @@ pub struct NearbyResponse {
 pub async fn get_nearby(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    q: web::Query<NearbyQuery>,
+    q: super::extract::Query<NearbyQuery>,
 ) -> ApiResult<web::Json<NearbyResponse>> {
     let radius = q.radius_m.unwrap_or(5_000);
     let limit = q.limit.unwrap_or(50);
@@ -140,7 +143,7 @@ pub struct StreamQuery {
 /// `Last-Event-ID` starts with a fresh snapshot. 409 `no_active_checkin` without a live
 /// check-in; 429 past `HEREABOUTS_MAX_STREAMS_PER_USER` open streams.
 #[utoipa::path(tag = "nearby", security(("bearer" = [])), params(StreamQuery), responses(
-    (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
+    (status = 200, description = "an event stream", content_type = "text/event-stream", body = RadarEvent),
     (status = 400, response = crate::http::error::Problem),
     (status = 401, response = crate::http::error::Problem),
     (status = 403, response = crate::http::error::Problem),
@@ -153,7 +156,7 @@ pub async fn get_stream(
     ctx: web::Data<Ctx>,
     me: AuthUser,
     req: actix_web::HttpRequest,
-    q: web::Query<StreamQuery>,
+    q: super::extract::Query<StreamQuery>,
 ) -> ApiResult<impl actix_web::Responder> {
     let radius = q.radius_m.unwrap_or(5_000);
     if !(MIN_RADIUS_M as i64..=MAX_RADIUS_M as i64).contains(&radius) {
@@ -171,21 +174,66 @@ pub async fn get_stream(
     Ok(sse::Sse::from_stream(body).with_keep_alive(std::time::Duration::from_secs(5)))
 }
 
+/// One event of the live radar as the event-stream format frames it.
+#[derive(ToSchema)]
+pub struct RadarEvent {
+    pub event: RadarEventName,
+    /// JSON: the `/v1/nearby` body (`snapshot`), an item (`enter`, `move`), `{"user_id"}`
+    /// (`leave`) or `{"reason"}` (`end`: `not_sharing`, `kill_switch`, `session_ended`).
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+    /// Increasing; send the last one seen as `Last-Event-ID` when reconnecting.
+    #[schema(pattern = "^[0-9]+$")]
+    pub id: String,
+}
+
+/// The kinds of radar events.
+#[derive(Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RadarEventName {
+    Snapshot,
+    Enter,
+    Move,
+    Leave,
+    End,
+}
+
+impl RadarEventName {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Enter => "enter",
+            Self::Move => "move",
+            Self::Leave => "leave",
+            Self::End => "end",
+        }
+    }
+}
+
 /// One stream event as SSE: its name, its id and its JSON data.
 fn sse_event(id: u64, event: stream::Event, radius_m: i64) -> sse::Event {
-    let (name, data) = match event {
+    let e = radar_event(id, event, radius_m);
+    sse::Event::Data(sse::Data::new(e.data).event(e.event.as_str()).id(e.id))
+}
+
+fn radar_event(id: u64, event: stream::Event, radius_m: i64) -> RadarEvent {
+    use RadarEventName as N;
+    let (event, data) = match event {
         stream::Event::Snapshot(hits) => (
-            "snapshot",
+            N::Snapshot,
             serde_json::to_value(NearbyResponse {
                 radius_m,
                 items: hits.iter().map(NearbyItem::from).collect(),
             }),
         ),
-        stream::Event::Enter(h) => ("enter", serde_json::to_value(NearbyItem::from(&h))),
-        stream::Event::Move(h) => ("move", serde_json::to_value(NearbyItem::from(&h))),
-        stream::Event::Leave(user_id) => ("leave", Ok(serde_json::json!({"user_id": user_id}))),
-        stream::Event::End(reason) => ("end", Ok(serde_json::json!({"reason": reason.as_str()}))),
+        stream::Event::Enter(h) => (N::Enter, serde_json::to_value(NearbyItem::from(&h))),
+        stream::Event::Move(h) => (N::Move, serde_json::to_value(NearbyItem::from(&h))),
+        stream::Event::Leave(user_id) => (N::Leave, Ok(serde_json::json!({"user_id": user_id}))),
+        stream::Event::End(reason) => (N::End, Ok(serde_json::json!({"reason": reason.as_str()}))),
     };
-    let data = data.map(|v| v.to_string()).unwrap_or_else(|_| "{}".into());
-    sse::Event::Data(sse::Data::new(data).event(name).id(id.to_string()))
+    RadarEvent {
+        event,
+        data: data.map(|v| v.to_string()).unwrap_or_else(|_| "{}".into()),
+        id: id.to_string(),
+    }
 }

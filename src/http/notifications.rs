@@ -141,7 +141,7 @@ pub struct NotificationList {
 pub async fn list_notifications(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    q: web::Query<NotificationQuery>,
+    q: super::extract::Query<NotificationQuery>,
 ) -> ApiResult<web::Json<NotificationList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
     let page = notifications::list(&ctx, me.id, q.unread.unwrap_or(false), limit, cursor).await?;
@@ -161,6 +161,7 @@ pub struct NotificationQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
 }
 
@@ -184,7 +185,11 @@ pub struct MarkRead {
     (status = 422, response = crate::http::error::Problem),
 ))]
 #[post("/v1/notifications/read")]
-pub async fn mark_read(ctx: web::Data<Ctx>, me: AuthUser, body: web::Json<MarkRead>) -> ApiResult<HttpResponse> {
+pub async fn mark_read(
+    ctx: web::Data<Ctx>,
+    me: AuthUser,
+    body: super::extract::Json<MarkRead>,
+) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     notifications::mark_read(&ctx, me.id, b.ids, b.up_to).await?;
     Ok(HttpResponse::NoContent().finish())

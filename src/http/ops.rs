@@ -12,7 +12,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(readyz)
         .service(openapi_yaml)
         .service(openapi_json)
-        .service(docs);
+        .service(docs)
+        .service(docs_asset);
 }
 
 /// Readiness of each store.
@@ -103,19 +104,84 @@ pub async fn openapi_yaml() -> HttpResponse {
 /// The OpenAPI document as JSON (what `/docs` renders).
 #[utoipa::path(tag = "operations", responses((status = 200, description = "the OpenAPI document", body = Object)))]
 #[get("/openapi.json")]
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(super::openapi::document())
+pub async fn openapi_json() -> ApiResult<HttpResponse> {
+    let json = super::openapi::render_json().map_err(ServiceError::internal)?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
 
-/// A human-readable page of the API that works offline (no CDN; everything is embedded).
+/// The files of `/docs` (`apidocs/public/`: our page and the pinned Swagger UI), embedded at
+/// compile time like the console's.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "apidocs/public/"]
+struct DocsAssets;
+
+/// What `/docs` may load: its own files and this server's API, nothing from elsewhere (Swagger
+/// UI sets inline styles, hence `'unsafe-inline'` for styles only).
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+/// The API reference (Swagger UI over `/openapi.json`): every operation with its schemas and
+/// examples, the error codes, "Try it out" and a bearer-token field (Authorize). Works offline.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "HTML page", body = String, content_type = "text/html")))]
 #[get("/docs")]
 pub async fn docs() -> HttpResponse {
+    docs_file("index.html")
+}
+
+/// The files of the reference page under `/docs/`.
+#[get("/docs/{path:.+}")]
+pub async fn docs_asset(path: web::Path<String>) -> HttpResponse {
+    docs_file(&path.into_inner())
+}
+
+fn docs_file(path: &str) -> HttpResponse {
+    let file = (!path.split('/').any(|s| s.is_empty() || s.starts_with('.')))
+        .then(|| DocsAssets::get(path))
+        .flatten();
+    let Some(file) = file else {
+        return HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("not found\n");
+    };
+    let kind = match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        _ => "text/plain; charset=utf-8",
+    };
+    // vendored files sit in versioned folders: a new version is a new URL
+    let cache = if path.starts_with("vendor/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
     HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((
-            "content-security-policy",
-            "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
-        ))
-        .body(include_str!("docs.html"))
+        .content_type(kind)
+        .insert_header(("content-security-policy", DOCS_CSP))
+        .insert_header(("x-content-type-options", "nosniff"))
+        .insert_header(("referrer-policy", "no-referrer"))
+        .insert_header(("cache-control", cache))
+        .body(file.data.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_loads_only_embedded_files() {
+        let page = String::from_utf8(DocsAssets::get("index.html").expect("page").data.into_owned()).expect("utf-8");
+        let mut refs = 0;
+        for part in page.split(['"', '\'']).filter(|p| p.starts_with("/docs/")) {
+            refs += 1;
+            let name = part.trim_start_matches("/docs/");
+            assert!(DocsAssets::get(name).is_some(), "{name} is referenced but not embedded");
+        }
+        assert!(refs >= 3, "the page loads its script, styles and Swagger UI");
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "no file from elsewhere"
+        );
+    }
 }

@@ -41,7 +41,7 @@ pub async fn get_privacy(ctx: web::Data<Ctx>, me: AuthUser) -> ApiResult<web::Js
 pub async fn patch_privacy(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    body: web::Json<PrivacyPatch>,
+    body: super::extract::Json<PrivacyPatch>,
 ) -> ApiResult<web::Json<Privacy>> {
     Ok(web::Json(privacy::update(&ctx, me.id, body.into_inner()).await?))
 }

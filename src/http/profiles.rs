@@ -6,7 +6,7 @@ use super::extract::AuthUser;
 use crate::domain::linkedin::MAX_BYTES;
 use crate::domain::profile::ConnectionState;
 use crate::service::profiles;
-use crate::service::{Code, Ctx};
+use crate::service::{Code, Ctx, ServiceError};
 use crate::store::users::ProfileFields;
 use actix_web::http::header;
 use actix_web::{HttpRequest, get, post, web};
@@ -166,7 +166,7 @@ pub async fn import_linkedin(
     ctx: web::Data<Ctx>,
     me: AuthUser,
     req: HttpRequest,
-    q: web::Query<ImportQuery>,
+    q: super::extract::Query<ImportQuery>,
     mut payload: web::Payload,
 ) -> ApiResult<web::Json<ImportResult>> {
     if !is_csv(&req) {
@@ -187,7 +187,7 @@ pub async fn import_linkedin(
     // past the limit the rest is read and dropped (up to a bound), so that a client still
     // writing its body gets the 413 instead of a reset connection
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| ServiceError::bad_request_in("body", format!("cannot read the body: {e}")))?;
         seen += chunk.len();
         if over || seen > MAX_BYTES {
             over = true;

@@ -23,6 +23,7 @@ pub struct Doc;
 /// Shares the caller gave, or received.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ShareDirection)]
 pub enum Direction {
     Given,
     Received,
@@ -56,7 +57,11 @@ pub struct ShareList {
     (status = 422, response = crate::http::error::Problem),
 ))]
 #[post("/v1/shares")]
-pub async fn create_share(ctx: web::Data<Ctx>, me: AuthUser, body: web::Json<NewShare>) -> ApiResult<HttpResponse> {
+pub async fn create_share(
+    ctx: web::Data<Ctx>,
+    me: AuthUser,
+    body: super::extract::Json<NewShare>,
+) -> ApiResult<HttpResponse> {
     let s = shares::create(&ctx, me.id, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(s))
 }
@@ -71,7 +76,7 @@ pub async fn create_share(ctx: web::Data<Ctx>, me: AuthUser, body: web::Json<New
 pub async fn list_shares(
     ctx: web::Data<Ctx>,
     me: AuthUser,
-    q: web::Query<ShareQuery>,
+    q: super::extract::Query<ShareQuery>,
 ) -> ApiResult<web::Json<ShareList>> {
     let given = !matches!(q.direction, Some(Direction::Received));
     Ok(web::Json(ShareList {

@@ -8,7 +8,7 @@ use super::page_params;
 use crate::service::trips::{
     self, Imported, NewTrip, Overlap, OverlapKind, OverlapTrip, Overlaps, Skipped, Trip, TripPatch, Visibility,
 };
-use crate::service::{Code, Ctx};
+use crate::service::{Code, Ctx, ServiceError};
 use crate::store::paging::Cursor;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
@@ -104,7 +104,11 @@ pub struct OverlapQuery {
     (status = 422, response = crate::http::error::Problem),
 ))]
 #[post("/v1/trips")]
-pub async fn create_trip(ctx: web::Data<Ctx>, me: AuthUser, body: web::Json<NewTrip>) -> ApiResult<HttpResponse> {
+pub async fn create_trip(
+    ctx: web::Data<Ctx>,
+    me: AuthUser,
+    body: super::extract::Json<NewTrip>,
+) -> ApiResult<HttpResponse> {
     let t = trips::create(&ctx, me.id, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(t))
 }
@@ -128,7 +132,11 @@ fn trip_cursor(t: &Trip) -> Option<String> {
     (status = 422, response = crate::http::error::Problem),
 ))]
 #[get("/v1/trips")]
-pub async fn list_trips(ctx: web::Data<Ctx>, me: AuthUser, q: web::Query<ListQuery>) -> ApiResult<web::Json<TripList>> {
+pub async fn list_trips(
+    ctx: web::Data<Ctx>,
+    me: AuthUser,
+    q: super::extract::Query<ListQuery>,
+) -> ApiResult<web::Json<TripList>> {
     let (limit, cursor) = page_params(q.limit, q.cursor.as_deref())?;
     let after = cursor.map(|c| (c.at.date(), c.id));
     let (items, more) = trips::list(&ctx, me.id, limit, after).await?;
@@ -168,7 +176,7 @@ pub async fn patch_trip(
     ctx: web::Data<Ctx>,
     me: AuthUser,
     id: web::Path<Uuid>,
-    body: web::Json<TripPatch>,
+    body: super::extract::Json<TripPatch>,
 ) -> ApiResult<web::Json<Trip>> {
     Ok(web::Json(
         trips::update(&ctx, me.id, id.into_inner(), body.into_inner()).await?,
@@ -208,7 +216,7 @@ pub async fn trip_overlaps(
     ctx: web::Data<Ctx>,
     me: AuthUser,
     id: web::Path<Uuid>,
-    q: web::Query<OverlapQuery>,
+    q: super::extract::Query<OverlapQuery>,
 ) -> ApiResult<web::Json<Overlaps>> {
     let (t, r) = trips::check_overlap_params(q.tolerance_days, q.radius_km)?;
     Ok(web::Json(trips::overlaps(&ctx, me.id, id.into_inner(), t, r).await?))
@@ -300,12 +308,13 @@ pub async fn import_trips(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::bad_request("cannot read the body"))?;
+        let chunk = chunk.map_err(|_| ServiceError::bad_request_in("body", "cannot read the body"))?;
         if body.len() + chunk.len() > MAX_ICS_BYTES {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the calendar must be UTF-8"))?;
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ServiceError::bad_request_in("body", "the calendar must be UTF-8"))?;
     Ok(web::Json(trips::import(&ctx, me.id, text).await?))
 }

@@ -185,13 +185,16 @@ pub async fn detect(ctx: &Ctx, actor: Uuid, me: &LiveRecord) -> crate::service::
 /// Runs one detection within its bound, logging and counting what went wrong.
 async fn detect_one(ctx: Ctx, c: Checkin) {
     match tokio::time::timeout(DETECT_TIMEOUT, detect(&ctx, c.user, &c.record)).await {
-        Ok(Ok(d)) => tracing::debug!(
-            user_id = %c.user,
-            candidates = d.candidates,
-            inside = d.inside,
-            notified = d.notified.len(),
-            "arrival detection"
-        ),
+        Ok(Ok(d)) => {
+            ctx.metrics.detect_lag.observe(c.at.elapsed().as_secs_f64());
+            tracing::debug!(
+                user_id = %c.user,
+                candidates = d.candidates,
+                inside = d.inside,
+                notified = d.notified.len(),
+                "arrival detection"
+            )
+        }
         Ok(Err(e)) => {
             ctx.metrics.detect_errors.inc();
             tracing::warn!(user_id = %c.user, error = %e, "arrival detection failed");

@@ -350,7 +350,7 @@ pub async fn search_users(
                 .decode(c)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<(String, Uuid)>(&b).ok())
-                .ok_or_else(|| ServiceError::bad_request("invalid cursor"))?,
+                .ok_or_else(|| ServiceError::bad_request_in("cursor", "not a cursor of this list"))?,
         ),
     };
     let mut tx = begin(ctx).await?;
@@ -497,7 +497,7 @@ pub async fn audit_log(
         None => None,
         Some(c) => Some(
             c.parse::<i64>()
-                .map_err(|_| ServiceError::bad_request("invalid cursor"))?,
+                .map_err(|_| ServiceError::bad_request_in("cursor", "not a cursor of this list"))?,
         ),
     };
     let mut detail = serde_json::Map::new();

@@ -9,11 +9,11 @@ use crate::store::StoreError;
 use std::borrow::Cow;
 
 macro_rules! codes {
-    ($($(#[$doc:meta])* $name:ident = $text:literal,)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident = $text:literal,)*) => {
         /// Every error code the API answers with, declared once.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Code {
-            $($(#[$doc])* $name,)*
+            $($(#[doc = $doc])* $name,)*
         }
 
         impl Code {
@@ -24,6 +24,13 @@ macro_rules! codes {
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(Code::$name => $text,)*
+                }
+            }
+
+            /// What the code means (its doc comment; the spec's and `/docs`' table of codes).
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(Code::$name => concat!($($doc),*).trim_ascii(),)*
                 }
             }
         }
@@ -39,7 +46,7 @@ codes! {
     Forbidden = "forbidden",
     /// No such resource for this caller.
     NotFound = "not_found",
-    /// A known path with another method.
+    /// A known path with another method (the answer says which in `Allow`).
     MethodNotAllowed = "method_not_allowed",
     /// The email is already registered.
     EmailTaken = "email_taken",
@@ -53,13 +60,13 @@ codes! {
     NotAtEvent = "not_at_event",
     /// The two users are already connected.
     AlreadyConnected = "already_connected",
-    /// One of the two blocked the other.
+    /// One of the two blocked the other (told to the blocker only: the blocked party gets 404 as for an unknown user).
     Blocked = "blocked",
     /// An administrator acted on their own account where that would lock them out.
     SelfAction = "self_action",
     /// A `client_id` used again with another request.
     IdempotencyConflict = "idempotency_conflict",
-    /// The user already has the most devices allowed.
+    /// The user already has the most devices allowed (`HEREABOUTS_PUSH_MAX_DEVICES_PER_USER`).
     TooManyDevices = "too_many_devices",
     /// The body is over the limit.
     PayloadTooLarge = "payload_too_large",
@@ -136,6 +143,16 @@ impl ServiceError {
     /// 400 `bad_request`.
     pub fn bad_request(detail: impl Into<Cow<'static, str>>) -> Self {
         Self::refused(Code::BadRequest, detail)
+    }
+
+    /// 400 `bad_request` about one field (a value of the wrong type, a missing field).
+    pub fn bad_request_in(field: &str, message: impl Into<String>) -> Self {
+        let message: String = message.into().chars().take(200).collect();
+        Self::Refused {
+            code: Code::BadRequest,
+            detail: format!("{field}: {message}").into(),
+            errors: vec![FieldError::new(field, message)],
+        }
     }
 
     /// 422 with a code of its own and the invalid fields.

@@ -20,6 +20,8 @@ pub const QUEUE: usize = 10_000;
 pub struct Checkin {
     pub user: Uuid,
     pub record: LiveRecord,
+    /// When it was announced (right after its commit): detection lag is measured from here.
+    pub at: std::time::Instant,
 }
 
 /// Announced check-ins not yet handled, and a wake-up for whoever waits for none.
@@ -112,7 +114,14 @@ impl Checkins {
         }
         let Some(tx) = &self.tx else { return false };
         self.pending.count.fetch_add(1, Ordering::AcqRel);
-        if tx.try_send(Checkin { user, record }).is_ok() {
+        if tx
+            .try_send(Checkin {
+                user,
+                record,
+                at: std::time::Instant::now(),
+            })
+            .is_ok()
+        {
             return true;
         }
         if self.pending.count.fetch_sub(1, Ordering::AcqRel) == 1 {

@@ -350,6 +350,8 @@ pub async fn rebuild_index(ctx: &Ctx) -> StoreResult<u64> {
         index::mark_ready(&ctx.redis).await?;
         return Ok(0);
     }
+    // the exact shares' sets lived in the same Redis: back before their givers are visible
+    crate::store::shares::rebuild_received(&ctx.db, &ctx.redis).await?;
     loop {
         // the page stays locked until its users are in Redis (see `indexed_page_for_share`)
         let mut tx = ctx.db.begin().await?;

@@ -23,6 +23,7 @@ pub mod notifications;
 pub mod privacy;
 pub mod profiles;
 pub mod radar;
+pub mod reconcile;
 pub mod sessions;
 pub mod shares;
 pub mod stream;

@@ -1,11 +1,12 @@
-//! "Which of my connections are nearby": cover, plan, fetch, filter — a bounded number of
-//! pipelined Redis round trips whatever the sizes of the cells and of the caller's graph.
+//! "Which of my connections are nearby": cover, plan, fetch, filter — two Redis round trips on
+//! a single server (the caller's record, then one script for the rest), a bounded number of
+//! pipelined ones on a cluster, whatever the sizes of the cells and of the caller's graph.
 //! [`candidates`] is the one planner, shared with arrival detection.
 
 use super::{Code, Ctx, ServiceError, ServiceResult};
 use crate::domain::cover::{Cover, fetch_cover};
 use crate::domain::geo::Coord;
-use crate::domain::nearby::{Hit, LiveRecord, PROBE_SLACK_M, Plan, choose, select};
+use crate::domain::nearby::{Hit, LiveRecord, PROBE_SLACK_M, Plan, RECORD_WEIGHT, choose, select};
 use crate::store::{graph, index, live};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -65,6 +66,22 @@ pub async fn candidates(
             records: vec![],
         });
     }
+    if !redis.is_cluster()
+        && let Some(found) = index::nearby_in_one(redis, user, &cov.cells, degree, RECORD_WEIGHT).await?
+    {
+        let plan = if found.graph_first {
+            Plan::GraphFirst
+        } else {
+            Plan::CellFirst
+        };
+        debug_assert_eq!(plan, choose(found.population, degree));
+        return Ok(Candidates {
+            plan: Some(plan),
+            cover: cov,
+            records: found.records,
+        });
+    }
+    // on a cluster (or when the adjacency set expired meanwhile): the same in pipelined steps
     // the live population of the cover
     let population: u64 = index::populations(redis, &cov.cells).await?.iter().sum();
     let plan = choose(population, degree);

@@ -65,7 +65,9 @@ pub struct HomeCell {
 /// A home base as set.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 pub struct HomePoint {
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lng: f64,
 }
 
@@ -146,9 +148,10 @@ pub struct PrivacyPatch {
     pub precision: Option<Precision>,
     #[schema(max_items = 1000)]
     pub hidden_from: Option<Vec<Uuid>>,
-    #[schema(minimum = 60)]
+    /// At least 60 and at most the policy's `max_ttl_s` (86400 unless the operator changed it).
+    #[schema(minimum = 60, maximum = 86400)]
     pub default_ttl_s: Option<i64>,
-    /// RFC 3339 time, or null to end a pause.
+    /// RFC 3339 time (`2026-12-24T18:00:00Z`), or null to end a pause.
     #[serde(default, deserialize_with = "some_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub paused_until: Option<Option<OffsetDateTime>>,

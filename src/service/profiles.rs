@@ -68,10 +68,13 @@ pub struct Imported {
 /// queries whatever the number of rows.
 pub async fn import_linkedin(ctx: &Ctx, me: Uuid, body: &[u8], request: bool) -> ServiceResult<Imported> {
     let parsed = linkedin::parse(body).map_err(|e| match e {
-        ParseError::NoHeader => ServiceError::bad_request(format!(
-            "not a LinkedIn Connections.csv: no header line \"{}\"",
-            linkedin::HEADER
-        )),
+        ParseError::NoHeader => ServiceError::bad_request_in(
+            "body",
+            format!(
+                "not a LinkedIn Connections.csv: no header line \"{}\"",
+                linkedin::HEADER
+            ),
+        ),
         ParseError::TooManyRows => ServiceError::refused(Code::PayloadTooLarge, "at most 30000 rows per import"),
     })?;
     let mut hashes: Vec<Vec<u8>> = parsed.matchable.iter().filter_map(|r| r.email_sha256.clone()).collect();

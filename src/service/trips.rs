@@ -76,11 +76,13 @@ impl From<TripRecord> for Trip {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewTrip {
     pub name: Option<String>,
+    #[schema(minimum = -90, maximum = 90, example = 38.7223)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180, example = -9.1393)]
     pub lng: f64,
-    #[schema(example = "2027-03-01")]
+    #[schema(example = "2027-03-01", format = Date, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub starts_on: String,
-    #[schema(example = "2027-03-05")]
+    #[schema(example = "2027-03-05", format = Date, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub ends_on: String,
     /// Default `connections`.
     pub visibility: Option<Visibility>,
@@ -96,9 +98,13 @@ pub struct TripPatch {
     #[serde(default, deserialize_with = "some")]
     #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: Option<f64>,
+    #[schema(minimum = -180, maximum = 180)]
     pub lng: Option<f64>,
+    #[schema(format = Date, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub starts_on: Option<String>,
+    #[schema(format = Date, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub ends_on: Option<String>,
     pub visibility: Option<Visibility>,
 }
@@ -598,7 +604,7 @@ fn event_trip(e: &icalendar::Event) -> Result<(String, TripWrite), String> {
 pub async fn import(ctx: &Ctx, me: Uuid, text: &str) -> ServiceResult<Imported> {
     let cal: icalendar::Calendar = text
         .parse()
-        .map_err(|_| ServiceError::bad_request("the body is not an iCalendar (RFC 5545) text"))?;
+        .map_err(|_| ServiceError::bad_request_in("body", "not an iCalendar (RFC 5545) text"))?;
     let mut out = Imported {
         created: vec![],
         updated: vec![],

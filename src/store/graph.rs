@@ -976,5 +976,16 @@ mod tests {
         ] {
             assert_eq!(Cursor::decode(bad), None, "{bad:?}");
         }
+        // any text of the stated shape is a position, times beyond the calendar included (clamped
+        // into what PostgreSQL stores)
+        let before_year_one = Cursor::decode("-4dxtzefrpEsA1VfJ04fy0Krj_S8NY8O").expect("a position");
+        assert_eq!(before_year_one.at.year(), 1);
+        for edge in [
+            "________________________________",
+            "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert!(Cursor::decode(edge).is_some(), "{edge}");
+        }
     }
 }

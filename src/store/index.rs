@@ -241,6 +241,108 @@ async fn set_contains(redis: &Redis, key: &str, ids: &[Uuid]) -> StoreResult<Vec
     Ok(flags.into_iter().map(|f| f == 1).collect())
 }
 
+/// The common path of a nearby query in one round trip, on a single Redis server (its keys span
+/// slots, so a cluster takes the pipelined path instead): the cover's live population, the plan
+/// ([`crate::domain::nearby::choose`], same weight), the connections' ids from the cheaper side,
+/// and their live records — everything [`populations`], [`members`], [`connected`] and
+/// [`records`] do, without shipping members and flags back and forth.
+/// KEYS[1] the adjacency set, KEYS[2..] the cells; ARGV[1] now (ms), ARGV[2] degree, ARGV[3] the
+/// record keys' prefix, ARGV[4] the caller's 16 bytes, ARGV[5] the record weight.
+/// Returns {-1} when the adjacency set is absent (the caller rebuilds it), else
+/// {plan (0 cell-first, 1 graph-first), population, found}: the live connections as one string
+/// of (16 id bytes, record length as 4 bytes big-endian, record) — one reply value to parse
+/// instead of two per connection.
+const NEARBY_LUA: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local now = '(' .. ARGV[1]
+local pop = 0
+for i = 2, #KEYS do pop = pop + redis.call('ZCOUNT', KEYS[i], now, '+inf') end
+local ids = {}
+local plan = 1
+if pop <= tonumber(ARGV[2]) * tonumber(ARGV[5]) then
+  plan = 0
+  local seen, found = {}, {}
+  for i = 2, #KEYS do
+    for _, m in ipairs(redis.call('ZRANGE', KEYS[i], now, '+inf', 'BYSCORE')) do
+      if m ~= ARGV[4] and not seen[m] then seen[m] = true; found[#found + 1] = m end
+    end
+  end
+  for i = 1, #found, 4000 do
+    local last = math.min(i + 3999, #found)
+    local flags = redis.call('SMISMEMBER', KEYS[1], unpack(found, i, last))
+    for j = 1, #flags do if flags[j] == 1 then ids[#ids + 1] = found[i + j - 1] end end
+  end
+else
+  for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    if #m == 16 and m ~= ARGV[4] then ids[#ids + 1] = m end
+  end
+end
+local fmt = ARGV[3] .. '%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x}'
+local keys = {}
+for i = 1, #ids do keys[i] = string.format(fmt, string.byte(ids[i], 1, 16)) end
+local out = {}
+for i = 1, #keys, 4000 do
+  local last = math.min(i + 3999, #keys)
+  local part = redis.call('MGET', unpack(keys, i, last))
+  for j = 1, #part do
+    if part[j] then out[#out + 1] = ids[i + j - 1] .. struct.pack('>I4', #part[j]) .. part[j] end
+  end
+end
+return {plan, pop, table.concat(out)}
+";
+
+/// What [`nearby_in_one`] found.
+pub struct InOne {
+    pub graph_first: bool,
+    pub population: u64,
+    pub records: Vec<(Uuid, LiveRecord)>,
+}
+
+/// See [`NEARBY_LUA`]; `None` when the adjacency set is absent.
+pub async fn nearby_in_one(
+    redis: &Redis,
+    user: Uuid,
+    cells: &[CellIndex],
+    degree: u64,
+    weight: u64,
+) -> StoreResult<Option<InOne>> {
+    static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(NEARBY_LUA));
+    let mut inv = SCRIPT.prepare_invoke();
+    inv.key(super::graph::adjacency_key(redis, user));
+    for c in cells {
+        inv.key(cell_key(redis, *c));
+    }
+    inv.arg(now_ms())
+        .arg(degree)
+        .arg(redis.key(format_args!("live:{{")))
+        .arg(user.as_bytes().as_slice())
+        .arg(weight);
+    let v: Value = redis.invoke(&inv).await?;
+    let Value::Array(parts) = v else {
+        return Ok(None);
+    };
+    let (Some(Value::Int(plan)), Some(Value::Int(pop)), Some(Value::BulkString(found))) =
+        (parts.first(), parts.get(1), parts.get(2))
+    else {
+        return Ok(None);
+    };
+    let mut records = Vec::new();
+    let mut rest = found.as_slice();
+    while let (Some(id), Some(len)) = (rest.get(..16), rest.get(16..20)) {
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let Some(bytes) = rest.get(20..20 + len) else { break };
+        if let (Ok(id), Some(r)) = (Uuid::from_slice(id), LiveRecord::from_bytes(bytes)) {
+            records.push((id, r));
+        }
+        rest = &rest[20 + len..];
+    }
+    Ok(Some(InOne {
+        graph_first: *plan == 1,
+        population: (*pop).max(0) as u64,
+        records,
+    }))
+}
+
 /// True when the index was built and Redis has not lost it since.
 pub async fn is_ready(redis: &Redis) -> StoreResult<bool> {
     let n: i64 = redis.run(redis::cmd("EXISTS").arg(ready_key(redis))).await?;

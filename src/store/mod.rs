@@ -19,6 +19,7 @@ pub mod policy;
 pub mod privacy;
 pub mod radar;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod redis;
 pub mod sessions;
 pub mod shares;
@@ -79,6 +80,10 @@ impl From<::redis::RedisError> for StoreError {
                     | ::redis::ErrorKind::MasterDown
                     | ::redis::ErrorKind::TryAgain
                     | ::redis::ErrorKind::BusyLoadingError
+                    // a redirection the client did not follow, during a failover
+                    | ::redis::ErrorKind::Moved
+                    | ::redis::ErrorKind::Ask
+                    | ::redis::ErrorKind::ClusterConnectionNotFound
             )
         {
             StoreError::Unavailable(format!("redis: {e}"))

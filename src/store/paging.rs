@@ -17,6 +17,10 @@ pub struct Cursor {
     pub id: Uuid,
 }
 
+/// The ends of the calendar as cursors see it (within PostgreSQL's `timestamptz` and `time`'s range).
+const PG_MIN: OffsetDateTime = time::macros::datetime!(0001-01-01 0:00 UTC);
+const PG_MAX: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999999 UTC);
+
 impl Cursor {
     pub fn encode(&self) -> String {
         let micros = (self.at.unix_timestamp_nanos() / 1_000) as i64;
@@ -26,12 +30,18 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(buf)
     }
 
-    /// `None` when the text is not a cursor of this shape.
+    /// `None` when the text is not a cursor of this shape (32 characters of base64url, the
+    /// pattern the spec states; empty is the first page). Every text of that shape is a position: a time outside the
+    /// calendar's range stands for its end (a list after it is empty or whole, never an error).
     pub fn decode(text: &str) -> Option<Self> {
         let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
         let bytes: [u8; 24] = bytes.try_into().ok()?;
         let micros = i64::from_be_bytes(bytes[..8].try_into().ok()?);
-        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()?;
+        // PostgreSQL's timestamptz starts in 4713 BC, `time` at -9999: a time before year 1 (or
+        // beyond the calendar) is clamped to its end, never sent to PostgreSQL (which refused it)
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+            .unwrap_or(if micros < 0 { PG_MIN } else { PG_MAX })
+            .clamp(PG_MIN, PG_MAX);
         Some(Self {
             at,
             id: Uuid::from_bytes(bytes[8..].try_into().ok()?),

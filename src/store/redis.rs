@@ -46,7 +46,12 @@ struct Inner {
     prefix: String,
     timeout: Duration,
     conn: RwLock<Option<Conn>>,
+    /// When the cluster connection was last dropped to be made anew (see [`Redis::recover`]).
+    reset_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// Least time between two fresh cluster connections while a shard does not answer.
+const CLUSTER_RESET_EVERY: Duration = Duration::from_millis(500);
 
 /// A cheap-to-clone handle on Redis (single server or cluster).
 #[derive(Clone)]
@@ -63,6 +68,7 @@ impl Redis {
                 prefix,
                 timeout,
                 conn: RwLock::new(None),
+                reset_at: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -121,16 +127,49 @@ impl Redis {
         Ok(conn)
     }
 
+    /// After a failed call on a cluster: the client keeps its map of slots until a node answers
+    /// MOVED, so a master that died stays in it and every call aimed at it (and, while the client
+    /// tries to reconnect to it, every other call) times out, also once a replica has taken its
+    /// slots. Dropping the connection (at most every [`CLUSTER_RESET_EVERY`]) makes the next call
+    /// connect anew and read the slots from a live node: calls succeed again within that time of
+    /// the promotion.
+    async fn recover<T>(&self, r: StoreResult<T>) -> StoreResult<T> {
+        if self.is_cluster() && matches!(r, Err(StoreError::Unavailable(_))) {
+            let due = {
+                let mut at = self.inner.reset_at.lock().unwrap_or_else(|e| e.into_inner());
+                let due = at.is_none_or(|t| t.elapsed() >= CLUSTER_RESET_EVERY);
+                if due {
+                    *at = Some(std::time::Instant::now());
+                }
+                due
+            };
+            if due {
+                tracing::debug!("a Redis Cluster call failed: connecting anew to re-read the slots");
+                *self.inner.conn.write().await = None;
+            }
+        }
+        r
+    }
+
     /// Runs one command.
     pub async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
         let mut c = self.conn().await?;
-        bounded(self.inner.timeout, "redis", cmd.query_async::<T>(&mut c)).await
+        let r = bounded(self.inner.timeout, "redis", cmd.query_async::<T>(&mut c)).await;
+        self.recover(r).await
+    }
+
+    /// Runs a script by its hash, loading it first when the server does not know it (after a
+    /// restart): the body crosses the wire once per server, not once per call.
+    pub async fn invoke<T: FromRedisValue>(&self, inv: &redis::ScriptInvocation<'_>) -> StoreResult<T> {
+        let mut c = self.conn().await?;
+        bounded(self.inner.timeout, "redis", inv.invoke_async::<T>(&mut c)).await
     }
 
     /// Runs a pipeline whose keys all hash to one slot (or any pipeline on a single server).
     pub async fn run_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> StoreResult<T> {
         let mut c = self.conn().await?;
-        bounded(self.inner.timeout, "redis", pipe.query_async::<T>(&mut c)).await
+        let r = bounded(self.inner.timeout, "redis", pipe.query_async::<T>(&mut c)).await;
+        self.recover(r).await
     }
 
     /// Runs independent single-key commands in one round trip: a pipeline on one server,
@@ -154,7 +193,25 @@ impl Redis {
                     let mut c = c.clone();
                     async move { cmd.query_async::<Value>(&mut c).await }
                 });
-                bounded(t, "redis", futures_util::future::try_join_all(futs)).await
+                let r = bounded(t, "redis", futures_util::future::try_join_all(futs)).await;
+                self.recover(r).await
+            }
+        }
+    }
+
+    /// Runs a command on the master that serves `slot` (a keyless command such as `CLUSTER MYID`
+    /// or `SCAN` aimed at one shard); on a single server, on that server.
+    pub async fn run_on_slot(&self, cmd: &Cmd, slot: u16) -> StoreResult<Value> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        let c = self.conn().await?;
+        let t = self.inner.timeout;
+        match c {
+            Conn::Single(mut c) => bounded(t, "redis", cmd.query_async::<Value>(&mut c)).await,
+            Conn::Cluster(mut c) => {
+                let route =
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
+                let r = bounded(t, "redis", c.route_command(cmd, route)).await;
+                self.recover(r).await
             }
         }
     }

@@ -81,6 +81,28 @@ pub async fn start(
     Ok(rec)
 }
 
+/// Writes every recipient's set of givers again from PostgreSQL's active shares (after Redis
+/// came back empty, with the index): one query, then pipelined writes 1,000 shares at a time.
+/// How many shares were written.
+pub async fn rebuild_received(db: &PgPool, redis: &Redis) -> StoreResult<u64> {
+    let rows: Vec<(Uuid, Uuid, OffsetDateTime)> =
+        sqlx::query_as("SELECT from_user_id, to_user_id, expires_at FROM shares WHERE expires_at > now()")
+            .fetch_all(db)
+            .await?;
+    for chunk in rows.chunks(1_000) {
+        let mut cmds = Vec::with_capacity(chunk.len() * 3);
+        for (from, to, until) in chunk {
+            let key = received_key(redis, *to);
+            let at = until.unix_timestamp();
+            cmds.push(redis::cmd("ZADD").arg(&key).arg(at).arg(from.to_string()).clone());
+            cmds.push(redis::cmd("EXPIREAT").arg(&key).arg(at + 1).arg("GT").clone());
+            cmds.push(redis::cmd("EXPIREAT").arg(&key).arg(at + 1).arg("NX").clone());
+        }
+        redis.run_many(cmds).await?;
+    }
+    Ok(rows.len() as u64)
+}
+
 /// The givers sharing with `recipient` now, from the Redis set (a hint: nearby checks each
 /// in PostgreSQL with [`exact_points`]); empty for almost everyone, at the cost of one command
 /// sent alongside nearby's first read.

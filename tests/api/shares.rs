@@ -220,3 +220,28 @@ async fn a_share_makes_an_approximate_user_exact_for_the_recipient_only() {
         .expect("answer");
     assert_eq!(out[0].1.precision, hereabouts::domain::policy::Precision::Approximate);
 }
+
+#[tokio::test]
+async fn a_share_survives_redis_losing_everything() {
+    let app = spawn_app().await;
+    let a = app.register("ana").await;
+    let b = app.register("ben").await;
+    app.connect(&a, &b).await;
+    app.patch("/v1/me/privacy", a.t(), json!({"sharing": true})).await;
+    crate::checkins::share(&app, &b).await;
+    crate::checkins::checkin(&app, &a, 48.8566, 2.3522).await;
+    crate::checkins::checkin(&app, &b, 48.8666, 2.3522).await;
+    share_with(&app, &a, &b, 600).await;
+    assert_eq!(seen(&app, &b, &a).await.expect("listed")["precision"], "exact");
+    crate::checkins::flush_redis(&app).await;
+    // the watchdog rebuilds the index from PostgreSQL, the shares' sets with it
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(item) = seen(&app, &b, &a).await {
+            assert_eq!(item["precision"], "exact", "the share holds after the rebuild: {item}");
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "not rebuilt");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

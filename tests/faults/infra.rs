@@ -105,7 +105,24 @@ fn sweep(bins: &Bins) {
                 .stderr(Stdio::null())
                 .status();
         }
-        for (file, process) in [("redis.pid", "redis-server"), ("server.pid", "hereabouts")] {
+        // redis*.pid, server*.pid, haproxy*.pid: what each scenario started, by its pid
+        let files: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for file in files.iter().filter(|f| f.ends_with(".pid")) {
+            let process = if file.starts_with("redis") {
+                "redis-server"
+            } else if file.starts_with("server") {
+                "hereabouts"
+            } else if file.starts_with("haproxy") {
+                "haproxy"
+            } else {
+                continue;
+            };
             if let Some(p) = std::fs::read_to_string(dir.join(file))
                 .ok()
                 .and_then(|s| s.trim().parse::<u32>().ok())
@@ -409,13 +426,39 @@ impl Server {
     /// Starts `hereabouts serve` on a free port with exactly these `HEREABOUTS_*` settings (none
     /// inherited from the test's environment) and waits until `/readyz` answers 200.
     pub async fn start(scratch: &Scratch, env: &[(String, String)]) -> Self {
+        let mut s = Self::spawn(scratch, env, "serve");
+        s.wait_ready().await;
+        s
+    }
+
+    /// Starts `hereabouts worker` (the push worker alone) and waits until it says it started.
+    pub async fn start_worker(scratch: &Scratch, env: &[(String, String)]) -> Self {
+        let mut s = Self::spawn(scratch, env, "worker");
+        let start = Instant::now();
+        while s.log_count("push worker started") == 0 {
+            if let Some(c) = s.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("the worker exited with {status}:\n{}", s.log_tail(30));
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the worker did not start:\n{}",
+                s.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        s
+    }
+
+    fn spawn(scratch: &Scratch, env: &[(String, String)], command: &str) -> Self {
         let port = free_port();
         let metrics_port = free_port();
         let log = scratch.dir.join(format!("server-{port}.log"));
         let file = std::fs::File::create(&log).expect("server log");
         let err = file.try_clone().expect("server log");
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hereabouts"));
-        cmd.arg("serve");
+        cmd.arg(command);
         for (k, _) in std::env::vars() {
             if k.starts_with("HEREABOUTS_") {
                 cmd.env_remove(&k);
@@ -431,16 +474,19 @@ impl Server {
             .kill_on_drop(true);
         let child = cmd.spawn().expect("the server binary starts");
         let pid = child.id().expect("server pid");
-        std::fs::write(scratch.dir.join("server.pid"), pid.to_string()).expect("pid file");
-        let mut s = Self {
+        let pid_file = if command == "serve" && !scratch.dir.join("server.pid").exists() {
+            "server.pid".to_string()
+        } else {
+            format!("server-{port}.pid")
+        };
+        std::fs::write(scratch.dir.join(pid_file), pid.to_string()).expect("pid file");
+        Self {
             base: format!("http://127.0.0.1:{port}"),
             metrics_base: format!("http://127.0.0.1:{metrics_port}"),
             child: Some(child),
             pid,
             log,
-        };
-        s.wait_ready().await;
-        s
+        }
     }
 
     async fn wait_ready(&mut self) {

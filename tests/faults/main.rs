@@ -1,20 +1,26 @@
 //! The fault suite: the real server binary against private PostgreSQL and Redis instances that
 //! the suite kills and restarts under load, a push provider that fails for a while, SIGTERM
-//! during load, and slow or oversized clients. Loopback only; each scenario is bounded in time
+//! during load, and slow or oversized clients; and scale-out: a Redis Cluster master killed and
+//! its lagging replica promoted, two instances behind HAProxy, three push workers on one outbox. Loopback only; each scenario is bounded in time
 //! and prints what it counted (run with `--nocapture` to see it).
 //!
 //! The scenarios run one at a time (a lock), whatever `--test-threads` says: they measure
 //! latencies on a small machine. The whole suite is skipped, and passes, only when the
 //! PostgreSQL or Redis binaries are absent.
 
+mod balanced;
 mod client;
+mod cluster;
+mod failover;
 mod infra;
 mod pg_restart;
 mod provider;
 mod redis_restart;
 mod sigterm;
 mod slowloris;
+mod sse;
 mod webhook;
+mod workers;
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -99,4 +105,19 @@ fn sigterm_during_load() {
 #[test]
 fn slowloris_and_oversized_headers() {
     run("slow-clients", slowloris::scenario);
+}
+
+#[test]
+fn redis_cluster_master_killed_under_load_replica_promoted() {
+    run("cluster-failover", failover::scenario);
+}
+
+#[test]
+fn two_instances_behind_haproxy() {
+    run("load-balanced", balanced::scenario);
+}
+
+#[test]
+fn three_push_workers_through_a_provider_outage() {
+    run("three-workers", workers::scenario);
 }

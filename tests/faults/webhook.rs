@@ -40,6 +40,9 @@ struct Inner {
     hung: AtomicUsize,
     bad_signature: AtomicUsize,
     requests: AtomicUsize,
+    /// Secrets accepted besides the suite's (one per sender, to tell senders apart), and the
+    /// requests and acceptances signed with each.
+    senders: Mutex<Vec<(String, usize, usize)>>,
 }
 
 /// A running receiver.
@@ -100,8 +103,19 @@ impl Receiver {
                 .to_string()
         };
         let ts: i64 = h("x-hereabouts-timestamp").parse().unwrap_or(0);
+        let got = h("x-hereabouts-signature");
         let expected = hereabouts::push::webhook::signature(super::infra::WEBHOOK_SECRET.as_bytes(), ts, &raw);
-        if h("x-hereabouts-signature") != expected {
+        let sender = {
+            let mut senders = self.inner.senders.lock().expect("senders");
+            let i = senders
+                .iter()
+                .position(|(secret, _, _)| hereabouts::push::webhook::signature(secret.as_bytes(), ts, &raw) == got);
+            if let Some(i) = i {
+                senders[i].1 += 1;
+            }
+            i
+        };
+        if got != expected && sender.is_none() {
             self.inner.bad_signature.fetch_add(1, Ordering::SeqCst);
             return answer(401);
         }
@@ -141,7 +155,22 @@ impl Receiver {
             .entry(notification)
             .or_default() += 1;
         self.inner.accepted_at.lock().expect("accepted").push(Instant::now());
+        if let Some(i) = sender {
+            self.inner.senders.lock().expect("senders")[i].2 += 1;
+        }
         answer(204)
+    }
+
+    /// Also accepts requests signed with these secrets, counting them per secret.
+    pub fn add_senders(&self, secrets: &[String]) {
+        let mut senders = self.inner.senders.lock().expect("senders");
+        senders.extend(secrets.iter().map(|s| (s.clone(), 0, 0)));
+    }
+
+    /// (requests, accepted) signed with each secret of [`Receiver::add_senders`], in order.
+    pub fn by_sender(&self) -> Vec<(usize, usize)> {
+        let senders = self.inner.senders.lock().expect("senders");
+        senders.iter().map(|(_, r, a)| (*r, *a)).collect()
     }
 
     /// Distinct deliveries accepted, and how many were accepted more than once.
