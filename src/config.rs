@@ -163,8 +163,18 @@ pub struct PushSettings {
     pub fcm_service_account_json: Option<SecretString>,
     /// HMAC-SHA256 key of webhook signatures; webhooks are not sent without it.
     pub webhook_secret: Option<SecretString>,
-    /// Accept webhook URLs on loopback/private addresses (and plain http to loopback): tests only.
+    /// Accept webhook URLs and Web Push endpoints on loopback/private addresses (and plain http
+    /// to loopback): tests only.
     pub webhook_allow_private: bool,
+    /// Log each push (platform, device, title, body) instead of sending it, and count it
+    /// delivered: a development provider for every platform.
+    pub dev_log: bool,
+    /// The VAPID key of Web Push (RFC 8292): a P-256 private key, PEM (PKCS#8 or SEC1) or the
+    /// base64url of its 32 bytes; unset: a key generated at start (subscriptions made with it
+    /// stop working at the next start).
+    pub webpush_vapid_key: Option<SecretString>,
+    /// The VAPID `sub` claim: a `mailto:` or `https:` contact for push services.
+    pub webpush_vapid_subject: String,
 }
 
 /// What the commands that only touch PostgreSQL (`migrate`, `admin`) need.
@@ -272,6 +282,9 @@ struct RawPush {
     fcm_service_account_file: Option<FileText>,
     webhook_secret: Option<Secret<16>>,
     webhook_allow_private: Flag<false>,
+    push_dev_log: Flag<false>,
+    webpush_vapid_private_key_file: Option<FileText>,
+    webpush_vapid_subject: Option<VapidSubject>,
 }
 
 impl Settings {
@@ -508,6 +521,9 @@ impl RawPush {
             fcm_service_account_json: self.fcm_service_account_file.map(|f| f.0),
             webhook_secret: self.webhook_secret.map(|s| s.0),
             webhook_allow_private: self.webhook_allow_private.0,
+            dev_log: self.push_dev_log.0,
+            webpush_vapid_key: self.webpush_vapid_private_key_file.map(|f| f.0),
+            webpush_vapid_subject: or(self.webpush_vapid_subject, "mailto:push@hereabouts.invalid"),
         })
     }
 }
@@ -530,7 +546,7 @@ deserialize_from_str!(
     [const DEFAULT: bool] Flag<DEFAULT>,
     [const MIN: usize] Secret<MIN>,
     [] FileText, [] RedisUrls, [] Pairs, [] Origins, [] LogFormat, [] JwtAlgorithm,
-    [] Listen, [] MetricsListen, [] DbUrl, [] RedisPrefix, [] HttpUrl, [] Locale, [] TileUrl,
+    [] Listen, [] MetricsListen, [] DbUrl, [] RedisPrefix, [] HttpUrl, [] Locale, [] TileUrl, [] VapidSubject,
 );
 
 /// A whole number in `[MIN, MAX]`, `DEFAULT` when unset.
@@ -728,6 +744,9 @@ checked_strings! {
     HttpUrl(s): s.starts_with("https://") || s.starts_with("http://"),
         else "must be an http:// or https:// URL";
     Locale(s): LOCALES.contains(&s), else format!("use one of {}", LOCALES.join(", "));
+    /// The VAPID contact (RFC 8292 `sub`).
+    VapidSubject(s): (s.starts_with("mailto:") || s.starts_with("https://")) && s.len() > 8 && !s.contains(char::is_whitespace),
+        else "must be a mailto: or https: URI";
     /// A tile URL template, or empty for none (its origin goes into the console's CSP).
     TileUrl(s): s.is_empty() || tile_origin(s).is_some(),
         else "must be empty or an http(s) URL template with {z}, {x} and {y} (a {s} subdomain allowed), e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png";
@@ -952,7 +971,7 @@ mod tests {
     #[test]
     fn names_list_every_setting() {
         let names = names();
-        assert_eq!(names.len(), 63);
+        assert_eq!(names.len(), 66);
         for n in [
             "HEREABOUTS_DATABASE_URL",
             "HEREABOUTS_STORE_TIMEOUT_MS",

@@ -107,6 +107,12 @@ metrics! {
         "push_retried", "deliveries to try again later, by platform";
     push_failed: Family<FailureLabels, Counter> = Family::default(),
         "push_failed", "deliveries that failed for good, by platform and reason";
+    radar_published: Counter = Counter::default(),
+        "radar_changes_published", "check-ins and changes published to the live radars (Redis pub/sub)";
+    radar_reads: Counter = Counter::default(),
+        "radar_reads", "nearby re-reads of live radar streams (woken by a message, or at the safety pace)";
+    push_held: Counter = Counter::default(),
+        "push_held", "deliveries held until the end of their recipient's quiet hours";
     push_deactivated: Family<PlatformLabels, Counter> = Family::default(),
         "push_devices_deactivated", "devices the provider no longer knows, by platform";
     push_send_duration: Family<PlatformLabels, Histogram> = Family::new_with_constructor(latency),

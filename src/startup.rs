@@ -37,9 +37,19 @@ impl Application {
         ctx.load_controls().await;
         let tasks = TaskTracker::new();
         let (checkins, announced) = events::Checkins::channel();
+        let (checkins, moved) = checkins.with_radar();
         let (ingest, queued) = service::ingest::Ingest::channel();
-        let ctx = ctx.with_checkins(checkins).with_ingest(ingest);
+        let (hub, subscriptions) = service::radar::Hub::new(ctx.redis.clone());
+        let ctx = ctx.with_checkins(checkins).with_ingest(ingest).with_radar(hub.clone());
         tasks.spawn(crate::push::detect::run(ctx.clone(), announced, shutdown.clone()));
+        // the live radar: changes published after commit, this instance's streams subscribed
+        tasks.spawn(service::radar::publish(ctx.clone(), moved, shutdown.clone()));
+        tasks.spawn(service::radar::listen(
+            ctx.clone(),
+            hub,
+            subscriptions,
+            shutdown.clone(),
+        ));
         tasks.spawn(service::ingest::run(ctx.clone(), queued, shutdown.clone()));
         crate::jobs::spawn_all(&ctx, &tasks, &shutdown);
         if s.push.worker_enabled {

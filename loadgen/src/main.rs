@@ -24,6 +24,7 @@ pub mod baseline;
 pub mod cpu;
 pub mod http;
 pub mod instr;
+pub mod radar;
 pub mod report;
 pub mod seed;
 pub mod stats;
@@ -122,6 +123,15 @@ pub struct Args {
     /// Pid of the server under test (to report its CPU time per request; scripts/bench passes it).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Live radar phase: streams to hold open (0: no radar phase).
+    #[arg(long, default_value_t = 0)]
+    pub radar_streams: usize,
+    /// Check-ins per second offered during the radar phase.
+    #[arg(long, default_value_t = 2_000.0)]
+    pub radar_checkin_rate: f64,
+    /// Seconds of check-ins during the radar phase.
+    #[arg(long, default_value_t = 20.0)]
+    pub radar_secs: f64,
     /// Print a scaling table from the JSON reports in this directory and exit.
     #[arg(long)]
     pub summarize: Option<PathBuf>,
@@ -377,6 +387,9 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     }
     rep.memory = Some(memory);
 
+    if args.radar_streams > 0 {
+        radar::run(&settings, &args, &world).await?;
+    }
     if !args.skip_http {
         rep.http = Some(http::run_phases(&settings, &args, &world, &state, &budget).await?);
     }

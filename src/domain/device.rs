@@ -12,6 +12,8 @@ pub enum Platform {
     Ios,
     Android,
     Webhook,
+    /// A browser's Web Push subscription (RFC 8030; the token is its endpoint).
+    Web,
 }
 
 impl Platform {
@@ -20,6 +22,7 @@ impl Platform {
             Platform::Ios => "ios",
             Platform::Android => "android",
             Platform::Webhook => "webhook",
+            Platform::Web => "web",
         }
     }
 }
@@ -28,8 +31,8 @@ fn token_error(message: &str) -> FieldError {
     FieldError::new("token", message)
 }
 
-/// Checks a provider token's syntax and gives its stored form. Webhook URLs are checked by the
-/// service (they need DNS); here they pass unchanged.
+/// Checks a provider token's syntax and gives its stored form. Webhook URLs and Web Push
+/// endpoints are checked by the service (they need DNS); here they pass unchanged.
 pub fn parse_token(platform: Platform, token: &str) -> Result<String, FieldError> {
     let token = token.trim();
     match platform {
@@ -58,7 +61,7 @@ pub fn parse_token(platform: Platform, token: &str) -> Result<String, FieldError
             }
             Ok(token.to_string())
         }
-        Platform::Webhook => Ok(token.to_string()),
+        Platform::Webhook | Platform::Web => Ok(token.to_string()),
     }
 }
 

@@ -10,7 +10,9 @@ pub mod linkedin;
 pub mod nearby;
 pub mod policy;
 pub mod profile;
+pub mod quiet;
 pub mod trips;
+pub mod webpush;
 pub mod zones;
 
 use serde::Serialize;

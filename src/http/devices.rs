@@ -4,6 +4,7 @@ use super::error::ApiResult;
 use super::extract::AuthUser;
 use super::page_params;
 use crate::domain::device::Platform;
+use crate::service::devices::{WebSubscription, WebSubscriptionKeys};
 use crate::service::{Ctx, devices};
 use crate::store::devices::DeviceRecord;
 use actix_web::{HttpResponse, delete, get, post, web};
@@ -15,15 +16,45 @@ use uuid::Uuid;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(register_device)
         .service(list_devices)
-        .service(delete_device);
+        .service(delete_device)
+        .service(vapid_public_key);
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(register_device, list_devices, delete_device),
-    components(schemas(DeviceRequest, Device, DeviceList, Platform))
+    paths(register_device, list_devices, delete_device, vapid_public_key),
+    components(schemas(
+        DeviceRequest,
+        Device,
+        DeviceList,
+        Platform,
+        WebSubscription,
+        WebSubscriptionKeys,
+        VapidKey
+    ))
 )]
 pub struct Doc;
+
+/// The server's VAPID public key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VapidKey {
+    /// The uncompressed P-256 point, base64url: the `applicationServerKey` of
+    /// `PushManager.subscribe()`.
+    #[schema(example = "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8")]
+    pub key: String,
+}
+
+/// The key a browser subscribes with (RFC 8292 VAPID), for `platform: "web"` devices.
+#[utoipa::path(tag = "devices", security(("bearer" = [])), responses(
+    (status = 200, body = VapidKey),
+    (status = 401, response = crate::http::error::Problem),
+))]
+#[get("/v1/push/vapid-public-key")]
+pub async fn vapid_public_key(ctx: web::Data<Ctx>, _me: AuthUser) -> web::Json<VapidKey> {
+    web::Json(VapidKey {
+        key: ctx.vapid.public_key().to_string(),
+    })
+}
 
 /// A device to register.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -31,12 +62,15 @@ pub struct DeviceRequest {
     pub platform: Platform,
     /// `ios`: the APNs device token (hex); `android`: the FCM registration token; `webhook`: an
     /// `https` URL whose host resolves to public addresses only (requests are signed, see the
-    /// `x-hereabouts-signature` header).
+    /// `x-hereabouts-signature` header). Not for `web`.
     #[schema(
         example = "740f4707bebcf74f9b7c25d48e3358945f6aa01da5ddb387462c7eaf61bb78ad",
         max_length = 4096
     )]
-    pub token: String,
+    pub token: Option<String>,
+    /// `web` only: the browser's push subscription (`PushSubscription.toJSON()`), made with the
+    /// key of `GET /v1/push/vapid-public-key`.
+    pub subscription: Option<WebSubscription>,
     /// Language of the texts sent to this device (`en`, `fr`, `de`, `es`; a tag like `fr-CA`
     /// picks its language). Default: the server's default locale.
     #[schema(example = "fr-CA", max_length = 35)]
@@ -107,7 +141,15 @@ pub async fn register_device(
     body: super::extract::Json<DeviceRequest>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let d = devices::register(&ctx, me.id, b.platform, &b.token, b.locale.as_deref()).await?;
+    let d = devices::register(
+        &ctx,
+        me.id,
+        b.platform,
+        b.token.as_deref(),
+        b.subscription.as_ref(),
+        b.locale.as_deref(),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(Device::from(d)))
 }
 

@@ -30,17 +30,23 @@ pub struct Doc;
 pub enum NotificationKind {
     /// A connection's check-in brought them within the caller's `notify_radius_m`.
     ConnectionNearby,
+    /// Someone asked the caller for a connection (`request_id`: accept or decline it).
+    ConnectionRequest,
+    /// Someone accepted the caller's request, or asked back (`request_id`: the caller's request).
+    ConnectionAccepted,
     /// A connection's visible trip overlaps one of the caller's (`trip_id` is the caller's).
     TripOverlap,
 }
 
 /// Where a notification is: `delivered` once any device accepted it, `pending` while a delivery
-/// is waiting or being retried, `failed` when every delivery gave up, `no_device` when the caller
+/// is waiting or being retried, `held` while it waits for the end of the caller's quiet hours,
+/// `failed` when every delivery gave up (`delivery_error` says why), `no_device` when the caller
 /// had no active device at the time.
 #[derive(Debug, Serialize, ToSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     Pending,
+    Held,
     Delivered,
     Failed,
     NoDevice,
@@ -54,13 +60,18 @@ pub struct Notification {
     pub actor_user_id: Uuid,
     #[schema(example = "Alex")]
     pub actor_display_name: String,
-    /// Distance the caller's nearby list showed at the time, rounded by the actor's precision.
+    /// Distance the caller's nearby list showed at the time, rounded by the actor's precision
+    /// (`trip_overlap`: between the trips' cell centres; 0 for the connection kinds).
     #[schema(example = 1230)]
     pub distance_m: i64,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     pub delivery: DeliveryState,
+    /// Why the last attempt did not reach a device (a failed delivery, or one waiting for a
+    /// retry), in the provider's words without addresses or tokens; null otherwise.
+    #[schema(example = "webhook 500")]
+    pub delivery_error: Option<String>,
     /// `trip_overlap`: the caller's own trip.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trip_id: Option<Uuid>,
@@ -72,6 +83,9 @@ pub struct Notification {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "2027-03-04")]
     pub overlap_to: Option<String>,
+    /// `connection_request` / `connection_accepted`: the request it is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Uuid>,
     /// When the caller marked it read; null until then.
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -84,6 +98,8 @@ impl From<NotificationRecord> for Notification {
             id: n.id,
             kind: match n.kind.as_str() {
                 "trip_overlap" => NotificationKind::TripOverlap,
+                "connection_request" => NotificationKind::ConnectionRequest,
+                "connection_accepted" => NotificationKind::ConnectionAccepted,
                 _ => NotificationKind::ConnectionNearby,
             },
             actor_user_id: n.actor_user_id,
@@ -93,13 +109,16 @@ impl From<NotificationRecord> for Notification {
             delivery: match n.delivery.as_str() {
                 "delivered" => DeliveryState::Delivered,
                 "pending" => DeliveryState::Pending,
+                "held" => DeliveryState::Held,
                 "no_device" => DeliveryState::NoDevice,
                 _ => DeliveryState::Failed,
             },
+            delivery_error: n.delivery_error,
             trip_id: n.trip_id,
             overlap_from: n.overlap_from.map(crate::domain::trips::format_date),
             overlap_to: n.overlap_to.map(crate::domain::trips::format_date),
             read_at: n.read_at,
+            request_id: n.request_id,
         }
     }
 }

@@ -3,7 +3,7 @@
 use super::error::ApiResult;
 use super::extract::AuthUser;
 use crate::service::Ctx;
-use crate::service::privacy::{self, HomeCell, HomePoint, Privacy, PrivacyPatch};
+use crate::service::privacy::{self, HomeCell, HomePoint, Privacy, PrivacyPatch, QuietHoursText};
 use actix_web::{get, patch, web};
 use utoipa::OpenApi;
 
@@ -14,7 +14,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi)]
 #[openapi(
     paths(get_privacy, patch_privacy),
-    components(schemas(Privacy, PrivacyPatch, HomeCell, HomePoint))
+    components(schemas(Privacy, PrivacyPatch, HomeCell, HomePoint, QuietHoursText))
 )]
 pub struct Doc;
 

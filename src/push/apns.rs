@@ -116,10 +116,11 @@ impl Apns {
             "aps": {
                 "alert": {"title": p.message.title, "body": p.message.body},
                 "sound": "default",
-                "thread-id": "connection_nearby",
+                "thread-id": p.kind,
             },
             "hereabouts": {
-                "kind": "connection_nearby",
+                "kind": p.kind,
+                "request_id": p.request_id,
                 "notification_id": p.notification_id,
                 "actor_user_id": p.actor_user_id,
                 "distance_m": p.distance_m,
@@ -134,7 +135,7 @@ impl Apns {
             .header("apns-push-type", "alert")
             .header("apns-priority", "10")
             .header("apns-expiration", expiration.to_string())
-            .header("apns-collapse-id", format!("nearby-{}", p.actor_user_id.simple()))
+            .header("apns-collapse-id", format!("{}-{}", p.kind, p.actor_user_id.simple()))
             .header("apns-id", p.delivery_id.to_string())
             .json(&body)
             .send()

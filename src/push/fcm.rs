@@ -166,7 +166,8 @@ impl Fcm {
                 "token": device_token,
                 "notification": {"title": p.message.title, "body": p.message.body},
                 "data": {
-                    "kind": "connection_nearby",
+                    "kind": p.kind,
+                    "request_id": p.request_id.map(|r| r.to_string()).unwrap_or_default(),
                     "notification_id": p.notification_id.to_string(),
                     "actor_user_id": p.actor_user_id.to_string(),
                     "distance_m": p.distance_m.to_string(),
@@ -174,7 +175,7 @@ impl Fcm {
                 "android": {
                     "priority": "HIGH",
                     "ttl": "3600s",
-                    "collapse_key": format!("nearby-{}", p.actor_user_id.simple()),
+                    "collapse_key": format!("{}-{}", p.kind, p.actor_user_id.simple()),
                 },
             }
         });

@@ -5,7 +5,8 @@
 //!   service layer announces check-ins on, so the check-in answers before anything is decided.
 //! - [`worker`] — claims due deliveries from the outbox (`store::outbox`), sends them, retries
 //!   with backoff, releases on stop.
-//! - [`apns`], [`fcm`], [`webhook`] — the providers, each with a configurable base URL.
+//! - [`apns`], [`fcm`], [`webhook`], [`webpush`] — the providers, each with a configurable base
+//!   URL (Web Push: the subscription's endpoint); [`devlog`] logs instead of sending.
 //! - [`templates`] — localised texts; they carry a name and a rounded distance, never a place.
 //!
 //! Extras beyond the contract: a device may give a `locale` (texts in `en`, `fr`, `de`, `es`,
@@ -17,9 +18,11 @@
 
 pub mod apns;
 pub mod detect;
+pub mod devlog;
 pub mod fcm;
 pub mod templates;
 pub mod webhook;
+pub mod webpush;
 pub mod worker;
 
 use crate::service::Ctx;
@@ -43,6 +46,10 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct Payload {
     pub delivery_id: Uuid,
+    /// The notification's kind (`connection_nearby`, `connection_request`, …).
+    pub kind: &'static str,
+    /// `connection_request` / `connection_accepted`: the request.
+    pub request_id: Option<Uuid>,
     pub notification_id: Uuid,
     pub actor_user_id: Uuid,
     pub actor_display_name: String,

@@ -46,7 +46,7 @@ pub fn format_distance(metres: i64, locale: &str) -> String {
 /// "Alex is nearby — 1.2 km", in the device's language.
 pub fn connection_nearby(locale_tag: Option<&str>, default_locale: &str, actor: &str, distance_m: i64) -> Message {
     let locale = pick_locale(locale_tag, default_locale);
-    let name: String = actor.chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect();
+    let name = clean_name(actor);
     let d = format_distance(distance_m, locale);
     let (title, body) = match locale {
         "fr" => (
@@ -63,9 +63,97 @@ pub fn connection_nearby(locale_tag: Option<&str>, default_locale: &str, actor: 
     Message { title, body, locale }
 }
 
+fn clean_name(actor: &str) -> String {
+    actor.chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect()
+}
+
+/// "Alex wants to connect", in the device's language.
+pub fn connection_request(locale_tag: Option<&str>, default_locale: &str, actor: &str) -> Message {
+    let locale = pick_locale(locale_tag, default_locale);
+    let name = clean_name(actor);
+    let (title, body) = match locale {
+        "fr" => ("Demande de contact", format!("{name} souhaite se connecter avec vous")),
+        "de" => ("Kontaktanfrage", format!("{name} möchte sich mit Ihnen vernetzen")),
+        "es" => ("Solicitud de contacto", format!("{name} quiere conectar contigo")),
+        _ => ("Connection request", format!("{name} wants to connect")),
+    };
+    Message {
+        title: title.into(),
+        body,
+        locale,
+    }
+}
+
+/// "Alex accepted your connection request", in the device's language.
+pub fn connection_accepted(locale_tag: Option<&str>, default_locale: &str, actor: &str) -> Message {
+    let locale = pick_locale(locale_tag, default_locale);
+    let name = clean_name(actor);
+    let (title, body) = match locale {
+        "fr" => ("Demande acceptée", format!("{name} a accepté votre demande de contact")),
+        "de" => (
+            "Anfrage angenommen",
+            format!("{name} hat Ihre Kontaktanfrage angenommen"),
+        ),
+        "es" => ("Solicitud aceptada", format!("{name} aceptó tu solicitud de contacto")),
+        _ => ("Request accepted", format!("{name} accepted your connection request")),
+    };
+    Message {
+        title: title.into(),
+        body,
+        locale,
+    }
+}
+
+/// "Alex's trip meets yours, 2027-03-02 – 2027-03-04": the shared dates (ISO 8601), never the place.
+pub fn trip_overlap(
+    locale_tag: Option<&str>,
+    default_locale: &str,
+    actor: &str,
+    from: Option<time::Date>,
+    to: Option<time::Date>,
+) -> Message {
+    let locale = pick_locale(locale_tag, default_locale);
+    let name = clean_name(actor);
+    let iso = |d: Option<time::Date>| d.map(crate::domain::trips::format_date).unwrap_or_default();
+    let (from, to) = (iso(from), iso(to));
+    let (title, body) = match locale {
+        "fr" => (
+            "Voyages croisés",
+            format!("Le voyage de {name} croise le vôtre, {from} – {to}"),
+        ),
+        "de" => (
+            "Reisen treffen sich",
+            format!("Die Reise von {name} trifft Ihre, {from} – {to}"),
+        ),
+        "es" => (
+            "Viajes que coinciden",
+            format!("El viaje de {name} coincide con el tuyo, {from} – {to}"),
+        ),
+        _ => ("Trips overlap", format!("{name}'s trip meets yours, {from} – {to}")),
+    };
+    Message {
+        title: title.into(),
+        body,
+        locale,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_has_its_own_text() {
+        assert_eq!(connection_request(None, "en", "Alex").body, "Alex wants to connect");
+        assert_eq!(
+            connection_accepted(Some("de"), "en", "Alex").body,
+            "Alex hat Ihre Kontaktanfrage angenommen"
+        );
+        let d = |s: &str| crate::domain::trips::parse_date("d", s).ok();
+        let m = trip_overlap(None, "en", "Alex", d("2027-03-02"), d("2027-03-04"));
+        assert_eq!(m.title, "Trips overlap");
+        assert_eq!(m.body, "Alex's trip meets yours, 2027-03-02 – 2027-03-04");
+    }
 
     #[test]
     fn english_and_french() {

@@ -70,7 +70,8 @@ impl Webhook {
         let body = serde_json::json!({
             "id": p.notification_id,
             "delivery_id": p.delivery_id,
-            "kind": "connection_nearby",
+            "kind": p.kind,
+            "request_id": p.request_id,
             "actor_user_id": p.actor_user_id,
             "actor_display_name": p.actor_display_name,
             "distance_m": p.distance_m,

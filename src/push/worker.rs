@@ -8,11 +8,15 @@
 //! it dies instead, its leases run out and another worker takes the deliveries again.
 
 use super::apns::Apns;
+use super::devlog;
 use super::fcm::Fcm;
 use super::templates;
 use super::webhook::Webhook;
+use super::webpush::WebPush;
 use super::{Outcome, Payload};
 use crate::domain::device::Platform;
+use crate::domain::quiet;
+use crate::domain::webpush::Vapid;
 use crate::metrics::{FailureLabels, PlatformLabels};
 use crate::service::Ctx;
 use crate::store::devices;
@@ -21,6 +25,7 @@ use crate::store::{StoreError, StoreResult};
 use futures_util::{FutureExt, StreamExt};
 use rand::Rng;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -35,15 +40,21 @@ pub struct Providers {
     pub apns: Option<Apns>,
     pub fcm: Option<Fcm>,
     pub webhook: Option<Webhook>,
+    /// Always there: its VAPID key is configured or generated.
+    pub webpush: WebPush,
+    /// `push_dev_log`: log every push instead of sending it.
+    pub dev_log: bool,
 }
 
 impl Providers {
     /// Builds the configured providers; an error names the setting that is wrong.
-    pub fn from_settings(s: &crate::config::PushSettings) -> anyhow::Result<Self> {
+    pub fn from_settings(s: &crate::config::PushSettings, vapid: Arc<Vapid>) -> anyhow::Result<Self> {
         Ok(Self {
             apns: Apns::from_settings(s)?,
             fcm: Fcm::from_settings(s)?,
             webhook: Webhook::from_settings(s)?,
+            webpush: WebPush::new(s, vapid)?,
+            dev_log: s.dev_log,
         })
     }
 }
@@ -66,7 +77,10 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
 
 impl Worker {
     pub fn new(ctx: Ctx) -> anyhow::Result<Self> {
-        let providers = Providers::from_settings(&ctx.settings.push)?;
+        let providers = Providers::from_settings(&ctx.settings.push, ctx.vapid.clone())?;
+        if providers.dev_log {
+            tracing::info!("HEREABOUTS_PUSH_DEV_LOG: pushes are logged, not sent");
+        }
         for (name, on) in [
             ("apns", providers.apns.is_some()),
             ("fcm", providers.fcm.is_some()),
@@ -206,6 +220,16 @@ impl Worker {
                 })
                 .inc();
         };
+        if let Some(release_at) = quiet_until(&d) {
+            // inside the recipient's quiet hours: held until they end, the attempt not counted
+            self.ctx.metrics.push_held.inc();
+            match self.record(until, || outbox::hold(db, d.id, lease, release_at)).await {
+                Ok(true) => tracing::debug!(delivery = %d.id, "delivery held for the recipient's quiet hours"),
+                Ok(false) => tracing::info!(delivery = %d.id, "lease lost before the hold was recorded"),
+                Err(e) => tracing::warn!(delivery = %d.id, error = %e, "cannot hold a delivery; its lease will expire"),
+            }
+            return;
+        }
         let outcome = if d.withdrawn {
             Outcome::Reject("withdrawn: the pair is no longer allowed to see each other".into())
         } else if !d.device_active {
@@ -214,22 +238,15 @@ impl Worker {
             // claimed again after leases ran out, beyond the limit
             Outcome::Retry("the lease of the last attempt ran out".into())
         } else {
-            let payload = Payload {
-                delivery_id: d.id,
-                notification_id: d.notification_id,
-                actor_user_id: d.actor_user_id,
-                actor_display_name: d.actor_display_name.clone(),
-                distance_m: i64::from(d.distance_m),
-                created_at: d.notification_created_at,
-                message: templates::connection_nearby(
-                    d.locale.as_deref(),
-                    &s.default_locale,
-                    &d.actor_display_name,
-                    i64::from(d.distance_m),
-                ),
-            };
+            let payload = payload_of(&d, &s.default_locale);
             let started = Instant::now();
             let o = match (platform, &self.providers) {
+                (_, Providers { dev_log: true, .. }) => devlog::send(platform, d.device_id, &payload),
+                (Platform::Web, Providers { webpush, .. }) => {
+                    webpush
+                        .send(&d.token, d.web_p256dh.as_deref(), d.web_auth.as_deref(), &payload)
+                        .await
+                }
                 (Platform::Ios, Providers { apns: Some(p), .. }) => p.send(&d.token, &payload).await,
                 (Platform::Android, Providers { fcm: Some(p), .. }) => p.send(&d.token, &payload).await,
                 (Platform::Webhook, Providers { webhook: Some(p), .. }) => p.send(&d.token, &payload).await,
@@ -283,6 +300,56 @@ impl Worker {
                 tracing::warn!(delivery = %d.id, error = %e, "cannot record a delivery outcome; its lease will expire")
             }
         }
+    }
+}
+
+/// When the recipient's quiet hours holding this delivery end, if they hold it now. An unknown
+/// stored zone (the tz database changed) counts as UTC.
+fn quiet_until(d: &Claimed) -> Option<time::OffsetDateTime> {
+    let (Some(from), Some(to)) = (d.quiet_from, d.quiet_to) else {
+        return None;
+    };
+    let civil = |t: time::Time| jiff::civil::Time::new(t.hour() as i8, t.minute() as i8, 0, 0).ok();
+    let window = quiet::QuietHours {
+        from: civil(from)?,
+        to: civil(to)?,
+    };
+    let tz = quiet::parse_time_zone("time_zone", &d.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let end = quiet::held_until(jiff::Timestamp::now(), &tz, window)?;
+    time::OffsetDateTime::from_unix_timestamp(end.as_second()).ok()
+}
+
+/// What the providers send about a claimed delivery: its kind's template in the device's language.
+fn payload_of(d: &Claimed, default_locale: &str) -> Payload {
+    let (locale, name) = (d.locale.as_deref(), d.actor_display_name.as_str());
+    let (kind, message) = match d.kind.as_str() {
+        "connection_request" => (
+            "connection_request",
+            templates::connection_request(locale, default_locale, name),
+        ),
+        "connection_accepted" => (
+            "connection_accepted",
+            templates::connection_accepted(locale, default_locale, name),
+        ),
+        "trip_overlap" => (
+            "trip_overlap",
+            templates::trip_overlap(locale, default_locale, name, d.overlap_from, d.overlap_to),
+        ),
+        _ => (
+            "connection_nearby",
+            templates::connection_nearby(locale, default_locale, name, i64::from(d.distance_m)),
+        ),
+    };
+    Payload {
+        delivery_id: d.id,
+        kind,
+        request_id: d.request_id,
+        notification_id: d.notification_id,
+        actor_user_id: d.actor_user_id,
+        actor_display_name: d.actor_display_name.clone(),
+        distance_m: i64::from(d.distance_m),
+        created_at: d.notification_created_at,
+        message,
     }
 }
 

@@ -1,8 +1,11 @@
 //! What the service layer announces to the layers above it without knowing them: an accepted,
 //! indexed check-in. The composition root makes the channel and hands the receiving end to
-//! arrival detection (`push::detect`); the check-in never waits for it.
+//! arrival detection (`push::detect`); the check-in never waits for it. The live radar's
+//! publisher ([`crate::service::radar`]) hears the same check-ins, and the users who left the
+//! index or changed what others see ([`Checkins::changed`]), on a channel of its own.
 
 use crate::domain::nearby::LiveRecord;
+use crate::domain::policy::Precision;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Notify, mpsc};
@@ -28,11 +31,24 @@ struct Pending {
     settled: Notify,
 }
 
+/// What the live radar hears: a user's published point moved (`point`: where, and at which
+/// precision), or the user left the index or changed what others may see (`point: None`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moved {
+    pub user: Uuid,
+    pub point: Option<(f64, f64, Precision)>,
+}
+
+/// Changes waiting for the radar's publisher at most; past it they are dropped (streams still
+/// re-read at their safety pace).
+pub const RADAR_QUEUE: usize = 10_000;
+
 /// The sending end: cheap to clone, never blocks.
 #[derive(Clone, Debug)]
 pub struct Checkins {
     tx: Option<mpsc::Sender<Checkin>>,
     pending: Arc<Pending>,
+    radar: Option<mpsc::Sender<Moved>>,
 }
 
 /// The receiving end, for the listener: it reports each check-in handled with [`Announced::done`].
@@ -60,6 +76,7 @@ impl Checkins {
             Self {
                 tx: Some(tx),
                 pending: pending.clone(),
+                radar: None,
             },
             Announced { rx, pending },
         )
@@ -70,11 +87,31 @@ impl Checkins {
         Self {
             tx: None,
             pending: Arc::default(),
+            radar: None,
+        }
+    }
+
+    /// The same sender, also telling the live radar (a channel of [`RADAR_QUEUE`]) of every
+    /// check-in and of [`Checkins::changed`] users.
+    pub fn with_radar(mut self) -> (Self, mpsc::Receiver<Moved>) {
+        let (tx, rx) = mpsc::channel(RADAR_QUEUE);
+        self.radar = Some(tx);
+        (self, rx)
+    }
+
+    /// Tells the radar that `user` left the index or changed what others see of them.
+    pub fn changed(&self, user: Uuid) {
+        if let Some(radar) = &self.radar {
+            let _ = radar.try_send(Moved { user, point: None });
         }
     }
 
     /// Announces a check-in; false when nobody listens or the queue is full.
     pub fn announce(&self, user: Uuid, record: LiveRecord) -> bool {
+        if let Some(radar) = &self.radar {
+            let point = Some((record.lat, record.lng, record.precision));
+            let _ = radar.try_send(Moved { user, point });
+        }
         let Some(tx) = &self.tx else { return false };
         self.pending.count.fetch_add(1, Ordering::AcqRel);
         if tx

@@ -195,6 +195,7 @@ pub async fn leave(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
     let gone = live::delete(&mut *tx, user).await?;
     index::remove(&ctx.redis, user, gone.as_ref().filter(|r| r.indexed).map(published_of)).await?;
     tx.commit().await?;
+    ctx.checkins.changed(user);
     Ok(())
 }
 
@@ -230,6 +231,8 @@ pub async fn sync_user(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
         }
     }
     tx.commit().await?;
+    // the radars that show the user (or are the user's) look again
+    ctx.checkins.changed(user);
     Ok(())
 }
 

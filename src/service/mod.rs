@@ -22,6 +22,7 @@ pub mod net;
 pub mod notifications;
 pub mod privacy;
 pub mod profiles;
+pub mod radar;
 pub mod reconcile;
 pub mod sessions;
 pub mod shares;
@@ -60,6 +61,34 @@ pub struct Ctx {
     pub ingest: ingest::Ingest,
     /// Ended sessions and suspended accounts, as this instance knows them.
     pub sessions: sessions::Sessions,
+    /// The VAPID key pair of Web Push (configured, or generated at start).
+    pub vapid: Arc<crate::domain::webpush::Vapid>,
+    /// This instance's live-radar streams and their subscriptions (none: streams poll).
+    pub radar: Option<Arc<radar::Hub>>,
+}
+
+/// The configured VAPID key, or a generated one (said in the log: browsers subscribed with it
+/// must subscribe again after a restart, and a separate `hereabouts worker` would not share it).
+fn vapid_key(push: &crate::config::PushSettings) -> anyhow::Result<crate::domain::webpush::Vapid> {
+    use crate::domain::webpush::Vapid;
+    use secrecy::ExposeSecret;
+    if let Some(text) = &push.webpush_vapid_key {
+        return Vapid::parse(text.expose_secret()).context(
+            "HEREABOUTS_WEBPUSH_VAPID_PRIVATE_KEY_FILE: not a P-256 private key (PEM, or base64url of 32 bytes)",
+        );
+    }
+    loop {
+        let mut secret = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut secret);
+        // all but a 2^-128 share of 32-byte strings are valid scalars
+        if let Some(v) = Vapid::from_bytes(&secret) {
+            tracing::info!(
+                public_key = v.public_key(),
+                "no HEREABOUTS_WEBPUSH_VAPID_PRIVATE_KEY_FILE: using a generated development VAPID key"
+            );
+            return Ok(v);
+        }
+    }
 }
 
 impl Ctx {
@@ -78,7 +107,10 @@ impl Ctx {
         );
         let tokens = Arc::new(TokenKeys::from_settings(&settings)?);
         let passwords = Passwords::new(settings.argon2_memory_kib, settings.argon2_iterations)?;
+        let vapid = Arc::new(vapid_key(&settings.push)?);
         Ok(Self {
+            vapid,
+            radar: None,
             tokens,
             passwords,
             controls: ControlsCache::default(),
@@ -95,6 +127,13 @@ impl Ctx {
     /// The same context announcing check-ins to `checkins`.
     pub fn with_checkins(mut self, checkins: events::Checkins) -> Self {
         self.checkins = checkins;
+        self
+    }
+
+    /// The same context with the live radar's hub (its listener and publisher are the
+    /// composition root's to run).
+    pub fn with_radar(mut self, hub: Arc<radar::Hub>) -> Self {
+        self.radar = Some(hub);
         self
     }
 

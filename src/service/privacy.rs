@@ -4,6 +4,7 @@ use super::Ctx;
 use super::{ServiceError, ServiceResult};
 use crate::domain::FieldError;
 use crate::domain::policy::Precision;
+use crate::domain::quiet;
 use crate::store::{StoreError, privacy};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -37,6 +38,21 @@ pub struct Privacy {
     pub home: Option<HomeCell>,
     /// Whether connections see the home cell in their trips' overlaps (default false).
     pub home_visible: bool,
+    /// The caller's IANA time zone (default `UTC`): quiet hours are in its local time.
+    #[schema(example = "Europe/Paris")]
+    pub time_zone: String,
+    /// Pushes due inside this daily window wait for its end (`delivery: "held"`); null: none.
+    pub quiet_hours: Option<QuietHoursText>,
+}
+
+/// A daily window of local time, `HH:MM` to `HH:MM` (may cross midnight).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHoursText {
+    #[schema(example = "22:00", pattern = "^[0-2][0-9]:[0-5][0-9]$")]
+    pub from: String,
+    #[schema(example = "07:00", pattern = "^[0-2][0-9]:[0-5][0-9]$")]
+    pub to: String,
 }
 
 /// A home base as shown: its resolution-5 cell only.
@@ -61,6 +77,30 @@ impl Privacy {
         self.home_visible = visible;
         self
     }
+
+    fn with_quiet(mut self, (tz, quiet): (String, Option<(time::Time, time::Time)>)) -> Self {
+        let hhmm = |t: time::Time| format!("{:02}:{:02}", t.hour(), t.minute());
+        self.time_zone = tz;
+        self.quiet_hours = quiet.map(|(f, t)| QuietHoursText {
+            from: hhmm(f),
+            to: hhmm(t),
+        });
+        self
+    }
+}
+
+/// The stored form of a quiet-hours window, checked (422 on `quiet_hours.from` / `.to`).
+fn parse_quiet(q: &QuietHoursText) -> Result<(time::Time, time::Time), Vec<FieldError>> {
+    let civil = |field: &str, s: &str| {
+        quiet::parse_hhmm(field, s).and_then(|t| {
+            time::Time::from_hms(t.hour() as u8, t.minute() as u8, 0)
+                .map_err(|_| FieldError::new(field, "must be a time of day as HH:MM"))
+        })
+    };
+    match (civil("quiet_hours.from", &q.from), civil("quiet_hours.to", &q.to)) {
+        (Ok(f), Ok(t)) => Ok((f, t)),
+        (f, t) => Err([f.err(), t.err()].into_iter().flatten().collect()),
+    }
 }
 
 impl From<&privacy::PrivacyRecord> for Privacy {
@@ -77,12 +117,18 @@ impl From<&privacy::PrivacyRecord> for Privacy {
             discoverable_by_email: p.discoverable_by_email,
             home: None,
             home_visible: false,
+            time_zone: quiet::DEFAULT_TIME_ZONE.into(),
+            quiet_hours: None,
         }
     }
 }
 
 fn some_home<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<HomePoint>>, D::Error> {
     Option::<HomePoint>::deserialize(d).map(Some)
+}
+
+fn some_quiet<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<QuietHoursText>>, D::Error> {
+    Option::<QuietHoursText>::deserialize(d).map(Some)
 }
 
 fn some_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
@@ -118,6 +164,13 @@ pub struct PrivacyPatch {
     #[schema(value_type = Option<HomePoint>)]
     pub home: Option<Option<HomePoint>>,
     pub home_visible: Option<bool>,
+    /// An IANA time zone name (`Europe/Paris`); 422 for an unknown one.
+    #[schema(example = "Europe/Paris", max_length = 64)]
+    pub time_zone: Option<String>,
+    /// `{"from": "HH:MM", "to": "HH:MM"}` in the time zone's local time, or null for none.
+    #[serde(default, deserialize_with = "some_quiet")]
+    #[schema(value_type = Option<QuietHoursText>)]
+    pub quiet_hours: Option<Option<QuietHoursText>>,
 }
 
 pub async fn get(ctx: &Ctx, user: Uuid) -> ServiceResult<Privacy> {
@@ -125,7 +178,8 @@ pub async fn get(ctx: &Ctx, user: Uuid) -> ServiceResult<Privacy> {
         .await?
         .ok_or_else(ServiceError::unauthorized)?;
     let home = crate::store::trips::home(&ctx.db, user).await?;
-    Ok(Privacy::from(&p).with_home(home))
+    let quiet = privacy::quiet_hours(&ctx.db, user).await?;
+    Ok(Privacy::from(&p).with_home(home).with_quiet(quiet))
 }
 
 /// Applies a patch; leaving sharing or pausing takes the user out of the index at once, and a
@@ -148,6 +202,28 @@ pub async fn update(ctx: &Ctx, user: Uuid, patch: PrivacyPatch) -> ServiceResult
     {
         errors.push(FieldError::new("hidden_from", format!("at most {MAX_HIDDEN} users")));
     }
+    let time_zone = match patch.time_zone.as_deref() {
+        // stored by its canonical name (`europe/paris` → `Europe/Paris`)
+        Some(z) => match quiet::parse_time_zone("time_zone", z) {
+            Ok(tz) => Some(tz.iana_name().map_or_else(|| z.trim().to_string(), str::to_string)),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+        None => None,
+    };
+    let quiet_hours = match &patch.quiet_hours {
+        Some(Some(q)) => match parse_quiet(q) {
+            Ok(w) => Some(Some(w)),
+            Err(mut e) => {
+                errors.append(&mut e);
+                None
+            }
+        },
+        Some(None) => Some(None),
+        None => None,
+    };
     if !errors.is_empty() {
         return Err(ServiceError::invalid(errors));
     }
@@ -210,6 +286,12 @@ pub async fn update(ctx: &Ctx, user: Uuid, patch: PrivacyPatch) -> ServiceResult
     if home.is_some() || patch.home_visible.is_some() {
         crate::store::trips::set_home(&ctx.db, user, home.as_ref().map(|h| h.as_ref()), patch.home_visible).await?;
     }
+    if time_zone.is_some() || quiet_hours.is_some() {
+        privacy::set_quiet_hours(&ctx.db, user, time_zone.as_deref(), quiet_hours).await?;
+        // what was held under the old hours is decided again by the worker
+        crate::store::outbox::release_held(&ctx.db, user).await?;
+    }
     let home = crate::store::trips::home(&ctx.db, user).await?;
-    Ok(Privacy::from(&p).with_home(home))
+    let quiet = privacy::quiet_hours(&ctx.db, user).await?;
+    Ok(Privacy::from(&p).with_home(home).with_quiet(quiet))
 }

@@ -1,10 +1,14 @@
 //! The live radar: a stream of what the caller's nearby list would answer, as it changes. A
-//! stream re-reads the index at [`PACE`] (the same planner as `/v1/nearby`, without its rate
-//! limit) and sends only the differences: `enter`, `move` (distance or cell changed), `leave`.
-//! The index is shared by every instance, so a check-in on one instance reaches streams held
-//! by another within a pace. A stream ends, with its reason, when the caller stops sharing (no
-//! live check-in), the operator disables sharing, or the caller's session ends. Open streams
-//! are counted per user across instances ([`crate::store::streams`]).
+//! stream re-reads nearby (the same planner as `/v1/nearby`, without its rate limit) when a
+//! published change may affect it — a check-in inside its circle, a user it shows who moved or
+//! left, its owner's own check-in — heard through Redis pub/sub ([`super::radar`]), so a
+//! check-in on one instance reaches streams held by another; then it sends only the
+//! differences: `enter`, `move` (distance or cell changed), `leave`. It also re-reads when a
+//! user it shows expires and at a slow safety pace ([`SAFETY`]: what is not announced, such as a
+//! block or a zone, and messages lost while Redis was away). A stream ends, with its reason,
+//! when the caller stops sharing (no live check-in), the operator disables sharing, or the
+//! caller's session ends (checked every [`TICK`], without I/O). Open streams are counted per
+//! user across instances ([`crate::store::streams`]).
 
 use super::nearby::unmetered;
 use super::{Code, Ctx, ServiceError, ServiceResult};
@@ -15,8 +19,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-/// How often a stream re-reads the index: changes show within a pace and a query.
+/// How often a stream without a radar hub (a context without its listener) re-reads the index.
 pub const PACE: Duration = Duration::from_millis(700);
+/// How often a stream re-reads the index without being woken (what is not announced).
+pub const SAFETY: Duration = Duration::from_secs(10);
+/// How often a stream checks, without I/O, whether it must end.
+pub const TICK: Duration = Duration::from_millis(500);
+/// After a wake-up, how long a stream waits for more before it reads (a burst costs one read).
+const COALESCE: Duration = Duration::from_millis(250);
 /// A stream's slot lasts this long unless renewed (a crashed instance's streams stop counting).
 const LEASE: Duration = Duration::from_secs(30);
 /// Items a stream follows, as nearby's largest page.
@@ -50,13 +60,39 @@ pub enum Event {
     End(EndReason),
 }
 
-/// What the caller sees of one item; a change of it is a `move`.
-fn shown(h: &Hit) -> (u64, (u64, u64), &str) {
-    (h.distance_m, h.distance_range_m, h.record.cell.as_str())
+/// What a stream remembers of an item it shows (a few bytes, not the item): what the caller
+/// sees of it — a change of it is a `move` — and when it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shown {
+    distance_m: u64,
+    range: (u64, u64),
+    /// The published cell, as its 64-bit index.
+    cell: u64,
+    expires_at_ms: i64,
+}
+
+impl Shown {
+    pub fn of(h: &Hit) -> Self {
+        Self {
+            distance_m: h.distance_m,
+            range: h.distance_range_m,
+            cell: u64::from_str_radix(&h.record.cell, 16).unwrap_or(0),
+            expires_at_ms: h.record.expires_at_ms,
+        }
+    }
+
+    fn same_view(&self, other: &Self) -> bool {
+        (self.distance_m, self.range, self.cell) == (other.distance_m, other.range, other.cell)
+    }
+}
+
+/// What a stream shows, by user.
+pub fn remember(hits: &[Hit]) -> HashMap<Uuid, Shown> {
+    hits.iter().map(|h| (h.user_id, Shown::of(h))).collect()
 }
 
 /// The events that turn `before` into `now` (leaves first, then enters and moves by distance).
-pub fn diff(before: &HashMap<Uuid, Hit>, now: &[Hit]) -> Vec<Event> {
+pub fn diff(before: &HashMap<Uuid, Shown>, now: &[Hit]) -> Vec<Event> {
     let mut out: Vec<Event> = before
         .keys()
         .filter(|id| !now.iter().any(|h| h.user_id == **id))
@@ -65,7 +101,7 @@ pub fn diff(before: &HashMap<Uuid, Hit>, now: &[Hit]) -> Vec<Event> {
     for h in now {
         match before.get(&h.user_id) {
             None => out.push(Event::Enter(h.clone())),
-            Some(old) if shown(old) != shown(h) => out.push(Event::Move(h.clone())),
+            Some(old) if !old.same_view(&Shown::of(h)) => out.push(Event::Move(h.clone())),
             Some(_) => {}
         }
     }
@@ -124,8 +160,16 @@ pub async fn open(
     Ok(rx)
 }
 
-/// Sends the snapshot, then the differences at every pace, until the caller goes or the stream
-/// must end.
+/// The caller's own point (the centre of the circle) and when their check-in expires.
+async fn own(ctx: &Ctx, user: Uuid) -> Option<(crate::domain::geo::Coord, i64)> {
+    match crate::store::index::record(&ctx.redis, user).await {
+        Ok(Some(r)) => Some((r.centre(), r.expires_at_ms)),
+        _ => None,
+    }
+}
+
+/// Sends the snapshot, then the differences whenever the hub wakes the stream (or at the
+/// safety pace, or when a user shown expires), until the caller goes or the stream must end.
 #[allow(clippy::too_many_arguments)]
 async fn follow(
     ctx: &Ctx,
@@ -137,39 +181,81 @@ async fn follow(
     tx: mpsc::Sender<(u64, Event)>,
     slot: Uuid,
 ) {
-    let mut known: HashMap<Uuid, Hit> = first.iter().map(|h| (h.user_id, h.clone())).collect();
+    let registration = ctx.radar.as_ref().map(|hub| hub.register(user));
+    let mut centre = own(ctx, user).await;
+    let mut known = remember(&first);
+    if let Some(r) = &registration {
+        r.follow(centre.map(|c| c.0), radius_m, known.keys().copied());
+    }
     id += 1;
     if tx.send((id, Event::Snapshot(first))).await.is_err() {
         return;
     }
-    let mut tick = tokio::time::interval(PACE);
+    let safety = if registration.is_some() { SAFETY } else { PACE };
+    let mut tick = tokio::time::interval(TICK.min(safety));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut renewed = std::time::Instant::now();
+    let mut read_at = std::time::Instant::now();
     loop {
-        tokio::select! {
+        let woken = async {
+            match &registration {
+                Some(r) => r.wake.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let woke = tokio::select! {
             () = tx.closed() => return,
-            _ = tick.tick() => {}
+            () = woken => true,
+            _ = tick.tick() => false,
+        };
+        if woke {
+            // a burst of changes costs one read
+            tokio::time::sleep(COALESCE).await;
         }
+        // the earliest expiry among what is shown, the caller's own included
+        let expiry = known
+            .values()
+            .map(|h| h.expires_at_ms)
+            .chain(centre.map(|c| c.1))
+            .min()
+            .unwrap_or(i64::MAX);
+        let due = woke || read_at.elapsed() >= safety || expiry <= now_ms();
         let end = match ended(ctx, user, session) {
             Some(reason) => Some(reason),
-            None => match unmetered(ctx, user, radius_m, LIMIT).await {
-                Ok(answer) => {
-                    for event in diff(&known, &answer.hits) {
-                        id += 1;
-                        if tx.send((id, event)).await.is_err() {
-                            return;
+            None if !due => None,
+            None => {
+                read_at = std::time::Instant::now();
+                ctx.metrics.radar_reads.inc();
+                let (answer, me) = futures_util::join!(unmetered(ctx, user, radius_m, LIMIT), own(ctx, user));
+                match answer {
+                    Ok(answer) => {
+                        for event in diff(&known, &answer.hits) {
+                            id += 1;
+                            if tx.send((id, event)).await.is_err() {
+                                return;
+                            }
                         }
+                        known = remember(&answer.hits);
+                        if me.is_some() {
+                            centre = me;
+                        }
+                        if let Some(r) = &registration {
+                            r.follow(centre.map(|c| c.0), radius_m, known.keys().copied());
+                        }
+                        None
                     }
-                    known = answer.hits.into_iter().map(|h| (h.user_id, h)).collect();
-                    None
+                    Err(ServiceError::Refused {
+                        code: Code::NoActiveCheckin | Code::NotIndexed,
+                        ..
+                    }) => Some(EndReason::NotSharing),
+                    // a store that does not answer: try again at the next tick
+                    Err(_) => {
+                        let now = std::time::Instant::now();
+                        read_at = now.checked_sub(safety.saturating_sub(TICK)).unwrap_or(now);
+                        None
+                    }
                 }
-                Err(ServiceError::Refused {
-                    code: Code::NoActiveCheckin | Code::NotIndexed,
-                    ..
-                }) => Some(EndReason::NotSharing),
-                // a store that does not answer: try again at the next pace
-                Err(_) => None,
-            },
+            }
         };
         if let Some(reason) = end {
             let _ = tx.send((id + 1, Event::End(reason))).await;
@@ -214,15 +300,14 @@ mod tests {
     #[test]
     fn differences_are_leaves_enters_and_moves() {
         let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let before: HashMap<Uuid, Hit> = [(a, hit(a, 100, "x")), (b, hit(b, 200, "y"))].into_iter().collect();
-        let now = vec![hit(b, 210, "y"), hit(c, 300, "z")];
+        let before = remember(&[hit(a, 100, "8928308280fffff"), hit(b, 200, "8928308281fffff")]);
+        let now = vec![hit(b, 210, "8928308281fffff"), hit(c, 300, "8928308283fffff")];
         let events = diff(&before, &now);
         assert!(matches!(events[0], Event::Leave(id) if id == a));
         assert!(matches!(&events[1], Event::Move(h) if h.user_id == b));
         assert!(matches!(&events[2], Event::Enter(h) if h.user_id == c));
         assert_eq!(events.len(), 3);
         // nothing changed, nothing sent
-        let same: HashMap<Uuid, Hit> = now.iter().map(|h| (h.user_id, h.clone())).collect();
-        assert!(diff(&same, &now).is_empty());
+        assert!(diff(&remember(&now), &now).is_empty());
     }
 }

@@ -22,6 +22,9 @@ pub struct DeviceRecord {
     pub active: bool,
     pub deactivated_reason: Option<String>,
     pub created_at: OffsetDateTime,
+    /// Web Push: the subscription's keys (base64url).
+    pub web_p256dh: Option<String>,
+    pub web_auth: Option<String>,
 }
 
 /// What registering did.
@@ -37,7 +40,8 @@ pub enum Registered {
 /// First key of the advisory lock taken on a token while it is registered.
 const TOKEN_LOCK_CLASS: i32 = 0x7075_7368; // "push"
 
-const COLUMNS: &str = "id, user_id, platform, token, locale, active, deactivated_reason, created_at";
+const COLUMNS: &str =
+    "id, user_id, platform, token, locale, active, deactivated_reason, created_at, web_p256dh, web_auth";
 
 /// Registers (or re-registers) a token for `user`.
 pub async fn register(
@@ -46,8 +50,10 @@ pub async fn register(
     platform: Platform,
     token: &str,
     locale: Option<&str>,
+    web_keys: Option<(&str, &str)>,
     max_devices: u32,
 ) -> StoreResult<Registered> {
+    let (p256dh, auth) = web_keys.unzip();
     let mut tx = db.begin().await?;
     // serialise registrations of one user (the device cap) and of one token (moves)
     let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
@@ -75,10 +81,13 @@ pub async fn register(
         if d.user_id == user {
             let d: DeviceRecord = sqlx::query_as(&format!(
                 "UPDATE devices SET active = true, deactivated_reason = NULL, locale = COALESCE($2, locale),
+                 web_p256dh = COALESCE($3, web_p256dh), web_auth = COALESCE($4, web_auth),
                  updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
             ))
             .bind(d.id)
             .bind(locale)
+            .bind(p256dh)
+            .bind(auth)
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -98,14 +107,16 @@ pub async fn register(
         return Ok(Registered::TooMany);
     }
     let d: DeviceRecord = sqlx::query_as(&format!(
-        "INSERT INTO devices (id, user_id, platform, token, locale) VALUES ($1, $2, $3, $4, $5)
-         RETURNING {COLUMNS}"
+        "INSERT INTO devices (id, user_id, platform, token, locale, web_p256dh, web_auth)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(Uuid::now_v7())
     .bind(user)
     .bind(platform.as_str())
     .bind(token)
     .bind(locale)
+    .bind(p256dh)
+    .bind(auth)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -142,7 +153,7 @@ pub async fn deactivate(db: &PgPool, id: Uuid, reason: &str) -> StoreResult<()> 
     sqlx::query(
         "UPDATE deliveries SET status = 'failed', last_error = 'device deactivated: ' || $2,
              lease_until = NULL, lease_token = NULL, updated_at = now()
-         WHERE device_id = $1 AND status = 'pending'",
+         WHERE device_id = $1 AND status IN ('pending', 'held')",
     )
     .bind(id)
     .bind(reason)

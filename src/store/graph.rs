@@ -23,6 +23,7 @@
 //!   writes when the counter is still what it was before its SQL query (else it reads again).
 
 use super::StoreResult;
+use super::outbox::{ConnectionNote, NewConnectionNote, insert_connection_notes};
 pub use super::paging::{Cursor, Page};
 use super::paging::{Keyed, Sorted, keyset};
 use super::redis::Redis;
@@ -475,8 +476,16 @@ pub async fn request_connection(db: &PgPool, redis: &Redis, me: Uuid, target: &T
             .bind(me)
             .fetch_optional(&mut *tx)
             .await?;
-    if reverse.is_some() {
+    if let Some(reverse) = reverse {
         let connected_at = connect_tx(&mut tx, me, peer).await?;
+        // asking back accepts: the one who asked first hears of it
+        let note = NewConnectionNote {
+            user_id: peer,
+            actor_user_id: me,
+            request_id: reverse,
+            note: ConnectionNote::Accepted,
+        };
+        insert_connection_notes(&mut tx, &[note]).await?;
         tx.commit().await?;
         sync_pair(db, redis, me, peer, true).await?;
         return Ok(RequestOutcome::Connected(ConnectionRecord {
@@ -507,7 +516,16 @@ pub async fn request_connection(db: &PgPool, redis: &Redis, me: Uuid, target: &T
         },
     };
     let outcome = match created {
-        Some(r) => RequestOutcome::Created(record(r)),
+        Some(r) => {
+            let note = NewConnectionNote {
+                user_id: peer,
+                actor_user_id: me,
+                request_id: r.0,
+                note: ConnectionNote::Request,
+            };
+            insert_connection_notes(&mut tx, &[note]).await?;
+            RequestOutcome::Created(record(r))
+        }
         None => RequestOutcome::Existing(record(
             sqlx::query_as(
                 "SELECT id, from_user_id, to_user_id, created_at FROM connection_requests
@@ -547,7 +565,7 @@ pub async fn request_many(db: &PgPool, me: Uuid, targets: &[Uuid]) -> StoreResul
             .execute(&mut *tx)
             .await?;
         let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
-        let mut sent: Vec<Uuid> = sqlx::query_scalar(
+        let sent: Vec<(Uuid, Uuid)> = sqlx::query_as(
             "INSERT INTO connection_requests (id, from_user_id, to_user_id)
              SELECT t.id, $1, t.peer FROM unnest($2::uuid[], $3::uuid[]) AS t(id, peer)
              JOIN users u ON u.id = t.peer AND NOT u.suspended
@@ -558,15 +576,26 @@ pub async fn request_many(db: &PgPool, me: Uuid, targets: &[Uuid]) -> StoreResul
                                WHERE (b.blocker_id = $1 AND b.blocked_id = t.peer)
                                   OR (b.blocker_id = t.peer AND b.blocked_id = $1))
              ON CONFLICT (from_user_id, to_user_id) DO NOTHING
-             RETURNING to_user_id",
+             RETURNING id, to_user_id",
         )
         .bind(me)
         .bind(&ids)
         .bind(chunk)
         .fetch_all(&mut *tx)
         .await?;
+        // each one asked hears of it: one statement for the chunk's notifications
+        let notes: Vec<NewConnectionNote> = sent
+            .iter()
+            .map(|(request_id, to)| NewConnectionNote {
+                user_id: *to,
+                actor_user_id: me,
+                request_id: *request_id,
+                note: ConnectionNote::Request,
+            })
+            .collect();
+        insert_connection_notes(&mut tx, &notes).await?;
         tx.commit().await?;
-        asked.append(&mut sent);
+        asked.extend(sent.into_iter().map(|(_, to)| to));
     }
     Ok(asked)
 }
@@ -604,6 +633,13 @@ pub async fn accept_request(db: &PgPool, redis: &Redis, me: Uuid, id: Uuid) -> S
         return Ok(None);
     }
     let connected_at = connect_tx(&mut tx, me, peer).await?;
+    let note = NewConnectionNote {
+        user_id: peer,
+        actor_user_id: me,
+        request_id: id,
+        note: ConnectionNote::Accepted,
+    };
+    insert_connection_notes(&mut tx, &[note]).await?;
     tx.commit().await?;
     sync_pair(db, redis, me, peer, true).await?;
     Ok(Some(ConnectionRecord {

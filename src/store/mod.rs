@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod paging;
 pub mod policy;
 pub mod privacy;
+pub mod radar;
 pub mod ratelimit;
 pub mod reconcile;
 pub mod redis;

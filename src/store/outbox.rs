@@ -100,6 +100,67 @@ pub async fn insert_trip_overlaps(
     Ok((n, deliveries_for(tx, &ids).await?))
 }
 
+/// What a connection notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionNote {
+    /// The actor asked the recipient for a connection.
+    Request,
+    /// The actor accepted the recipient's request (or asked back, which connects at once).
+    Accepted,
+}
+
+impl ConnectionNote {
+    pub fn kind(self) -> &'static str {
+        match self {
+            ConnectionNote::Request => "connection_request",
+            ConnectionNote::Accepted => "connection_accepted",
+        }
+    }
+}
+
+/// One `connection_request` / `connection_accepted` notification to write.
+#[derive(Debug, Clone)]
+pub struct NewConnectionNote {
+    pub user_id: Uuid,
+    pub actor_user_id: Uuid,
+    pub request_id: Uuid,
+    pub note: ConnectionNote,
+}
+
+/// Writes connection notifications (one statement, whatever their number) and one pending
+/// delivery per active device of each recipient, in the caller's transaction (the one that
+/// made the request or the connection). A recipient who muted the actor is left out.
+/// Returns (notifications, deliveries) written.
+pub async fn insert_connection_notes(
+    tx: &mut Transaction<'_, Postgres>,
+    items: &[NewConnectionNote],
+) -> StoreResult<(u64, u64)> {
+    if items.is_empty() {
+        return Ok((0, 0));
+    }
+    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
+    let users: Vec<Uuid> = items.iter().map(|n| n.user_id).collect();
+    let actors: Vec<Uuid> = items.iter().map(|n| n.actor_user_id).collect();
+    let requests: Vec<Uuid> = items.iter().map(|n| n.request_id).collect();
+    let kinds: Vec<&str> = items.iter().map(|n| n.note.kind()).collect();
+    let n = sqlx::query(
+        "INSERT INTO notifications (id, user_id, actor_user_id, kind, distance_m, request_id, actor_display_name)
+         SELECT t.id, t.u, t.a, t.k, 0, t.r, x.display_name
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[]) AS t(id, u, a, r, k)
+           JOIN users x ON x.id = t.a
+          WHERE NOT EXISTS (SELECT 1 FROM connection_mutes m WHERE m.user_id = t.u AND m.muted_id = t.a)",
+    )
+    .bind(&ids)
+    .bind(&users)
+    .bind(&actors)
+    .bind(&requests)
+    .bind(&kinds)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok((n, deliveries_for(tx, &ids).await?))
+}
+
 /// One pending delivery per active device of each recipient of the notifications `ids`.
 async fn deliveries_for(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> StoreResult<u64> {
     Ok(sqlx::query(
@@ -159,23 +220,31 @@ pub struct NotificationRecord {
     pub actor_display_name: String,
     pub distance_m: i32,
     pub created_at: OffsetDateTime,
-    /// `pending`, `delivered`, `failed` or `no_device`.
+    /// `pending`, `held`, `delivered`, `failed` or `no_device`.
     pub delivery: String,
+    /// The last error of the latest attempt that did not deliver, unless one was delivered.
+    pub delivery_error: Option<String>,
     pub read_at: Option<OffsetDateTime>,
     /// `trip_overlap`: the recipient's trip and the shared (or nearest) dates.
     pub trip_id: Option<Uuid>,
     pub overlap_from: Option<time::Date>,
     pub overlap_to: Option<time::Date>,
+    /// `connection_request` / `connection_accepted`: the request.
+    pub request_id: Option<Uuid>,
 }
 
 const LIST: &str =
     "SELECT n.id, n.kind, n.actor_user_id, coalesce(n.actor_display_name, u.display_name) AS actor_display_name,
         n.distance_m, n.created_at,
         CASE WHEN bool_or(d.status = 'delivered') THEN 'delivered'
+             WHEN bool_or(d.status = 'held') THEN 'held'
              WHEN bool_or(d.status IN ('pending', 'sending')) THEN 'pending'
              WHEN count(d.id) = 0 THEN 'no_device'
              ELSE 'failed' END AS delivery,
-        n.trip_id, n.overlap_from, n.overlap_to, n.read_at
+        CASE WHEN bool_or(d.status = 'delivered') THEN NULL
+             ELSE (array_agg(d.last_error ORDER BY d.updated_at DESC) FILTER (WHERE d.last_error IS NOT NULL))[1]
+        END AS delivery_error,
+        n.trip_id, n.overlap_from, n.overlap_to, n.read_at, n.request_id
     FROM notifications n JOIN users u ON u.id = n.actor_user_id
     LEFT JOIN deliveries d ON d.notification_id = n.id
     WHERE n.user_id = $1";
@@ -213,13 +282,26 @@ pub struct Claimed {
     pub actor_display_name: String,
     pub distance_m: i32,
     pub notification_created_at: OffsetDateTime,
+    /// `connection_nearby`, `connection_request`, `connection_accepted` or `trip_overlap`.
+    pub kind: String,
+    pub request_id: Option<Uuid>,
+    pub overlap_from: Option<time::Date>,
+    pub overlap_to: Option<time::Date>,
     pub device_id: Uuid,
     pub platform: crate::domain::device::Platform,
     pub token: String,
     pub locale: Option<String>,
     pub device_active: bool,
-    /// Since the decision, the pair was blocked (either way) or disconnected, or the actor hid
-    /// from the recipient: do not send.
+    /// Web Push: the subscription's keys.
+    pub web_p256dh: Option<String>,
+    pub web_auth: Option<String>,
+    /// The recipient's IANA time zone and quiet hours (both or neither).
+    pub time_zone: String,
+    pub quiet_from: Option<time::Time>,
+    pub quiet_to: Option<time::Time>,
+    /// Since the decision, the pair was blocked (either way), or disconnected (a request: it
+    /// was answered or withdrawn), or the actor hid from the recipient (places and trips):
+    /// do not send.
     pub withdrawn: bool,
 }
 
@@ -229,7 +311,7 @@ pub async fn claim(db: &PgPool, limit: u32, lease: Duration, token: Uuid) -> Sto
     Ok(sqlx::query_as(
         "WITH due AS (
              SELECT id FROM deliveries
-             WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()
+             WHERE status IN ('pending', 'sending', 'held') AND next_attempt_at <= now()
              ORDER BY next_attempt_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED
@@ -238,17 +320,23 @@ pub async fn claim(db: &PgPool, limit: u32, lease: Duration, token: Uuid) -> Sto
          SET status = 'sending', attempts = d.attempts + 1, lease_token = $3,
              lease_until = now() + make_interval(secs => $2), next_attempt_at = now() + make_interval(secs => $2),
              updated_at = now()
-         FROM due, notifications n, devices v, users a
+         FROM due, notifications n, devices v, users a, privacy_settings q
          WHERE d.id = due.id AND n.id = d.notification_id AND v.id = d.device_id AND a.id = n.actor_user_id
+           AND q.user_id = n.user_id
          RETURNING d.id, d.attempts, n.id AS notification_id, n.user_id, n.actor_user_id,
              coalesce(n.actor_display_name, a.display_name) AS actor_display_name, n.distance_m, n.created_at AS notification_created_at,
+             n.kind, n.request_id, n.overlap_from, n.overlap_to,
              v.id AS device_id, v.platform, v.token, v.locale, v.active AS device_active,
-             (NOT EXISTS (SELECT 1 FROM connections c WHERE c.user_id = n.user_id AND c.peer_id = n.actor_user_id)
+             v.web_p256dh, v.web_auth, q.time_zone, q.quiet_from, q.quiet_to,
+             (CASE WHEN n.kind = 'connection_request'
+                   THEN NOT EXISTS (SELECT 1 FROM connection_requests r WHERE r.id = n.request_id)
+                   ELSE NOT EXISTS (SELECT 1 FROM connections c WHERE c.user_id = n.user_id AND c.peer_id = n.actor_user_id)
+              END
               OR EXISTS (SELECT 1 FROM blocks b
                          WHERE (b.blocker_id = n.user_id AND b.blocked_id = n.actor_user_id)
                             OR (b.blocker_id = n.actor_user_id AND b.blocked_id = n.user_id))
-              OR EXISTS (SELECT 1 FROM privacy_settings p
-                         WHERE p.user_id = n.actor_user_id AND n.user_id = ANY(p.hidden_from))) AS withdrawn",
+              OR (n.kind IN ('connection_nearby', 'trip_overlap') AND EXISTS (SELECT 1 FROM privacy_settings p
+                         WHERE p.user_id = n.actor_user_id AND n.user_id = ANY(p.hidden_from)))) AS withdrawn",
     )
     .bind(i64::from(limit))
     .bind(lease.as_secs_f64())
@@ -303,6 +391,37 @@ pub async fn failed(db: &PgPool, id: Uuid, token: Uuid, error: &str) -> StoreRes
     .await?
     .rows_affected()
         > 0)
+}
+
+/// Holds a claimed delivery until `until` (the end of the recipient's quiet hours): `held`,
+/// the attempt not counted; false when the lease was lost meanwhile.
+pub async fn hold(db: &PgPool, id: Uuid, token: Uuid, until: OffsetDateTime) -> StoreResult<bool> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET status = 'held', next_attempt_at = $3, lease_until = NULL, lease_token = NULL,
+             attempts = GREATEST(attempts - 1, 0), updated_at = now()
+         WHERE id = $1 AND lease_token = $2 AND status = 'sending'",
+    )
+    .bind(id)
+    .bind(token)
+    .bind(until)
+    .execute(db)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Makes the user's held deliveries due now (their quiet hours changed: the worker decides
+/// again); how many.
+pub async fn release_held(db: &PgPool, user: Uuid) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE deliveries d SET status = 'pending', next_attempt_at = now(), updated_at = now()
+           FROM notifications n
+          WHERE n.id = d.notification_id AND n.user_id = $1 AND d.status = 'held'",
+    )
+    .bind(user)
+    .execute(db)
+    .await?
+    .rows_affected())
 }
 
 /// Gives back what a stopping worker still holds: due again at once, the attempt not counted.

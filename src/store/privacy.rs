@@ -133,3 +133,45 @@ pub async fn get_many_for_update(
     .fetch_all(&mut **tx)
     .await?)
 }
+
+/// A user's time zone (IANA name) and quiet hours (from, to), when set.
+pub async fn quiet_hours(db: &PgPool, user: Uuid) -> StoreResult<(String, Option<(time::Time, time::Time)>)> {
+    let row: Option<(String, Option<time::Time>, Option<time::Time>)> =
+        sqlx::query_as("SELECT time_zone, quiet_from, quiet_to FROM privacy_settings WHERE user_id = $1")
+            .bind(user)
+            .fetch_optional(db)
+            .await?;
+    Ok(match row {
+        Some((tz, Some(f), Some(t))) => (tz, Some((f, t))),
+        Some((tz, _, _)) => (tz, None),
+        None => (crate::domain::quiet::DEFAULT_TIME_ZONE.to_string(), None),
+    })
+}
+
+/// Sets the time zone (when given) and the quiet hours (when given; `Some(None)` clears them).
+pub async fn set_quiet_hours(
+    db: &PgPool,
+    user: Uuid,
+    time_zone: Option<&str>,
+    quiet: Option<Option<(time::Time, time::Time)>>,
+) -> StoreResult<()> {
+    let (set_quiet, from, to) = match quiet {
+        Some(Some((f, t))) => (true, Some(f), Some(t)),
+        Some(None) => (true, None, None),
+        None => (false, None, None),
+    };
+    sqlx::query(
+        "UPDATE privacy_settings SET time_zone = COALESCE($2, time_zone),
+             quiet_from = CASE WHEN $3 THEN $4 ELSE quiet_from END,
+             quiet_to = CASE WHEN $3 THEN $5 ELSE quiet_to END, updated_at = now()
+         WHERE user_id = $1",
+    )
+    .bind(user)
+    .bind(time_zone)
+    .bind(set_quiet)
+    .bind(from)
+    .bind(to)
+    .execute(db)
+    .await?;
+    Ok(())
+}

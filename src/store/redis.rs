@@ -78,6 +78,16 @@ impl Redis {
         self.inner.urls.len() > 1
     }
 
+    /// The configured node URLs (one, or the cluster's seeds).
+    pub fn urls(&self) -> &[String] {
+        &self.inner.urls
+    }
+
+    /// The bound on every call.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
     /// The key namespace.
     pub fn prefix(&self) -> &str {
         &self.inner.prefix

@@ -30,6 +30,8 @@ pub async fn befriend(app: &TestApp, a: &TestUser, b: &TestUser) {
         .post(&format!("/v1/connections/requests/{id}/accept"), b.t(), json!({}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // connected silently: the tests that use this are about other notifications
+    app.forget_connection_notes(a, b).await;
 }
 
 /// Deletes this test's Redis keys (what a restart without persistence does to them).

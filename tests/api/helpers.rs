@@ -363,6 +363,21 @@ impl TestApp {
             )
             .await;
         assert_eq!(r.status, 200, "accept by {}: {}", b.email, r.text);
+        self.forget_connection_notes(a, b).await;
+    }
+
+    /// Deletes the `connection_request` / `connection_accepted` notifications between `a` and
+    /// `b` (and their deliveries): tests that connect users to test something else see only the
+    /// notifications they are about. The tests of those kinds connect through the API alone.
+    pub async fn forget_connection_notes(&self, a: &TestUser, b: &TestUser) {
+        sqlx::query(
+            "DELETE FROM notifications WHERE kind IN ('connection_request', 'connection_accepted')
+               AND user_id = ANY($1) AND actor_user_id = ANY($1)",
+        )
+        .bind(vec![a.uuid(), b.uuid()])
+        .execute(&self.db)
+        .await
+        .expect("forget connection notifications");
     }
 
     /// Deletes every Redis key of this app's prefix (never FLUSHALL: other tests share the server).

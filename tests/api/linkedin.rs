@@ -167,6 +167,17 @@ async fn request_true_asks_each_match_neither_connected_nor_pending() {
         .await
         .json();
     assert_eq!(incoming["items"][0]["from_user_id"], me.id.as_str());
+    // the bulk path notifies each one asked, as a single request does
+    for (u, request) in [(&new1, incoming["items"][0]["id"].clone())] {
+        let notes = app.get("/v1/notifications", u.t()).await.json();
+        let notes = notes["items"].as_array().expect("items");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0]["kind"], "connection_request");
+        assert_eq!(notes[0]["actor_user_id"], me.id.as_str());
+        assert_eq!(notes[0]["request_id"], request);
+    }
+    let notes = app.get("/v1/notifications", new2.t()).await.json();
+    assert_eq!(notes["items"][0]["kind"], "connection_request", "{notes}");
     let outgoing = app
         .get("/v1/connections/requests?direction=outgoing", me.t())
         .await

@@ -14,6 +14,7 @@ mod index;
 mod limits;
 mod linkedin;
 mod nearby;
+mod notify;
 mod ops;
 mod profiles;
 mod push;

@@ -585,3 +585,205 @@ impl Providers {
         .collect()
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Web Push
+
+/// A browser's side of a push subscription: its P-256 key pair and auth secret (RFC 8291), and
+/// the application server key it subscribed with.
+pub struct Browser {
+    secret: p256::SecretKey,
+    pub auth: [u8; 16],
+    /// The VAPID public key (base64url) given to `PushManager.subscribe()`.
+    pub application_server_key: Mutex<String>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        let mut auth = [0u8; 16];
+        let mut bytes = [0u8; 32];
+        loop {
+            rand::Rng::fill(&mut rand::rng(), &mut bytes);
+            if let Ok(secret) = p256::SecretKey::from_slice(&bytes) {
+                rand::Rng::fill(&mut rand::rng(), &mut auth);
+                return Self {
+                    secret,
+                    auth,
+                    application_server_key: Mutex::new(String::new()),
+                };
+            }
+        }
+    }
+
+    /// `p256dh`, base64url of the uncompressed point.
+    pub fn p256dh(&self) -> String {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        b64(self.secret.public_key().to_encoded_point(false).as_bytes())
+    }
+
+    /// Decrypts an `aes128gcm` body as RFC 8291 says a user agent does.
+    fn decrypt(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+        use aes_gcm::aead::{Aead, KeyInit};
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        if body.len() < 21 {
+            return Err("shorter than the aes128gcm header".into());
+        }
+        let (salt, rest) = body.split_at(16);
+        let rs = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let idlen = rest[4] as usize;
+        if idlen != 65 || rest.len() < 5 + idlen {
+            return Err(format!("keyid of {idlen} bytes, not the sender's 65-byte public key"));
+        }
+        let as_public = &rest[5..5 + idlen];
+        let record = &rest[5 + idlen..];
+        if record.len() > rs || rs < 18 {
+            return Err(format!("record of {} bytes with rs {rs}", record.len()));
+        }
+        let sender = p256::PublicKey::from_sec1_bytes(as_public).map_err(|_| "keyid is not a P-256 point")?;
+        let shared = p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), sender.as_affine());
+        let ua_public = self.secret.public_key().to_encoded_point(false);
+        let mut info = b"WebPush: info\0".to_vec();
+        info.extend_from_slice(ua_public.as_bytes());
+        info.extend_from_slice(as_public);
+        let mut ikm = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(Some(&self.auth), shared.raw_secret_bytes())
+            .expand(&info, &mut ikm)
+            .map_err(|_| "hkdf ikm")?;
+        let prk = hkdf::Hkdf::<Sha256>::new(Some(salt), &ikm);
+        let (mut cek, mut nonce) = ([0u8; 16], [0u8; 12]);
+        prk.expand(b"Content-Encoding: aes128gcm\0", &mut cek)
+            .map_err(|_| "cek")?;
+        prk.expand(b"Content-Encoding: nonce\0", &mut nonce)
+            .map_err(|_| "nonce")?;
+        let plain = aes_gcm::Aes128Gcm::new_from_slice(&cek)
+            .map_err(|_| "cek length")?
+            .decrypt(&aes_gcm::Nonce::from(nonce), record)
+            .map_err(|_| "the record does not decrypt (wrong keys or tampered)")?;
+        // padding: zeros after the delimiter; the last record's delimiter is 2
+        let end = plain.iter().rposition(|b| *b != 0).ok_or("no delimiter")?;
+        if plain[end] != 2 {
+            return Err(format!("delimiter {} instead of 2 (the last record)", plain[end]));
+        }
+        Ok(plain[..end].to_vec())
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unb64(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+#[derive(Deserialize)]
+struct VapidClaims {
+    aud: String,
+    exp: i64,
+    sub: String,
+}
+
+/// What a push service checks of a message (RFC 8030, 8291, 8292) before accepting it.
+fn check_webpush(
+    browser: &Browser,
+    origin: &str,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+) -> Result<Vec<u8>, (u16, String)> {
+    let h = |n: &str| {
+        parts
+            .headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    if parts.method != hyper::Method::POST {
+        return Err((405, "not a POST".into()));
+    }
+    if h("ttl").parse::<u32>().is_err() {
+        return Err((400, format!("TTL header {:?}", h("ttl"))));
+    }
+    if !matches!(h("urgency").as_str(), "" | "very-low" | "low" | "normal" | "high") {
+        return Err((400, format!("urgency {:?}", h("urgency"))));
+    }
+    if h("content-encoding") != "aes128gcm" {
+        return Err((400, format!("content-encoding {:?}", h("content-encoding"))));
+    }
+    // Authorization: vapid t=<jwt>, k=<key>
+    let auth = h("authorization");
+    let rest = auth
+        .strip_prefix("vapid ")
+        .ok_or((401, format!("not a vapid scheme: {auth:?}")))?;
+    let (mut t, mut k) = (None, None);
+    for part in rest.split(',').map(str::trim) {
+        if let Some(v) = part.strip_prefix("t=") {
+            t = Some(v.to_string());
+        } else if let Some(v) = part.strip_prefix("k=") {
+            k = Some(v.to_string());
+        }
+    }
+    let (Some(t), Some(k)) = (t, k) else {
+        return Err((401, "vapid without t= and k=".into()));
+    };
+    if k != *browser.application_server_key.lock().expect("lock") {
+        return Err((403, "k is not the key the subscription was made with".into()));
+    }
+    let point = unb64(&k)
+        .filter(|p| p.len() == 65 && p[0] == 4)
+        .ok_or((401, "k is not an uncompressed point".to_string()))?;
+    let key = DecodingKey::from_ec_components(&b64(&point[1..33]), &b64(&point[33..65]))
+        .map_err(|e| (401, format!("k: {e}")))?;
+    let header = jsonwebtoken::decode_header(&t).map_err(|e| (401, format!("jwt header: {e}")))?;
+    if header.alg != Algorithm::ES256 {
+        return Err((401, format!("alg {:?}", header.alg)));
+    }
+    let mut v = Validation::new(Algorithm::ES256);
+    v.set_audience(&[origin]);
+    v.set_required_spec_claims(&["exp", "aud"]);
+    let claims = jsonwebtoken::decode::<VapidClaims>(&t, &key, &v)
+        .map_err(|e| (403, format!("jwt: {e}")))?
+        .claims;
+    if claims.aud != origin {
+        return Err((403, format!("aud {}", claims.aud)));
+    }
+    if claims.exp > now_s() + 24 * 3_600 {
+        return Err((403, "exp more than 24 hours ahead".into()));
+    }
+    if !(claims.sub.starts_with("mailto:") || claims.sub.starts_with("https://")) {
+        return Err((403, format!("sub {:?}", claims.sub)));
+    }
+    if body.len() > 4_096 {
+        return Err((413, "over 4096 bytes".into()));
+    }
+    browser.decrypt(body).map_err(|e| (400, format!("payload: {e}")))
+}
+
+/// A push service stand-in for one browser: it verifies the VAPID JWT and decrypts each
+/// message with the browser's keys; a hit's `body` is the decrypted JSON.
+pub async fn webpush() -> (StandIn, Arc<Browser>) {
+    let browser = Arc::new(Browser::new());
+    let b = browser.clone();
+    let s = serve(Proto::Auto, move |s: StandIn, req: Request<Incoming>| {
+        let b = b.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let origin = s.inner.url.clone();
+            match check_webpush(&b, &origin, &parts, &bytes) {
+                Ok(plain) => {
+                    let raw = String::from_utf8_lossy(&plain).into_owned();
+                    record_and_answer(&s, &parts, raw, empty(201)).await
+                }
+                Err((status, problem)) => {
+                    s.problem(format!("web push: {problem}"));
+                    empty(status)
+                }
+            }
+        }
+    })
+    .await;
+    (s, browser)
+}

@@ -244,3 +244,36 @@ async fn a_checkin_on_another_instance_reaches_the_radar_and_a_reconnect_starts_
     assert!(again.id.expect("id") > last && snap.id.expect("id") < last);
     assert_eq!(again.data["items"][0]["user_id"], b.id.as_str());
 }
+
+/// The value of a counter in the metrics text (0 when absent).
+fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_radar_reads_only_when_a_change_may_affect_it() {
+    let app = spawn_app().await;
+    let (a, b) = pair(&app).await;
+    let mut radar = Radar::open(&app, &a, "?radius_m=5000").await.expect("open");
+    radar.until("snapshot", Duration::from_secs(2)).await;
+    let reads = || async { counter(&app.metrics().await, "radar_reads_total ") };
+    // nothing changes, or something changes far away: no read, no event
+    let far = app.register("far").await;
+    share(&app, &far).await;
+    befriend(&app, &a, &far).await;
+    checkin(&app, &far, 40.4168, -3.7038).await;
+    assert!(radar.next(Duration::from_millis(1_500)).await.is_none());
+    assert_eq!(
+        reads().await,
+        0.0,
+        "a check-in in Madrid does not wake a 5 km radar in Paris"
+    );
+    // a connection checks in nearby: one read, and the enter
+    checkin(&app, &b, 48.851, 2.35).await;
+    let (enter, _) = radar.until("enter", Duration::from_secs(2)).await;
+    assert_eq!(enter.data["user_id"], b.id.as_str());
+    let after = reads().await;
+    assert!((1.0..=2.0).contains(&after), "{after} reads");
+}

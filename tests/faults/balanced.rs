@@ -162,11 +162,12 @@ pub async fn scenario(st: Stores) {
     let db = sqlx::PgPool::connect(&st.pg.url())
         .await
         .expect("connect to the private PostgreSQL");
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE user_id = $1")
-        .bind(watcher.id)
-        .fetch_one(&db)
-        .await
-        .expect("notifications");
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE user_id = $1 AND kind = 'connection_nearby'")
+            .bind(watcher.id)
+            .fetch_one(&db)
+            .await
+            .expect("notifications");
 
     // one rate limit across both instances
     let burster = via_lb.register("burster").await;

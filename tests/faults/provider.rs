@@ -83,11 +83,11 @@ pub async fn scenario(st: Stores) {
         .await
         .expect("connect to the private PostgreSQL");
     let statuses: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM deliveries GROUP BY status ORDER BY status")
+        sqlx::query_as("SELECT status, count(*) FROM deliveries WHERE notification_id IN (SELECT id FROM notifications WHERE kind = 'connection_nearby') GROUP BY status ORDER BY status")
             .fetch_all(&db)
             .await
             .expect("deliveries");
-    let attempts: (Option<i64>, Option<i32>) = sqlx::query_as("SELECT sum(attempts), max(attempts) FROM deliveries")
+    let attempts: (Option<i64>, Option<i32>) = sqlx::query_as("SELECT sum(attempts), max(attempts) FROM deliveries WHERE notification_id IN (SELECT id FROM notifications WHERE kind = 'connection_nearby')")
         .fetch_one(&db)
         .await
         .expect("attempts");

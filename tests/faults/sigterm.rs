@@ -66,14 +66,14 @@ pub async fn scenario(st: Stores) {
     }
     let expected = RECIPIENTS * ACTORS;
     let sending = || async {
-        sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM deliveries WHERE status = 'sending'")
+        sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM deliveries WHERE status = 'sending' AND notification_id IN (SELECT id FROM notifications WHERE kind = 'connection_nearby')")
             .fetch_one(&db)
             .await
             .map(|(n,)| n as usize)
             .unwrap_or(0)
     };
     let total = || async {
-        sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM deliveries")
+        sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM deliveries WHERE notification_id IN (SELECT id FROM notifications WHERE kind = 'connection_nearby')")
             .fetch_one(&db)
             .await
             .map(|(n,)| n as usize)

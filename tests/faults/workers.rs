@@ -79,11 +79,14 @@ pub async fn scenario(st: Stores) {
     let db = sqlx::PgPool::connect(&st.pg.url())
         .await
         .expect("connect to the private PostgreSQL");
-    let statuses: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM deliveries GROUP BY status ORDER BY status")
-            .fetch_all(&db)
-            .await
-            .expect("deliveries");
+    let statuses: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM deliveries
+              WHERE notification_id IN (SELECT id FROM notifications WHERE kind = 'connection_nearby')
+              GROUP BY status ORDER BY status",
+    )
+    .fetch_all(&db)
+    .await
+    .expect("deliveries");
     let (deliveries, twice) = hook.deliveries();
     let (notifications, notified_twice) = hook.notifications();
     let (_, _, bad_signatures, requests) = hook.failures();
