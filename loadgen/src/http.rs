@@ -46,6 +46,8 @@ pub struct HttpReport {
     /// `push_detect_lag_seconds` histogram, scraped before and after; `None` without
     /// --metrics-url or when the listener does not answer).
     pub detect_lag: Option<DetectLag>,
+    /// The same during the mixed phase: check-ins at a rate the machine sustains beside nearby.
+    pub detect_lag_mixed: Option<DetectLag>,
     pub skipped: Vec<String>,
 }
 
@@ -94,6 +96,18 @@ pub fn detect_lag(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<DetectL
         p50_ms_at_most: at(0.5),
         p99_ms_at_most: at(0.99),
     })
+}
+
+/// The detection lag since the scrape `before`, said and returned.
+async fn lag_since(http: &reqwest::Client, url: Option<&str>, before: Option<String>) -> Option<DetectLag> {
+    const LAG: &str = "push_detect_lag_seconds";
+    let after = scrape(http, url).await?;
+    let lag = detect_lag(&histogram_buckets(&before?, LAG), &histogram_buckets(&after, LAG))?;
+    say(format!(
+        "arrival detection: {} decided, p50 ≤ {} ms, p99 ≤ {} ms after the commit",
+        lag.decided, lag.p50_ms_at_most, lag.p99_ms_at_most
+    ));
+    Some(lag)
 }
 
 /// The server's metrics text, or `None` when there is no listener to ask.
@@ -321,16 +335,7 @@ pub async fn run_phases(
         let cpu = per_op(&before, &meter.sample().await, run.total.requests);
         // detections still under way finish within their bound (2 s)
         tokio::time::sleep(Duration::from_secs(2)).await;
-        if let (Some(a), Some(b)) = (lag_before, scrape(&http, args.metrics_url.as_deref()).await) {
-            const LAG: &str = "push_detect_lag_seconds";
-            rep.detect_lag = detect_lag(&histogram_buckets(&a, LAG), &histogram_buckets(&b, LAG));
-            if let Some(l) = &rep.detect_lag {
-                say(format!(
-                    "arrival detection: {} decided, p50 ≤ {} ms, p99 ≤ {} ms after the commit",
-                    l.decided, l.p50_ms_at_most, l.p99_ms_at_most
-                ));
-            }
-        }
+        rep.detect_lag = lag_since(&http, args.metrics_url.as_deref(), lag_before).await;
         rep.phases.push(Phase {
             name: "checkins".into(),
             run,
@@ -429,6 +434,7 @@ pub async fn run_phases(
             from_schedule: false,
         };
         let (nearby, checkin) = (nearby_op.clone(), checkin_of.clone());
+        let lag_before = scrape(&http, args.metrics_url.as_deref()).await;
         let before = meter.sample().await;
         let run = drive(
             &load,
@@ -448,6 +454,8 @@ pub async fn run_phases(
             run.total.errors_text()
         ));
         let cpu = per_op(&before, &meter.sample().await, run.total.requests);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        rep.detect_lag_mixed = lag_since(&http, args.metrics_url.as_deref(), lag_before).await;
         rep.phases.push(Phase {
             name: "mixed 90/10".into(),
             run,

@@ -300,9 +300,9 @@ impl Report {
                 })
                 .unwrap_or_default(),
         ));
-        let lag = http.and_then(|h| h.detect_lag.as_ref());
+        let lag = http.and_then(|h| h.detect_lag_mixed.as_ref().or(h.detect_lag.as_ref()));
         t.push(at_most(
-            "check-in → arrival decided, p99",
+            "check-in → arrival decided, p99 (mixed phase)",
             1_000.0,
             lag.map(|l| l.p99_ms_at_most),
             "ms",
