@@ -276,10 +276,12 @@ async fn set_contains(redis: &Redis, key: &str, ids: &[Uuid]) -> StoreResult<Vec
 }
 
 /// The common path of a nearby query in one round trip, on a single Redis server (its keys span
-/// slots, so a cluster takes the pipelined path instead): the cover's live population, the plan
-/// ([`crate::domain::nearby::choose`], same weight), the connections' ids from the cheaper side,
-/// and their live records — everything [`populations`], [`members`], [`connected`] and
-/// [`records`] do, without shipping members and flags back and forth.
+/// slots, so a cluster takes the pipelined path instead): the plan
+/// ([`crate::domain::nearby::choose`], same weight) decided while the cells are read, the
+/// connections' ids from the cheaper side, and their live records — everything
+/// [`populations`], [`members`], [`connected`] and [`records`] do, without shipping members and
+/// flags back and forth. The population it answers is the cover's on the cell-first plan, and
+/// what it read before the budget ran out (more than degree × weight) on the graph-first one.
 /// KEYS[1] the adjacency set, KEYS[2..ARGV[6]+1] the cells read for exact users, the rest the
 /// cells read for coarse users; ARGV[1] and ARGV[7] the exact class's live score range, ARGV[8]
 /// and ARGV[9] the coarse class's, ARGV[2] degree, ARGV[3] the record keys' prefix, ARGV[4] the
@@ -293,18 +295,22 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local n1 = tonumber(ARGV[6]) + 1
 local function lo(i) if i <= n1 then return ARGV[1] end return ARGV[8] end
 local function hi(i) if i <= n1 then return ARGV[7] end return ARGV[9] end
-local pop = 0
-for i = 2, #KEYS do pop = pop + redis.call('ZCOUNT', KEYS[i], lo(i), hi(i)) end
-local ids = {}
-local plan = 1
-if pop <= tonumber(ARGV[2]) * tonumber(ARGV[5]) then
-  plan = 0
-  local seen, found = {}, {}
-  for i = 2, #KEYS do
-    for _, m in ipairs(redis.call('ZRANGE', KEYS[i], lo(i), hi(i), 'BYSCORE')) do
-      if m ~= ARGV[4] and not seen[m] then seen[m] = true; found[#found + 1] = m end
-    end
+-- cell-first while the cells' live members stay within the budget (the planner's rule, read
+-- as the cells are: no counting pass, and never more than the budget read before giving up)
+local budget = tonumber(ARGV[2]) * tonumber(ARGV[5])
+local pop, plan = 0, 0
+local seen, found = {}, {}
+for i = 2, #KEYS do
+  local room = math.floor(math.min(budget - pop + 1, 1e9))
+  local ms = redis.call('ZRANGE', KEYS[i], lo(i), hi(i), 'BYSCORE', 'LIMIT', 0, room)
+  pop = pop + #ms
+  if pop > budget then plan = 1; break end
+  for _, m in ipairs(ms) do
+    if m ~= ARGV[4] and not seen[m] then seen[m] = true; found[#found + 1] = m end
   end
+end
+local ids = {}
+if plan == 0 then
   for i = 1, #found, 4000 do
     local last = math.min(i + 3999, #found)
     local flags = redis.call('SMISMEMBER', KEYS[1], unpack(found, i, last))
