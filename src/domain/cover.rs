@@ -119,10 +119,11 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
     let radius_m = radius_m.clamp(0.0, MAX_RADIUS_M);
     let mut chosen = None;
     for res in INDEX_RESOLUTIONS {
-        // a resolution far too fine even if its cells here were twice the average size is
-        // passed over without measuring them (the coarsest is always measured)
+        // a resolution too fine even if its cells here were twice the average size (H3's
+        // hexagons stay well within that) is passed over without measuring them (the coarsest
+        // is always measured); skipping one only ever picks a coarser, still complete, cover
         let avg = res.edge_length_m();
-        if res != Resolution::Three && (radius_m + 5.0 * avg) / (2.4 * avg) > f64::from(2 * MAX_K) {
+        if res != Resolution::Three && (radius_m + 5.0 * avg) / (2.4 * avg) > f64::from(MAX_K) {
             continue;
         }
         let l = local(centre, res);
