@@ -9,8 +9,10 @@
 //!   only layer that runs SQL or knows Redis keys.
 //! - [`service`] — use cases over both stores and their context ([`service::Ctx`]) and error
 //!   ([`service::ServiceError`] with a stable [`service::Code`]); credentials; the one nearby
-//!   planner; check-ins announced on a channel ([`service::events`]).
-//! - [`push`] — arrival detection (listening on that channel), the delivery worker, providers.
+//!   planner; check-ins announced on a channel ([`service::events`]); the live radar's streams
+//!   and their fan-out by Redis pub/sub ([`service::stream`], [`service::radar`]).
+//! - [`push`] — arrival detection (listening on that channel), the delivery worker, providers
+//!   (APNs, FCM, webhook, Web Push, and a development log).
 //! - [`jobs`] — periodic jobs of the server process (controls, index watchdog, the index's
 //!   reconciliation and slot-range markers, purge, resuming re-publishing passes).
 //! - [`http`] — the only layer that knows actix: app factory, request guard, handlers (parse,
@@ -18,7 +20,8 @@
 //! - [`startup`] — the composition root: wires the layers, one shutdown token for all tasks.
 //! - Leaves that import nothing of ours: [`config`] (defaults < TOML file < `HEREABOUTS_*`
 //!   environment), [`metrics`] (typed Prometheus families), [`telemetry`] (tracing).
-//! - `main.rs` — the CLI (`serve`, `worker`, `migrate`, `admin …`, `openapi`, `healthcheck`).
+//! - `main.rs` — the CLI (`serve`, `worker`, `migrate`, `reconcile`, `admin …`, `openapi`,
+//!   `healthcheck`).
 //!   The load tool is the workspace crate `loadgen/`.
 
 pub mod config;
