@@ -28,6 +28,17 @@ pub fn parse_time_zone(field: &str, name: &str) -> Result<TimeZone, FieldError> 
     TimeZone::get(name).map_err(|_| FieldError::new(field, "unknown time zone (an IANA name such as Europe/Paris)"))
 }
 
+/// Every time-zone name of the bundled database, sorted (the spec's enum; the server also takes
+/// them in another case and gives back the canonical one).
+pub fn time_zone_names() -> &'static [String] {
+    static NAMES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let mut v: Vec<String> = jiff::tz::db().available().map(|n| n.as_str().to_string()).collect();
+        v.sort();
+        v
+    });
+    &NAMES
+}
+
 /// `HH:MM` (24-hour clock), else 422 on `field`.
 pub fn parse_hhmm(field: &str, s: &str) -> Result<Time, FieldError> {
     let bad = || FieldError::new(field, "must be a time of day as HH:MM (00:00 to 23:59)");

@@ -211,10 +211,34 @@ fn combinations() -> Vec<(At, &'static str, serde_json::Value)> {
             &["DeviceRequest"],
             "oneOf",
             json!([
-                {"required": ["platform"], "properties": {"platform": {"const": "ios"}, "token": {"pattern": "^[A-Za-z0-9]{16,200}$"}}},
-                {"required": ["platform"], "properties": {"platform": {"const": "android"}, "token": {"pattern": "^[A-Za-z0-9:._-]{8,4096}$"}}},
-                {"required": ["platform"], "properties": {"platform": {"const": "webhook"}, "token": {"pattern": "^https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,4})?(/[A-Za-z0-9._~/%-]{0,1000})?$"}}},
+                {"required": ["platform", "token"], "properties": {"platform": {"const": "ios"}, "token": {"type": "string", "pattern": "^[A-Za-z0-9]{16,200}$"}, "subscription": {"type": "null"}}},
+                {"required": ["platform", "token"], "properties": {"platform": {"const": "android"}, "token": {"type": "string", "pattern": "^[A-Za-z0-9:._-]{8,4096}$"}, "subscription": {"type": "null"}}},
+                {"required": ["platform", "token"], "properties": {"platform": {"const": "webhook"}, "token": {"type": "string", "pattern": "^https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,4})?(/[A-Za-z0-9._~/%-]{0,1000})?$"}, "subscription": {"type": "null"}}},
+                // a browser: its push subscription (the keys must also be a point of P-256 and
+                // the endpoint resolve to public addresses, which no schema can say: 422 otherwise)
+                {"required": ["platform", "subscription"], "properties": {"platform": {"const": "web"}, "subscription": {"$ref": "#/components/schemas/WebSubscription"}}},
             ]),
+        ),
+        (
+            &["PrivacyPatch", "properties", "time_zone"],
+            "enum",
+            serde_json::Value::Array(
+                crate::domain::quiet::time_zone_names()
+                    .iter()
+                    .map(|n| json!(n))
+                    .chain([serde_json::Value::Null])
+                    .collect(),
+            ),
+        ),
+        (
+            &["WebSubscriptionKeys", "properties", "p256dh"],
+            "pattern",
+            json!("^[A-Za-z0-9_-]{87}=?$"),
+        ),
+        (
+            &["WebSubscriptionKeys", "properties", "auth"],
+            "pattern",
+            json!("^[A-Za-z0-9_-]{22}(==)?$"),
         ),
     ]
 }

@@ -61,6 +61,9 @@ pub async fn register(
     locale: Option<&str>,
 ) -> ServiceResult<DeviceRecord> {
     let locale = parse_locale(locale)?;
+    if platform != Platform::Web && subscription.is_some() {
+        return Err(FieldError::new("subscription", "only for platform web").into());
+    }
     let (token, keys) = if platform == Platform::Web {
         let s =
             subscription.ok_or_else(|| FieldError::new("subscription", "a web device needs its push subscription"))?;

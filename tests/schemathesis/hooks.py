@@ -125,5 +125,15 @@ def _within_runtime_rules(case):
         body["ends_at"] = _rfc3339(start + datetime.timedelta(minutes=random.randint(1, 14 * 24 * 60)))
     elif label == "POST /v1/devices" and body.get("platform") == "webhook":
         body["token"] = f"https://127.0.0.1:{random.randint(1, 9999)}/hook"
+    elif label == "POST /v1/devices" and body.get("platform") == "web":
+        # a browser's subscription whose keys are a real P-256 point and secret (RFC 8291's
+        # example) and whose endpoint the server may reach
+        body["subscription"] = {
+            "endpoint": f"https://127.0.0.1:{random.randint(1, 9999)}/push",
+            "keys": {
+                "p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+                "auth": "BTBZMqHH6r4Tts7J_aSIgg",
+            },
+        }
     case.body = body
     return case
