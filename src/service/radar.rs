@@ -251,6 +251,24 @@ impl Hub {
         }
     }
 
+    /// Wakes the streams that follow any of `channels`, once their subscription is in place: a
+    /// change published between a stream's read and its subscription would otherwise wait for
+    /// the safety re-read.
+    pub fn subscribed(&self, channels: &[String]) {
+        let state = self.lock();
+        let mut woken: HashSet<u64> = HashSet::new();
+        for c in channels {
+            if let Some(ids) = state.regions.get(c) {
+                woken.extend(ids.iter().copied());
+            }
+        }
+        for id in woken {
+            if let Some(f) = state.streams.get(&id) {
+                f.wake.notify_one();
+            }
+        }
+    }
+
     /// Wakes the streams a message may change.
     pub fn dispatch(&self, channel: &str, payload: &[u8]) {
         let changes = channels::decode(payload);
@@ -357,8 +375,12 @@ pub async fn listen(ctx: Ctx, hub: Arc<Hub>, mut cmds: mpsc::UnboundedReceiver<C
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if dirty {
-                match sub.subscribe(&hub.channels(), t).await {
-                    Ok(()) => dirty = false,
+                let all = hub.channels();
+                match sub.subscribe(&all, t).await {
+                    Ok(()) => {
+                        dirty = false;
+                        hub.subscribed(&all);
+                    }
                     Err(e) => tracing::debug!(error = %e, "radar subscription failed; retrying"),
                 }
             }
@@ -370,8 +392,10 @@ pub async fn listen(ctx: Ctx, hub: Arc<Hub>, mut cmds: mpsc::UnboundedReceiver<C
                         Cmd::Subscribe(c) => sub.subscribe(c, t).await,
                         Cmd::Unsubscribe(c) => sub.unsubscribe(c, t).await,
                     };
-                    if done.is_err() {
-                        dirty = true;
+                    match (&cmd, done) {
+                        (_, Err(_)) => dirty = true,
+                        (Cmd::Subscribe(c), Ok(())) => hub.subscribed(c),
+                        (Cmd::Unsubscribe(_), Ok(())) => {}
                     }
                 }
                 push = pushes.recv() => match push {
