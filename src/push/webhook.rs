@@ -35,23 +35,28 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A client for URLs that users give (webhooks, Web Push endpoints): bounded in time, no
+/// redirects, no proxy, and only public addresses resolved (unless private ones are allowed).
+pub fn public_client(s: &PushSettings, user_agent: &str) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(s.request_timeout)
+        .connect_timeout(s.request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(PublicResolver {
+            allow_private: s.webhook_allow_private,
+        }))
+        .user_agent(user_agent)
+        .build()
+}
+
 impl Webhook {
     /// `None` when no webhook secret is configured.
     pub fn from_settings(s: &PushSettings) -> anyhow::Result<Option<Self>> {
         let Some(secret) = s.webhook_secret.clone() else {
             return Ok(None);
         };
-        let client = reqwest::Client::builder()
-            .timeout(s.request_timeout)
-            .connect_timeout(s.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(PublicResolver {
-                allow_private: s.webhook_allow_private,
-            }))
-            .user_agent("hereabouts-webhook/1")
-            .build()
-            .context("building the webhook client")?;
+        let client = public_client(s, "hereabouts-webhook/1").context("building the webhook client")?;
         Ok(Some(Self {
             client,
             secret,

@@ -13,7 +13,7 @@
 use super::{Outcome, Payload};
 use crate::config::PushSettings;
 use crate::domain::webpush::{SubscriptionKeys, Vapid, encrypt, parse_keys};
-use crate::service::net::{PublicResolver, may_call};
+use crate::service::net::may_call;
 use anyhow::Context;
 use p256::SecretKey;
 use rand::Rng;
@@ -48,17 +48,8 @@ fn ephemeral() -> (SecretKey, [u8; 16]) {
 
 impl WebPush {
     pub fn new(s: &PushSettings, vapid: Arc<Vapid>) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(s.request_timeout)
-            .connect_timeout(s.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(PublicResolver {
-                allow_private: s.webhook_allow_private,
-            }))
-            .user_agent("hereabouts-webpush/1")
-            .build()
-            .context("building the Web Push client")?;
+        let client =
+            super::webhook::public_client(s, "hereabouts-webpush/1").context("building the Web Push client")?;
         Ok(Self {
             client,
             vapid,
