@@ -98,6 +98,15 @@ impl LiveRecord {
     pub fn published(&self) -> Coord {
         Coord::stored(self.lat, self.lng)
     }
+    /// The record as the recipient of the user's exact share sees it: published at the user's
+    /// own point `own`, at `exact` precision.
+    pub fn shown_exactly(mut self, own: Coord) -> Self {
+        self.lat = own.lat();
+        self.lng = own.lng();
+        self.precision = Precision::Exact;
+        self.cell = own.cell(h3o::Resolution::Nine).to_string();
+        self
+    }
     pub fn centre(&self) -> Coord {
         Coord::stored(self.own.0, self.own.1)
     }

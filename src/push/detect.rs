@@ -1,72 +1,84 @@
 //! Arrival detection: after user A's check-in is indexed, which of A's connections should hear
 //! that A is nearby.
 //!
-//! B is notified when A's published point lies within B's `notify_radius_m` of B's own live
-//! point and B could see A in `/v1/nearby` right now: B has `notify_nearby` on, is connected to A,
-//! neither blocked the other, A does not hide from B, both share (not paused, not suspended) and
-//! B has a live, indexed check-in. The distance is the one B's nearby list would show (to A's
-//! published point, rounded by A's precision).
+//! B is notified when A's point as B would see it lies within B's `notify_radius_m` of B's own
+//! live point and B could see A in `/v1/nearby` right now: B has `notify_nearby` on, is connected
+//! to A, neither blocked the other, A does not hide from B, B did not mute A, both share (not
+//! paused, not suspended) and B has a live, indexed check-in. The distance is the one B's nearby
+//! list would show: to A's published point rounded by A's precision, or to A's own point when A
+//! shares exactly with B ([`crate::service::shares`]).
 //!
-//! Cost, whatever the sizes: like the nearby query, the candidates come from the cheaper of A's
-//! adjacency and the live members of the cover of the largest notify radius (the planner
-//! [`crate::service::nearby::candidates`]); then one read of their live records, one SQL query for the settings and rules of
-//! all of them, one Redis round trip for the cooldowns, one transaction for the outbox.
+//! Check-ins are decided in batches of what is queued (at most [`BATCH`]), so the cost per
+//! check-in falls as the rate rises: per check-in, the candidates come from the cheaper of A's
+//! adjacency and the live members of the cover of the largest notify radius in use (the planner
+//! [`crate::service::nearby::candidates`], two Redis round trips on one Redis); then, for the
+//! whole batch, one query for the exact shares its actors give, one read of those recipients'
+//! records, one SQL query for the settings and rules of every pair, one Redis round trip for the
+//! cooldowns and one transaction for the outbox.
 //!
 //! At most once per pair and cooldown ([`crate::store::cooldown`]); when the outbox write fails,
 //! the claimed pairs are given back so that the next check-in can notify.
 //!
-//! [`run`] takes check-ins from the channel the service layer announces them on, several at a
-//! time, until the shutdown token is cancelled; detections under way finish.
+//! [`run`] takes check-ins from the channel the service layer announces them on, a batch at a
+//! time, until the shutdown token is cancelled; batches under way finish.
 
 use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M};
-use crate::domain::nearby::{LiveRecord, Plan, listed_distance};
+use crate::domain::geo::{Coord, distance_m};
+use crate::domain::nearby::{LiveRecord, listed_distance};
+use crate::domain::policy::Precision;
 use crate::service::Ctx;
 use crate::service::events::{Announced, Checkin};
 use crate::service::nearby::candidates;
 use crate::store::outbox::{self, NewNotification};
-use crate::store::{StoreError, cooldown};
+use crate::store::{StoreError, cooldown, index, shares};
 use futures_util::StreamExt;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Bound on one arrival detection.
+/// Bound on one batch's detection.
 const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How far a published point may lie from the user's own point: twice the longest edge of a
 /// resolution-5 cell (`city` precision), generously.
 const PUBLISHED_OFFSET_M: f64 = 25_000.0;
-/// Detections run at once at most.
-const CONCURRENCY: usize = 16;
+/// Check-ins decided together at most.
+pub const BATCH: usize = 64;
+/// Batches decided at once at most.
+const CONCURRENCY: usize = 4;
 
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// A connection who may hear about the actor, with the distance they would see.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Recipient {
-    pub user_id: Uuid,
-    pub distance_m: u64,
-}
-
-/// What one detection did (for logs, metrics and tests).
+/// What one batch's detection did (for logs, metrics and tests).
 #[derive(Debug, Default)]
 pub struct Detection {
+    /// Pairs (actor, connection) within reach before the rules.
     pub candidates: usize,
+    /// Pairs the rules and the recipient's radius keep.
     pub inside: usize,
-    pub notified: Vec<Uuid>,
-    pub plan: Option<Plan>,
+    /// Pairs notified: (recipient, actor).
+    pub notified: Vec<(Uuid, Uuid)>,
 }
 
-/// Live records of A's connections whose own point could lie within the largest notify radius
-/// in use (at most 200 km) of A's published point: the one planner of nearby, whichever side is
-/// cheaper.
+/// One pair to decide: the actor, the connection B with B's record, and the actor as B sees them.
+struct Pair<'a> {
+    actor: Uuid,
+    recipient: Uuid,
+    record: LiveRecord,
+    seen: std::borrow::Cow<'a, LiveRecord>,
+}
+
+/// Live records of A's connections whose own point could lie within `reach_m` (the largest
+/// notify radius in use, at most 200 km) of A's published point: the one planner of nearby,
+/// whichever side is cheaper.
 async fn live_connections(
     ctx: &Ctx,
     actor: Uuid,
     me: &LiveRecord,
     reach_m: f64,
-) -> crate::service::ServiceResult<(Option<Plan>, Vec<(Uuid, LiveRecord)>)> {
+) -> crate::service::ServiceResult<Vec<(Uuid, LiveRecord)>> {
     // an exact B is indexed at B's own point; a coarse B at a published point that may lie a
     // coarse cell away from it
     let found = candidates(
@@ -79,45 +91,120 @@ async fn live_connections(
     )
     .await?;
     let now = now_ms();
-    let live = found
+    Ok(found
         .records
         .into_iter()
         .filter(|(id, r)| *id != actor && r.is_live(now))
-        .filter(|(_, r)| crate::domain::geo::distance_m(r.centre(), me.published()) <= reach_m)
-        .collect();
-    Ok((found.plan, live))
+        .collect())
 }
 
-/// Runs the detection for `actor`'s new check-in `me` and writes the outbox.
-pub async fn detect(ctx: &Ctx, actor: Uuid, me: &LiveRecord) -> crate::service::ServiceResult<Detection> {
+/// The exact shares the actors give (none when the policy's minimum precision is coarser):
+/// per giver, each recipient with the giver's own point; and the live records of the recipients.
+async fn shared_with(
+    ctx: &Ctx,
+    actors: &[Uuid],
+) -> crate::service::ServiceResult<(HashMap<Uuid, Vec<(Uuid, Coord)>>, HashMap<Uuid, LiveRecord>)> {
+    if ctx.controls.get().policy.min_precision != Precision::Exact {
+        return Ok(Default::default());
+    }
+    let mut given: HashMap<Uuid, Vec<(Uuid, Coord)>> = HashMap::new();
+    for (giver, recipient, lat, lng) in shares::exact_points_given(&ctx.db, actors).await? {
+        given
+            .entry(giver)
+            .or_default()
+            .push((recipient, Coord::stored(lat, lng)));
+    }
+    let recipients: Vec<Uuid> = given
+        .values()
+        .flatten()
+        .map(|(r, _)| *r)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let records = if recipients.is_empty() {
+        HashMap::new()
+    } else {
+        let now = now_ms();
+        recipients
+            .iter()
+            .zip(index::records(&ctx.redis, &recipients).await?)
+            .filter_map(|(id, r)| r.filter(|r| r.is_live(now)).map(|r| (*id, r)))
+            .collect()
+    };
+    Ok((given, records))
+}
+
+/// Decides the arrival notifications of a batch of check-ins (actor, indexed record) and writes
+/// the outbox. A user who checked in twice in the batch is decided at the last check-in.
+pub async fn detect(ctx: &Ctx, batch: &[(Uuid, LiveRecord)]) -> crate::service::ServiceResult<Detection> {
     let controls = ctx.controls.get();
     let mut out = Detection::default();
-    if !controls.policy.location_sharing_enabled || !me.is_live(now_ms()) {
+    if !controls.policy.location_sharing_enabled || controls.max_notify_radius_m < MIN_RADIUS_M {
+        // sharing is off, or nobody wants arrival notifications
         return Ok(out);
     }
-    if controls.max_notify_radius_m < MIN_RADIUS_M {
-        // nobody wants arrival notifications
+    let reach_m = controls.max_notify_radius_m;
+    let now = now_ms();
+    let mut latest: HashMap<Uuid, &LiveRecord> = HashMap::new();
+    for (actor, me) in batch {
+        latest.insert(*actor, me);
+    }
+    latest.retain(|_, me| me.is_live(now));
+    if latest.is_empty() {
         return Ok(out);
     }
-    let (plan, live) = live_connections(ctx, actor, me, controls.max_notify_radius_m).await?;
-    out.plan = plan;
-    out.candidates = live.len();
-    if live.is_empty() {
+    let actors: Vec<Uuid> = latest.keys().copied().collect();
+    let (found, shared) = futures_util::join!(
+        futures_util::future::join_all(actors.iter().map(|a| live_connections(ctx, *a, latest[a], reach_m))),
+        shared_with(ctx, &actors)
+    );
+    let (given, shared_records) = shared?;
+    let mut pairs: Vec<Pair> = vec![];
+    for (actor, found) in actors.iter().zip(found) {
+        let me = latest[actor];
+        let exact: HashMap<Uuid, Coord> = given.get(actor).into_iter().flatten().copied().collect();
+        let mut seen_ids = HashSet::new();
+        let shared_only = exact
+            .keys()
+            .filter_map(|b| shared_records.get(b).map(|r| (*b, r.clone())));
+        for (b, record) in found?.into_iter().chain(shared_only) {
+            if b == *actor || !seen_ids.insert(b) {
+                continue;
+            }
+            let seen = match exact.get(&b) {
+                Some(own) => std::borrow::Cow::Owned(me.clone().shown_exactly(*own)),
+                None => std::borrow::Cow::Borrowed(me),
+            };
+            if distance_m(record.centre(), seen.published()) <= reach_m {
+                pairs.push(Pair {
+                    actor: *actor,
+                    recipient: b,
+                    record,
+                    seen,
+                });
+            }
+        }
+    }
+    out.candidates = pairs.len();
+    if pairs.is_empty() {
         return Ok(out);
     }
-    let ids: Vec<Uuid> = live.iter().map(|(id, _)| *id).collect();
-    let mut tx = ctx.db.begin().await?;
-    let rules = outbox::eligible_recipients(&mut tx, actor, &ids, ctx.settings.push.daily_cap).await?;
-    let radius: std::collections::HashMap<Uuid, i32> = rules.into_iter().collect();
+    let asked: Vec<(Uuid, Uuid)> = pairs.iter().map(|p| (p.actor, p.recipient)).collect();
+    let radius: HashMap<(Uuid, Uuid), i32> = outbox::eligible_pairs(&ctx.db, &asked, ctx.settings.push.daily_cap)
+        .await?
+        .into_iter()
+        .map(|(a, b, r)| ((a, b), r))
+        .collect();
     let now = now_ms();
     // would B see A in a nearby query of B's notify radius?
-    let inside: Vec<Recipient> = live
+    let inside: Vec<NewNotification> = pairs
         .iter()
-        .filter_map(|(b, rec)| {
-            let r = f64::from(*radius.get(b)?);
-            listed_distance(*b, rec.centre(), r, now, me).map(|distance_m| Recipient {
-                user_id: *b,
-                distance_m,
+        .filter_map(|p| {
+            let r = f64::from(*radius.get(&(p.actor, p.recipient))?);
+            listed_distance(p.recipient, p.record.centre(), r, now, &p.seen).map(|d| NewNotification {
+                user_id: p.recipient,
+                actor_user_id: p.actor,
+                distance_m: i64::try_from(d).unwrap_or(i64::MAX),
             })
         })
         .collect();
@@ -128,45 +215,37 @@ pub async fn detect(ctx: &Ctx, actor: Uuid, me: &LiveRecord) -> crate::service::
     let cooldown_s = u64::try_from(controls.policy.notification_cooldown_s)
         .unwrap_or(0)
         .max(1);
-    let pairs: Vec<(Uuid, Uuid)> = inside.iter().map(|r| (r.user_id, actor)).collect();
-    let free = cooldown::claim(&ctx.redis, &pairs, cooldown_s).await?;
-    let claimed: Vec<&Recipient> = inside
-        .iter()
+    let keys: Vec<(Uuid, Uuid)> = inside.iter().map(|n| (n.user_id, n.actor_user_id)).collect();
+    let free = cooldown::claim(&ctx.redis, &keys, cooldown_s).await?;
+    let claimed: Vec<NewNotification> = inside
+        .into_iter()
         .zip(free)
-        .filter_map(|(r, free)| free.then_some(r))
+        .filter_map(|(n, free)| free.then_some(n))
         .collect();
     if claimed.is_empty() {
         return Ok(out);
     }
-    let items: Vec<NewNotification> = claimed
-        .iter()
-        .map(|r| NewNotification {
-            user_id: r.user_id,
-            actor_user_id: actor,
-            distance_m: i64::try_from(r.distance_m).unwrap_or(i64::MAX),
-        })
-        .collect();
     let written = async {
-        let counts = outbox::insert(&mut tx, &items).await?;
+        let mut tx = ctx.db.begin().await?;
+        let counts = outbox::insert(&mut tx, &claimed).await?;
         tx.commit().await?;
         Ok::<_, StoreError>(counts)
     }
     .await;
+    let pairs: Vec<(Uuid, Uuid)> = claimed.iter().map(|n| (n.user_id, n.actor_user_id)).collect();
     match written {
         Ok((_, deliveries)) => {
-            out.notified = claimed.iter().map(|r| r.user_id).collect();
-            ctx.metrics.notifications.inc_by(out.notified.len() as u64);
+            ctx.metrics.notifications.inc_by(pairs.len() as u64);
             tracing::info!(
-                actor = %actor,
-                notified = out.notified.len(),
+                notified = pairs.len(),
                 deliveries,
                 "connection_nearby notifications written"
             );
+            out.notified = pairs;
             Ok(out)
         }
         Err(e) => {
             // give the pairs back so that the next check-in can notify them
-            let pairs: Vec<(Uuid, Uuid)> = claimed.iter().map(|r| (r.user_id, actor)).collect();
             if let Err(undo) = cooldown::release(&ctx.redis, &pairs).await {
                 tracing::warn!(error = %undo, "cannot release cooldown keys after a failed outbox write");
             }
@@ -175,13 +254,17 @@ pub async fn detect(ctx: &Ctx, actor: Uuid, me: &LiveRecord) -> crate::service::
     }
 }
 
-/// Runs one detection within its bound, logging and counting what went wrong.
-async fn detect_one(ctx: Ctx, c: Checkin) {
-    match tokio::time::timeout(DETECT_TIMEOUT, detect(&ctx, c.user, &c.record)).await {
+/// Runs one batch's detection within its bound, logging and counting what went wrong; the
+/// check-ins it handled.
+async fn detect_batch(ctx: Ctx, batch: Vec<Checkin>) -> usize {
+    let items: Vec<(Uuid, LiveRecord)> = batch.iter().map(|c| (c.user, c.record.clone())).collect();
+    match tokio::time::timeout(DETECT_TIMEOUT, detect(&ctx, &items)).await {
         Ok(Ok(d)) => {
-            ctx.metrics.detect_lag.observe(c.at.elapsed().as_secs_f64());
+            for c in &batch {
+                ctx.metrics.detect_lag.observe(c.at.elapsed().as_secs_f64());
+            }
             tracing::debug!(
-                user_id = %c.user,
+                checkins = batch.len(),
                 candidates = d.candidates,
                 inside = d.inside,
                 notified = d.notified.len(),
@@ -189,32 +272,37 @@ async fn detect_one(ctx: Ctx, c: Checkin) {
             )
         }
         Ok(Err(e)) => {
-            ctx.metrics.detect_errors.inc();
-            tracing::warn!(user_id = %c.user, error = %e, "arrival detection failed");
+            ctx.metrics.detect_errors.inc_by(batch.len() as u64);
+            tracing::warn!(checkins = batch.len(), error = %e, "arrival detection failed");
         }
         Err(_) => {
-            ctx.metrics.detect_errors.inc();
-            tracing::warn!(user_id = %c.user, "arrival detection timed out");
+            ctx.metrics.detect_errors.inc_by(batch.len() as u64);
+            tracing::warn!(checkins = batch.len(), "arrival detection timed out");
         }
     }
+    batch.len()
 }
 
-/// Detects arrivals for the check-ins announced on `checkins`, [`CONCURRENCY`] at a time, until
-/// `shutdown` is cancelled; the detections under way finish first.
+/// Detects arrivals for the check-ins announced on `checkins`, in batches of what is queued
+/// ([`BATCH`] at most), [`CONCURRENCY`] batches at a time, until `shutdown` is cancelled; the
+/// batches under way finish first.
 pub async fn run(ctx: Ctx, mut checkins: Announced, shutdown: CancellationToken) {
     let mut running = futures_util::stream::FuturesUnordered::new();
+    let mut buf = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            Some(()) = running.next(), if !running.is_empty() => checkins.done(),
-            c = checkins.rx.recv(), if running.len() < CONCURRENCY => match c {
-                Some(c) => running.push(detect_one(ctx.clone(), c)),
-                None => break,
-            },
+            Some(n) = running.next(), if !running.is_empty() => (0..n).for_each(|_| checkins.done()),
+            got = checkins.rx.recv_many(&mut buf, BATCH), if running.len() < CONCURRENCY => {
+                if got == 0 {
+                    break;
+                }
+                running.push(detect_batch(ctx.clone(), std::mem::take(&mut buf)));
+            }
         }
     }
-    while running.next().await.is_some() {
-        checkins.done();
+    while let Some(n) = running.next().await {
+        (0..n).for_each(|_| checkins.done());
     }
 }

@@ -92,7 +92,7 @@ pub async fn exact_for_recipient(
     ctx: &Ctx,
     recipient: Uuid,
     givers: Vec<Uuid>,
-    mut records: Vec<(Uuid, LiveRecord)>,
+    records: Vec<(Uuid, LiveRecord)>,
 ) -> ServiceResult<Vec<(Uuid, LiveRecord)>> {
     if givers.is_empty() || ctx.controls.get().policy.min_precision != Precision::Exact {
         return Ok(records);
@@ -106,14 +106,12 @@ pub async fn exact_for_recipient(
         return Ok(records);
     }
     let points = store::exact_points(&ctx.db, recipient, &listed).await?;
-    for (id, r) in records.iter_mut() {
-        if let Some((_, lat, lng)) = points.iter().find(|(g, _, _)| g == id) {
-            let p = Coord::stored(*lat, *lng);
-            r.lat = p.lat();
-            r.lng = p.lng();
-            r.precision = Precision::Exact;
-            r.cell = p.cell(h3o::Resolution::Nine).to_string();
-        }
-    }
+    let records = records
+        .into_iter()
+        .map(|(id, r)| match points.iter().find(|(g, _, _)| *g == id) {
+            Some((_, lat, lng)) => (id, r.shown_exactly(Coord::stored(*lat, *lng))),
+            None => (id, r),
+        })
+        .collect();
     Ok(records)
 }

@@ -174,25 +174,32 @@ async fn deliveries_for(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> Sto
     .rows_affected())
 }
 
-/// The candidates who may be notified about `actor` and their radii, per the rules in
-/// PostgreSQL (one query): the recipient's settings, the pair's connection and blocks, the
-/// actor's hidden list and both accounts' sharing state. With `daily_cap`, recipients who had
-/// that many notifications in the last 24 hours are left out.
-pub async fn eligible_recipients(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    actor: Uuid,
-    candidates: &[Uuid],
+/// Of the pairs (actor A, candidate B), those where B may hear that A is nearby, with B's
+/// notify radius: both share (not paused, not suspended), B wants arrival notifications, they
+/// are connected, neither blocked the other, A does not hide from B, B did not mute A, and B is
+/// under the daily cap (`daily_cap` 0: none). One query for a whole batch of check-ins.
+pub async fn eligible_pairs(
+    db: impl sqlx::PgExecutor<'_>,
+    pairs: &[(Uuid, Uuid)],
     daily_cap: u32,
-) -> StoreResult<Vec<(Uuid, i32)>> {
+) -> StoreResult<Vec<(Uuid, Uuid, i32)>> {
+    if pairs.is_empty() {
+        return Ok(vec![]);
+    }
+    let (actors, candidates): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
     Ok(sqlx::query_as(
-        "WITH a AS (
+        "WITH pair AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS t(actor, recipient)),
+         a AS (
              SELECT p.user_id, p.hidden_from FROM privacy_settings p JOIN users u ON u.id = p.user_id
-             WHERE p.user_id = $1 AND p.sharing AND (p.paused_until IS NULL OR p.paused_until <= now())
+             WHERE p.user_id IN (SELECT actor FROM pair)
+               AND p.sharing AND (p.paused_until IS NULL OR p.paused_until <= now())
                AND NOT u.suspended
          )
-         SELECT p.user_id, p.notify_radius_m
-         FROM a, privacy_settings p JOIN users u ON u.id = p.user_id
-         WHERE p.user_id = ANY($2) AND p.user_id <> a.user_id
+         SELECT a.user_id, p.user_id, p.notify_radius_m
+         FROM pair JOIN a ON a.user_id = pair.actor
+              JOIN privacy_settings p ON p.user_id = pair.recipient
+              JOIN users u ON u.id = p.user_id
+         WHERE p.user_id <> a.user_id
            AND p.notify_nearby AND p.sharing AND (p.paused_until IS NULL OR p.paused_until <= now())
            AND NOT u.suspended
            AND NOT (p.user_id = ANY(a.hidden_from))
@@ -204,10 +211,10 @@ pub async fn eligible_recipients(
            AND ($3 = 0 OR (SELECT count(*) FROM notifications n
                            WHERE n.user_id = p.user_id AND n.created_at > now() - interval '1 day') < $3)",
     )
-    .bind(actor)
-    .bind(candidates)
+    .bind(&actors)
+    .bind(&candidates)
     .bind(i64::from(daily_cap))
-    .fetch_all(&mut **tx)
+    .fetch_all(db)
     .await?)
 }
 

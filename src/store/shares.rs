@@ -216,3 +216,16 @@ pub async fn exact_points(db: &PgPool, recipient: Uuid, givers: &[Uuid]) -> Stor
     .fetch_all(db)
     .await?)
 }
+
+/// For arrival detection: every recipient of an active exact share from one of `givers`, with
+/// the giver's live point (as [`exact_points`]): (giver, recipient, lat, lng).
+pub async fn exact_points_given(db: &PgPool, givers: &[Uuid]) -> StoreResult<Vec<(Uuid, Uuid, f64, f64)>> {
+    Ok(sqlx::query_as(
+        "SELECT s.from_user_id, s.to_user_id, l.lat, l.lng
+           FROM shares s JOIN live_locations l ON l.user_id = s.from_user_id
+          WHERE s.from_user_id = ANY($1) AND s.expires_at > now() AND l.indexed AND l.expires_at > now()",
+    )
+    .bind(givers)
+    .fetch_all(db)
+    .await?)
+}

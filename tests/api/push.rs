@@ -988,25 +988,71 @@ async fn notifications_are_read_by_id_or_up_to_one_and_muted_connections_notify_
             .status,
         204
     );
-    let mut tx = app.ctx.db.begin().await.expect("tx");
-    let eligible = hereabouts::store::outbox::eligible_recipients(&mut tx, ann.uuid(), &[bea.uuid()], 0)
-        .await
-        .expect("rules");
-    assert!(eligible.is_empty(), "bea muted ann: {eligible:?}");
-    let eligible = hereabouts::store::outbox::eligible_recipients(&mut tx, cy.uuid(), &[bea.uuid()], 0)
-        .await
-        .expect("rules");
-    assert_eq!(eligible.len(), 1, "cy is not muted");
-    drop(tx);
+    let eligible =
+        hereabouts::store::outbox::eligible_pairs(&app.ctx.db, &[(ann.uuid(), bea.uuid()), (cy.uuid(), bea.uuid())], 0)
+            .await
+            .expect("rules");
+    assert_eq!(eligible.len(), 1, "bea muted ann, not cy: {eligible:?}");
+    assert_eq!(eligible[0].0, cy.uuid(), "cy is not muted");
     assert_eq!(
         app.delete(&format!("/v1/connections/{}/mute", ann.id), bea.t())
             .await
             .status,
         204
     );
-    let mut tx = app.ctx.db.begin().await.expect("tx");
-    let eligible = hereabouts::store::outbox::eligible_recipients(&mut tx, ann.uuid(), &[bea.uuid()], 0)
+    let eligible = hereabouts::store::outbox::eligible_pairs(&app.ctx.db, &[(ann.uuid(), bea.uuid())], 0)
         .await
         .expect("rules");
     assert_eq!(eligible.len(), 1, "unmuted");
+}
+
+/// A point whose resolution-5 cell's centre lies over 3 km away from it (a city-precision user
+/// there is published far from their own point).
+fn far_from_its_city_cell() -> (f64, f64) {
+    (0..400)
+        .map(|i| offset(PARIS, f64::from(i) * 250.0, 0.0))
+        .find(|p| {
+            let own = h3o::LatLng::new(p.0, p.1).expect("point");
+            let centre = h3o::LatLng::from(own.to_cell(h3o::Resolution::Five));
+            own.distance_m(centre) > 3_000.0
+        })
+        .expect("a point 3 km from its cell's centre within 100 km")
+}
+
+#[tokio::test]
+async fn an_exact_share_decides_the_arrival_at_the_givers_own_point() {
+    let p = Providers::start().await;
+    let app = push_app(&p, &[]).await;
+    let at = far_from_its_city_cell();
+    let near = offset(at, 300.0, 0.0);
+    // bea and cleo are both live 300 m from ann's own point; ann shows only her city
+    let bea = live_user(&app, "bea", near).await;
+    let cleo = live_user(&app, "cleo", near).await;
+    set_privacy(&app, &cleo, json!({"notify_radius_m": 10_000})).await;
+    let ann = app.register("ann").await;
+    set_privacy(&app, &ann, json!({"sharing": true, "precision": "city"})).await;
+    befriend(&app, &ann, &bea).await;
+    befriend(&app, &ann, &cleo).await;
+    let r = app
+        .post("/v1/shares", ann.t(), json!({"to_user_id": bea.id, "duration_s": 600}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    checkin(&app, &ann, at.0, at.1).await;
+    let to_bea = wait_notified(&app, &bea, 1, "no_device").await;
+    let d = to_bea[0]["distance_m"].as_i64().expect("distance");
+    assert!((280..=320).contains(&d), "bea sees ann exactly, 300 m away: {d}");
+    // what bea's nearby list shows is what the notification said
+    let listed = app.get("/v1/nearby?radius_m=5000", bea.t()).await.json();
+    let ann_there = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["user_id"] == ann.id.as_str())
+        .cloned()
+        .expect("bea lists ann");
+    assert_eq!(ann_there["distance_m"].as_i64(), Some(d));
+    // cleo, without a share and with a wider radius, hears of ann at her city's distance
+    let to_cleo = wait_notified(&app, &cleo, 1, "no_device").await;
+    let d = to_cleo[0]["distance_m"].as_i64().expect("distance");
+    assert!(d > 2_000, "cleo learns only ann's city: {d}");
 }
