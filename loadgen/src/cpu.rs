@@ -33,6 +33,8 @@ pub struct Sample {
     pub loadgen_s: f64,
     pub server_s: Option<f64>,
     pub redis_s: Option<f64>,
+    /// Redis's `INFO commandstats`: (calls, microseconds) per command.
+    pub redis_commands: BTreeMap<String, (u64, u64)>,
     /// CPU seconds per PostgreSQL backend pid.
     pub postgres: BTreeMap<i32, f64>,
     pub postgres_readable: bool,
@@ -47,6 +49,36 @@ pub struct PerOp {
     pub postgres_us: Option<f64>,
     /// Sum of the measured ones.
     pub total_us: f64,
+    /// Where Redis's time went, by command, most first (a profile of the phase; commands a
+    /// script runs count both in the script's time and in their own, and every client of the
+    /// Redis server counts).
+    pub redis_commands: Vec<CommandCost>,
+}
+
+/// One Redis command's share of a phase, per operation of the phase.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CommandCost {
+    pub command: String,
+    pub calls: f64,
+    pub us: f64,
+}
+
+/// Commands listed in [`PerOp::redis_commands`] at most.
+const TOP_COMMANDS: usize = 8;
+
+/// `cmdstat_<name>:calls=<n>,usec=<n>,…` lines of `INFO commandstats`.
+pub fn parse_commandstats(info: &str) -> BTreeMap<String, (u64, u64)> {
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |k: &str| -> Option<u64> {
+                rest.split(',')
+                    .find_map(|f| f.strip_prefix(k))
+                    .and_then(|v| v.parse().ok())
+            };
+            Some((name.to_string(), (field("calls=")?, field("usec=")?)))
+        })
+        .collect()
 }
 
 /// What to read.
@@ -67,6 +99,11 @@ async fn redis_cpu_s(redis: &Redis) -> Option<f64> {
     Some(get("used_cpu_sys:")? + get("used_cpu_user:")?)
 }
 
+async fn redis_commandstats(redis: &Redis) -> BTreeMap<String, (u64, u64)> {
+    let info: Option<String> = redis.run(redis::cmd("INFO").arg("commandstats")).await.ok();
+    info.map(|i| parse_commandstats(&i)).unwrap_or_default()
+}
+
 impl Meter {
     pub async fn sample(&self) -> Sample {
         let mut s = Sample {
@@ -76,6 +113,7 @@ impl Meter {
         };
         if let Some(r) = &self.redis {
             s.redis_s = redis_cpu_s(r).await;
+            s.redis_commands = redis_commandstats(r).await;
         }
         if let Some((pool, apps)) = &self.pg {
             let pids: Vec<i32> = sqlx::query_scalar(
@@ -111,12 +149,28 @@ pub fn per_op(a: &Sample, b: &Sample, ops: u64) -> PerOp {
             .sum())
     });
     let total_us = loadgen_us + server_us.unwrap_or(0.0) + redis_us.unwrap_or(0.0) + postgres_us.unwrap_or(0.0);
+    let mut redis_commands: Vec<CommandCost> = b
+        .redis_commands
+        .iter()
+        .map(|(name, (calls, usec))| {
+            let (c0, u0) = a.redis_commands.get(name).copied().unwrap_or((0, 0));
+            CommandCost {
+                command: name.clone(),
+                calls: calls.saturating_sub(c0) as f64 / ops,
+                us: usec.saturating_sub(u0) as f64 / ops,
+            }
+        })
+        .filter(|c| c.calls > 0.0)
+        .collect();
+    redis_commands.sort_by(|x, y| y.us.total_cmp(&x.us));
+    redis_commands.truncate(TOP_COMMANDS);
     PerOp {
         loadgen_us,
         server_us,
         redis_us,
         postgres_us,
         total_us,
+        redis_commands,
     }
 }
 
@@ -154,5 +208,32 @@ mod tests {
         assert_eq!(p.postgres_us, Some(750.0));
         assert_eq!(p.server_us, None);
         assert_eq!(p.total_us, 1_500.0);
+    }
+
+    #[test]
+    fn command_costs_are_deltas_per_op_most_first() {
+        let info = "# Commandstats\r\ncmdstat_get:calls=10,usec=20,usec_per_call=2.00,rejected_calls=0\r\ncmdstat_evalsha:calls=1,usec=300,usec_per_call=300.00\r\n";
+        let a = Sample {
+            redis_commands: parse_commandstats(info),
+            ..Default::default()
+        };
+        assert_eq!(a.redis_commands.get("get"), Some(&(10, 20)));
+        let later = "cmdstat_get:calls=30,usec=60\ncmdstat_evalsha:calls=11,usec=4300\ncmdstat_set:calls=2,usec=8\n";
+        let b = Sample {
+            redis_commands: parse_commandstats(later),
+            ..Default::default()
+        };
+        let p = per_op(&a, &b, 10);
+        let names: Vec<&str> = p.redis_commands.iter().map(|c| c.command.as_str()).collect();
+        assert_eq!(names, ["evalsha", "get", "set"]);
+        assert_eq!(
+            p.redis_commands[0],
+            CommandCost {
+                command: "evalsha".into(),
+                calls: 1.0,
+                us: 400.0
+            }
+        );
+        assert_eq!(p.redis_commands[1].calls, 2.0);
     }
 }

@@ -551,6 +551,15 @@ pub fn print(r: &Report) {
                 &rows
             )
         );
+        for p in h.phases.iter().filter(|p| !p.cpu.redis_commands.is_empty()) {
+            let top: Vec<String> = p
+                .cpu
+                .redis_commands
+                .iter()
+                .map(|c| format!("{} {}×{}", c.command, f0(c.us), f2(c.calls)))
+                .collect();
+            println!("redis µs/req by command, {}: {}", p.name, top.join(", "));
+        }
         for s in &h.skipped {
             println!("skipped: {s}");
         }
