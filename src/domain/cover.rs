@@ -220,6 +220,26 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Arrival detection reads coarse users from `fetch_cover` of the notify radius: a user
+        /// whose own point lies within the radius is published at the centre of their res-5 or
+        /// res-7 cell, which the cover must hold.
+        #[test]
+        fn fetch_cover_holds_the_published_point_of_every_own_point_within_the_radius(c in centre(), r in radius(), bearings in prop::collection::vec(0.0f64..360.0, 16), fracs in prop::collection::vec(0.0f64..=1.0, 16)) {
+            let cov = fetch_cover(c, r);
+            for (b, f) in bearings.iter().zip(fracs.iter()) {
+                let q = Geodesic.destination(Point::new(c.lng(), c.lat()), *b, r * f * 0.999_999);
+                let q = Coord::new(q.y(), q.x()).expect("valid point");
+                for res in [Resolution::Five, Resolution::Seven] {
+                    let published = Coord::from(LatLng::from(q.cell(res)));
+                    prop_assert!(cov.contains_point(published), "missed the res-{res} centre of a point {:.0} m away", distance_m(c, q));
+                }
+            }
+        }
+    }
+
     #[test]
     fn resolution_follows_the_radius() {
         let c = c(40.7128, -74.006);

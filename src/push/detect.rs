@@ -39,9 +39,6 @@ use uuid::Uuid;
 
 /// Bound on one batch's detection.
 const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How far a published point may lie from the user's own point: twice the longest edge of a
-/// resolution-5 cell (`city` precision), generously.
-const PUBLISHED_OFFSET_M: f64 = 25_000.0;
 /// Check-ins decided together at most.
 pub const BATCH: usize = 64;
 /// Batches decided at once at most.
@@ -79,17 +76,10 @@ async fn live_connections(
     me: &LiveRecord,
     reach_m: f64,
 ) -> crate::service::ServiceResult<Vec<(Uuid, LiveRecord)>> {
-    // an exact B is indexed at B's own point; a coarse B at a published point that may lie a
-    // coarse cell away from it
-    let found = candidates(
-        ctx,
-        actor,
-        me.published(),
-        reach_m.min(MAX_RADIUS_M),
-        (reach_m + PUBLISHED_OFFSET_M).min(MAX_RADIUS_M),
-        None,
-    )
-    .await?;
+    // an exact B is indexed at B's own point; a coarse B at the centre of B's cell, which the
+    // coarse cover (widened by a res-5 cell's reach) holds whenever B's own point is in reach
+    let reach_m = reach_m.min(MAX_RADIUS_M);
+    let found = candidates(ctx, actor, me.published(), reach_m, reach_m, None).await?;
     let now = now_ms();
     Ok(found
         .records
