@@ -16,7 +16,8 @@
 //! the rate limits do not distort the test.
 //!
 //! Modules: [`world`] (pure generation), [`seed`] (COPY, pipelined Redis writes, memory),
-//! [`http`] (phases through the API), [`baseline`] (store-level runs), [`stats`] (driver and
+//! [`http`] (phases through the API), [`baseline`] (store-level runs), [`trips`] (travel plans:
+//! seeding, the `trip_overlaps` phases, the overlap query's plan and store-level runs), [`stats`] (driver and
 //! percentiles), [`cpu`] (CPU time per operation by process), [`report`] (table, JSON, SVG,
 //! machine description).
 
@@ -28,6 +29,7 @@ pub mod radar;
 pub mod report;
 pub mod seed;
 pub mod stats;
+pub mod trips;
 pub mod world;
 
 use anyhow::Context;
@@ -66,9 +68,22 @@ pub struct Args {
     /// Skip the phases through the HTTP API.
     #[arg(long)]
     pub skip_http: bool,
-    /// Skip the store-level runs (Hereabouts, PostGIS, Redis GEO).
+    /// Skip the store-level runs (Hereabouts, PostGIS, Redis GEO, and the trips' query).
     #[arg(long)]
     pub skip_store: bool,
+    /// Skip the trips workload (its HTTP phases, plan and store-level runs; the trips are
+    /// seeded all the same).
+    #[arg(long)]
+    pub skip_trips: bool,
+    /// Seconds of each trip_overlaps phase (typical callers, then the crowded case).
+    #[arg(long, default_value_t = 5.0)]
+    pub trips_secs: f64,
+    /// Concurrent clients of the trip_overlaps phases.
+    #[arg(long, default_value_t = 8)]
+    pub trips_concurrency: usize,
+    /// Trips in the crowded city (default: min(10000, users)).
+    #[arg(long)]
+    pub crowded_trips: Option<usize>,
     /// Where the JSON report and the SVG chart go.
     #[arg(long, default_value = "bench-results")]
     pub out_dir: PathBuf,
@@ -228,6 +243,7 @@ pub fn check_targets(settings: &Settings, args: &Args) -> anyhow::Result<()> {
         .concurrency
         .iter()
         .chain(&args.store_concurrency)
+        .chain(std::iter::once(&args.trips_concurrency))
         .any(|&c| c == 0 || c > 4_096)
     {
         anyhow::bail!("concurrency levels must be in [1, 4096]");
@@ -252,6 +268,7 @@ pub fn check_targets(settings: &Settings, args: &Args) -> anyhow::Result<()> {
         ("--step-secs", args.step_secs),
         ("--phase-secs", args.phase_secs),
         ("--store-secs", args.store_secs),
+        ("--trips-secs", args.trips_secs),
     ] {
         if !(0.1..=3_600.0).contains(&v) {
             anyhow::bail!("{name} must be in [0.1, 3600]");
@@ -360,6 +377,18 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         world.hall_cell
     ));
 
+    let mut trip_spec = trips::TripSpec::for_users(world.ids.len());
+    if let Some(c) = args.crowded_trips {
+        trip_spec.crowded_trips = c;
+    }
+    let trip_plan = trips::TripPlan::generate(&world, &trip_spec);
+    say(format!(
+        "travel plans: {} trips ({} in the crowded city), {} home bases",
+        trip_plan.trips.len(),
+        trip_plan.trips.len() - trip_plan.typical,
+        trip_plan.homes.len()
+    ));
+
     let state = hereabouts::service::Ctx::new(settings.clone())?;
     hereabouts::service::migrate(&state.db).await?;
     if let Err(e) = state.controls.reload(&state.db).await {
@@ -373,7 +402,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         seeder.check_seeded().await?;
         say("reusing the seeded world (--no-seed)");
     } else {
-        rep.seeding = Some(seeder.seed_all(args.reset).await?);
+        rep.seeding = Some(seeder.seed_all(args.reset, &trip_plan).await?);
     }
     if let Some(ops) = args.instructions {
         return instr::run(&state, &world, args.instructions_kind, ops).await;
@@ -395,6 +424,26 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
     }
     if !args.skip_store {
         rep.store = Some(baseline::run_all(&settings, &args, &world, &state, &seeder, &budget).await?);
+    }
+    if !args.skip_trips {
+        let mut t = trips::describe(&world, &trip_plan);
+        if let Some(h) = rep.http.as_mut() {
+            trips::run_http(
+                &settings,
+                &args,
+                &world,
+                &trip_plan,
+                &state,
+                &budget,
+                &mut t,
+                &mut h.phases,
+            )
+            .await?;
+        }
+        if !args.skip_store {
+            trips::run_store(&args, &world, &trip_plan, &state, &budget, &mut t).await?;
+        }
+        rep.trips = Some(t);
     }
     rep.finish(budget.elapsed().as_secs_f64());
     report::print(&rep);

@@ -7,6 +7,7 @@ use super::Args;
 use super::baseline::StoreReport;
 use super::http::HttpReport;
 use super::seed::{Memory, SeedReport};
+use super::trips::TripsReport;
 use super::world::{World, quantile_sorted};
 use anyhow::Context;
 use hereabouts::config::Settings;
@@ -97,6 +98,8 @@ pub struct Report {
     pub memory: Option<Memory>,
     pub http: Option<HttpReport>,
     pub store: Option<StoreReport>,
+    /// The trips workload (its HTTP phases are in `http.phases`, named `trip_overlaps …`).
+    pub trips: Option<TripsReport>,
     pub targets: Vec<Target>,
     pub total_s: f64,
 }
@@ -672,6 +675,9 @@ pub fn print(r: &Report) {
             println!("skipped: {k}");
         }
     }
+    if let Some(t) = &r.trips {
+        print_trips(t);
+    }
     println!("\n-- targets --");
     let rows: Vec<Vec<String>> = r
         .targets
@@ -694,6 +700,70 @@ pub fn print(r: &Report) {
         .collect();
     print!("{}", table(&["target", "goal", "measured", "", "note"], &rows));
     println!("total {:.0} s", r.total_s);
+}
+
+/// The trips workload: the plan's facts, the answers' sizes, the crowded plan, the store runs.
+fn print_trips(t: &TripsReport) {
+    println!(
+        "\n-- trips (overlaps: tolerance {} d, radius {} km) --\n{} trips ({} visible, {} in the crowded city), {} home bases ({} visible), crowded caller's connections {}",
+        t.tolerance_days,
+        t.radius_km,
+        t.trips,
+        t.visible_trips,
+        t.crowded_city_trips,
+        t.home_bases,
+        t.visible_home_bases,
+        t.super_connector_degree
+    );
+    for a in &t.answers {
+        println!(
+            "{}: {} answers, {:.1} items each (max {}, {} at the cap)",
+            a.phase, a.answers, a.mean_items, a.max_items, a.at_cap
+        );
+    }
+    if let Some(ms) = t.crowded_plan_execution_ms {
+        println!("crowded caller's candidates query: {ms:.2} ms (EXPLAIN ANALYZE; plan in the JSON report)");
+    }
+    let rows: Vec<Vec<String>> = t
+        .store
+        .iter()
+        .map(|q| {
+            vec![
+                q.workload.clone(),
+                q.implementation.clone(),
+                q.concurrency.to_string(),
+                f0(q.stats.throughput),
+                f2(q.stats.p50_ms),
+                f2(q.stats.p99_ms),
+                format!("{:.1}", q.mean_rows),
+                f0(q.cpu.total_us),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        print!(
+            "{}",
+            table(
+                &[
+                    "workload",
+                    "query",
+                    "conc",
+                    "q/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "rows",
+                    "CPU µs/q (pg + loadgen)"
+                ],
+                &rows
+            )
+        );
+    }
+    if let Some(same) = t.store_same_rows {
+        println!("both queries return the same rows: {same}");
+    }
+    for k in &t.skipped {
+        println!("skipped: {k}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1076,10 +1146,34 @@ pub fn summarize(dir: &Path) -> anyhow::Result<()> {
         "x PG typ/super/hall",
         "redis B/user/res",
         "pg B/user",
+        "overlaps/s typ/crowded",
+        "overlaps p50 c=1 typ/crowded ms",
     ];
     let mut rows = Vec::new();
     for v in &reports {
         let phase = |name: &str| find(v.pointer("/http/phases"), |p| p["name"] == name);
+        // the trips phases at one client (p50) and at the most clients (throughput)
+        let overlaps = |w: &str, one: bool| {
+            let prefix = format!("trip_overlaps {w} c=");
+            let runs = v
+                .pointer("/http/phases")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
+            let mut of: Vec<&Value> = runs
+                .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with(&prefix)))
+                .collect();
+            of.sort_by_key(|p| p["run"]["concurrency"].as_u64().unwrap_or(0));
+            let p = if one { of.first() } else { of.last() };
+            p.map(|p| {
+                if one {
+                    f2(num(p, "/run/total/p50_ms"))
+                } else {
+                    f0(num(p, "/run/total/throughput"))
+                }
+            })
+            .unwrap_or_else(|| "-".into())
+        };
         let trio = |w: &str| {
             format!(
                 "{:.2}/{:.2}/{:.2}",
@@ -1114,6 +1208,8 @@ pub fn summarize(dir: &Path) -> anyhow::Result<()> {
             ),
             f0(num(v, "/memory/redis/index_bytes_per_live_user_per_resolution")),
             f0(num(v, "/memory/postgres_bytes_per_user")),
+            format!("{}/{}", overlaps("typical", false), overlaps("crowded", false)),
+            format!("{}/{}", overlaps("typical", true), overlaps("crowded", true)),
         ]);
     }
     let text = table(&header, &rows);

@@ -4,7 +4,8 @@
 //! timeout, with `session_replication_role = replica` when allowed (superuser) so that the
 //! foreign-key triggers of rows we know to be consistent are skipped, and `synchronous_commit =
 //! off`. Users come in id order, so the primary keys grow by appending; `connections` is loaded by
-//! two streams over the two halves of the id range. Then `VACUUM (ANALYZE)`, as autovacuum would.
+//! two streams over the two halves of the id range; then the travel plans (trips and home
+//! bases, [`super::trips::seed`]). Then `VACUUM (ANALYZE)`, as autovacuum would.
 //!
 //! Redis: the live index through [`index::put_many`] in batches of 1,000 users (one pipeline
 //! each), and the adjacency set of every live user (the ones that query) with SADD in pipelines
@@ -12,6 +13,7 @@
 //! Memory is measured with `INFO memory` before and after, and `MEMORY USAGE` of every cell key
 //! (per resolution) and of samples of records and adjacency sets.
 
+use super::trips::TripPlan;
 use super::world::{World, derived_uuid};
 use super::{bar, say};
 use anyhow::Context;
@@ -346,7 +348,7 @@ impl<'w> Seeder<'w> {
     }
 
     /// Seeds everything; returns the timings.
-    pub async fn seed_all(&self, reset: bool) -> anyhow::Result<SeedReport> {
+    pub async fn seed_all(&self, reset: bool, trips: &TripPlan) -> anyhow::Result<SeedReport> {
         let started = Instant::now();
         let mut rep = SeedReport::default();
         let (mut conn, skipped) = self.bulk_session().await?;
@@ -360,9 +362,11 @@ impl<'w> Seeder<'w> {
         rep.steps.push(self.copy_privacy(&mut conn).await?);
         rep.steps.push(self.copy_connections().await?);
         rep.steps.push(self.copy_live(&mut conn).await?);
+        rep.steps
+            .extend(super::trips::seed(&mut conn, self.world, trips, self.now.date()).await?);
         let t = Instant::now();
         // one statement: VACUUM may not run in the implicit transaction of a multi-statement string
-        sqlx::raw_sql("VACUUM (ANALYZE) users, privacy_settings, connections, live_locations")
+        sqlx::raw_sql("VACUUM (ANALYZE) users, privacy_settings, connections, live_locations, trips")
             .execute(&mut conn)
             .await?;
         rep.steps.push(Step::new("postgres: vacuum analyze", 0, t));
