@@ -170,8 +170,8 @@ pub struct PushSettings {
     /// delivered: a development provider for every platform.
     pub dev_log: bool,
     /// The VAPID key of Web Push (RFC 8292): a P-256 private key, PEM (PKCS#8 or SEC1) or the
-    /// base64url of its 32 bytes; unset: a key generated at start (subscriptions made with it
-    /// stop working at the next start).
+    /// base64url of its 32 bytes; unset: a development key derived from the token settings
+    /// (shared by every process of a deployment, rotated with them).
     pub webpush_vapid_key: Option<SecretString>,
     /// The VAPID `sub` claim: a `mailto:` or `https:` contact for push services.
     pub webpush_vapid_subject: String,

@@ -61,34 +61,46 @@ pub struct Ctx {
     pub ingest: ingest::Ingest,
     /// Ended sessions and suspended accounts, as this instance knows them.
     pub sessions: sessions::Sessions,
-    /// The VAPID key pair of Web Push (configured, or generated at start).
+    /// The VAPID key pair of Web Push (configured, or derived for development).
     pub vapid: Arc<crate::domain::webpush::Vapid>,
     /// This instance's live-radar streams and their subscriptions (none: streams poll).
     pub radar: Option<Arc<radar::Hub>>,
 }
 
-/// The configured VAPID key, or a generated one (said in the log: browsers subscribed with it
-/// must subscribe again after a restart, and a separate `hereabouts worker` would not share it).
-fn vapid_key(push: &crate::config::PushSettings) -> anyhow::Result<crate::domain::webpush::Vapid> {
+/// The configured VAPID key, or a development key derived (HKDF-SHA256) from the token signing
+/// settings, which every process of a deployment shares: a separate `hereabouts worker` signs
+/// with the key the API hands out, and subscriptions survive restarts; rotating the token keys
+/// rotates it (said in the log: set the key in production).
+fn vapid_key(settings: &Settings) -> anyhow::Result<crate::domain::webpush::Vapid> {
     use crate::domain::webpush::Vapid;
     use secrecy::ExposeSecret;
-    if let Some(text) = &push.webpush_vapid_key {
+    if let Some(text) = &settings.push.webpush_vapid_key {
         return Vapid::parse(text.expose_secret()).context(
             "HEREABOUTS_WEBPUSH_VAPID_PRIVATE_KEY_FILE: not a P-256 private key (PEM, or base64url of 32 bytes)",
         );
     }
-    loop {
+    let mut material = settings.jwt_secret.expose_secret().as_bytes().to_vec();
+    if let Some(pem) = &settings.jwt_private_key_pem {
+        material.extend_from_slice(pem.expose_secret().as_bytes());
+    }
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"hereabouts web push"), &material);
+    // all but a 2^-128 share of 32-byte strings are valid scalars: the first counter does
+    for counter in 0..=u8::MAX {
         let mut secret = [0u8; 32];
-        rand::Rng::fill(&mut rand::rng(), &mut secret);
-        // all but a 2^-128 share of 32-byte strings are valid scalars
+        hk.expand(
+            &[b"development VAPID key ".as_slice(), &[counter]].concat(),
+            &mut secret,
+        )
+        .map_err(|e| anyhow::anyhow!("VAPID key derivation: {e}"))?;
         if let Some(v) = Vapid::from_bytes(&secret) {
             tracing::info!(
                 public_key = v.public_key(),
-                "no HEREABOUTS_WEBPUSH_VAPID_PRIVATE_KEY_FILE: using a generated development VAPID key"
+                "no HEREABOUTS_WEBPUSH_VAPID_PRIVATE_KEY_FILE: using a development VAPID key derived from the token settings"
             );
             return Ok(v);
         }
     }
+    anyhow::bail!("VAPID key derivation found no valid P-256 scalar")
 }
 
 impl Ctx {
@@ -107,7 +119,7 @@ impl Ctx {
         );
         let tokens = Arc::new(TokenKeys::from_settings(&settings)?);
         let passwords = Passwords::new(settings.argon2_memory_kib, settings.argon2_iterations)?;
-        let vapid = Arc::new(vapid_key(&settings.push)?);
+        let vapid = Arc::new(vapid_key(&settings)?);
         Ok(Self {
             vapid,
             radar: None,
@@ -292,4 +304,27 @@ async fn sweep_erased(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
     crate::store::streams::forget_user(&ctx.redis, user).await?;
     crate::store::shares::forget_user(&ctx.db, &ctx.redis, user).await?;
     graph::forget_user(&ctx.db, &ctx.redis, user).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(secret: &str) -> Settings {
+        let env = [
+            ("HEREABOUTS_DATABASE_URL", "postgres://x@127.0.0.1/db"),
+            ("HEREABOUTS_JWT_SECRET", secret),
+        ];
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_sources(&env).expect("valid settings")
+    }
+
+    #[test]
+    fn the_development_vapid_key_is_shared_by_processes_of_one_deployment_only() {
+        let a = vapid_key(&settings("0123456789abcdef0123456789abcdef")).expect("key");
+        let again = vapid_key(&settings("0123456789abcdef0123456789abcdef")).expect("key");
+        let other = vapid_key(&settings("fedcba9876543210fedcba9876543210")).expect("key");
+        assert_eq!(a.public_key(), again.public_key(), "a worker signs with the API's key");
+        assert_ne!(a.public_key(), other.public_key(), "another deployment's key differs");
+    }
 }
