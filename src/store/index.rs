@@ -297,28 +297,33 @@ local function lo(i) if i <= n1 then return ARGV[1] end return ARGV[8] end
 local function hi(i) if i <= n1 then return ARGV[7] end return ARGV[9] end
 -- cell-first while the cells' live members stay within the budget (the planner's rule, read
 -- as the cells are: no counting pass, and never more than the budget read before giving up)
+-- (a user appears once per class and cover, or twice for a moment while moving: the caller
+-- drops repeated ids; no set of seen members is kept here)
 local budget = tonumber(ARGV[2]) * tonumber(ARGV[5])
-local pop, plan = 0, 0
-local seen, found = {}, {}
+local me = ARGV[4]
+local pop, plan, nf = 0, 0, 0
+local found = {}
 for i = 2, #KEYS do
   local room = math.floor(math.min(budget - pop + 1, 1e9))
   local ms = redis.call('ZRANGE', KEYS[i], lo(i), hi(i), 'BYSCORE', 'LIMIT', 0, room)
-  pop = pop + #ms
+  local nm = #ms
+  pop = pop + nm
   if pop > budget then plan = 1; break end
-  for _, m in ipairs(ms) do
-    if m ~= ARGV[4] and not seen[m] then seen[m] = true; found[#found + 1] = m end
+  for j = 1, nm do
+    local m = ms[j]
+    if m ~= me then nf = nf + 1; found[nf] = m end
   end
 end
-local ids = {}
+local ids, ni = {}, 0
 if plan == 0 then
-  for i = 1, #found, 4000 do
-    local last = math.min(i + 3999, #found)
+  for i = 1, nf, 4000 do
+    local last = math.min(i + 3999, nf)
     local flags = redis.call('SMISMEMBER', KEYS[1], unpack(found, i, last))
-    for j = 1, #flags do if flags[j] == 1 then ids[#ids + 1] = found[i + j - 1] end end
+    for j = 1, #flags do if flags[j] == 1 then ni = ni + 1; ids[ni] = found[i + j - 1] end end
   end
 else
   for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-    if #m == 16 and m ~= ARGV[4] then ids[#ids + 1] = m end
+    if #m == 16 and m ~= me then ni = ni + 1; ids[ni] = m end
   end
 end
 local H = HEX_TABLE
@@ -399,6 +404,9 @@ pub async fn nearby_in_one(
         }
         rest = &rest[20 + len..];
     }
+    // a user caught between two cells while moving comes twice, with the same record
+    records.sort_unstable_by_key(|(id, _)| *id);
+    records.dedup_by_key(|(id, _)| *id);
     Ok(Some(InOne {
         graph_first: *plan == 1,
         population: (*pop).max(0) as u64,
