@@ -256,6 +256,10 @@ fn counter(text: &str, name: &str) -> f64 {
 async fn a_radar_reads_only_when_a_change_may_affect_it() {
     let app = spawn_app().await;
     let (a, b) = pair(&app).await;
+    // a connection far away (a new connection makes the radar read again: befriended first)
+    let far = app.register("far").await;
+    share(&app, &far).await;
+    befriend(&app, &a, &far).await;
     let mut radar = Radar::open(&app, &a, "?radius_m=5000").await.expect("open");
     radar.until("snapshot", Duration::from_secs(2)).await;
     let reads = || async { counter(&app.metrics().await, "radar_reads_total ") };
@@ -265,9 +269,6 @@ async fn a_radar_reads_only_when_a_change_may_affect_it() {
     let settled = reads().await;
     assert!(settled <= 1.0, "{settled} reads before anything changed");
     // nothing changes, or something changes far away: no read, no event
-    let far = app.register("far").await;
-    share(&app, &far).await;
-    befriend(&app, &a, &far).await;
     checkin(&app, &far, 40.4168, -3.7038).await;
     assert!(radar.next(Duration::from_millis(1_500)).await.is_none());
     assert_eq!(
