@@ -180,13 +180,26 @@ pub async fn listed_among(
     if !ctx.controls.get().policy.location_sharing_enabled {
         return Ok(None);
     }
-    let (records, givers) = futures_util::join!(
-        index::connected_records(&ctx.redis, user, users),
-        crate::store::shares::received_givers(&ctx.redis, user)
-    );
-    let Some(records) = records? else {
+    if users.is_empty() {
+        return Ok(Some(vec![]));
+    }
+    // most users a region's message names are not the caller's connections: their records are
+    // not read
+    let Some(ids) = index::connected_among(&ctx.redis, user, users).await? else {
         return Ok(None);
     };
+    if ids.is_empty() {
+        return Ok(Some(vec![]));
+    }
+    let (records, givers) = futures_util::join!(
+        index::records(&ctx.redis, &ids),
+        crate::store::shares::received_givers(&ctx.redis, user)
+    );
+    let records = ids
+        .into_iter()
+        .zip(records?)
+        .filter_map(|(id, r)| r.map(|r| (id, r)))
+        .collect();
     let records = super::shares::exact_for_recipient(ctx, user, givers?, records).await?;
     let cover = cover(centre, radius_m + PROBE_SLACK_M);
     Ok(Some(select(

@@ -20,7 +20,7 @@
 use super::Ctx;
 use super::events::Moved;
 use crate::domain::geo::Coord;
-use crate::domain::geo::distance_m;
+use crate::domain::geo::{beyond_m, distance_m};
 use crate::domain::policy::Precision;
 use crate::store::radar::{self as channels, Change, REGION};
 use crate::store::redis::Redis;
@@ -329,7 +329,10 @@ impl Hub {
                 let Some(f) = state.streams.get(id) else { continue };
                 let Some(centre) = f.centre else { continue };
                 let near = changes.iter().filter(|c| match c.point {
-                    Some((lat, lng, p)) => distance_m(centre, Coord::stored(lat, lng)) <= f.radius_m + slack_m(p),
+                    Some((lat, lng, p)) => {
+                        let (point, reach) = (Coord::stored(lat, lng), f.radius_m + slack_m(p));
+                        !beyond_m(centre, point, reach) && distance_m(centre, point) <= reach
+                    }
                     None => false,
                 });
                 named.extend(near.map(|c| (*id, c.user)));

@@ -220,41 +220,30 @@ pub async fn records(redis: &Redis, users: &[Uuid]) -> StoreResult<Vec<Option<Li
     Ok(redis.run_many(cmds).await?.iter().map(parse_record).collect())
 }
 
-/// The records of those of `ids` who are `user`'s connections, in one round trip (SCARD and
-/// SMISMEMBER on the adjacency set, a GET per id); `None` when the adjacency set is not cached
-/// (the caller must take the full path, which rebuilds it).
-pub async fn connected_records(
-    redis: &Redis,
-    user: Uuid,
-    ids: &[Uuid],
-) -> StoreResult<Option<Vec<(Uuid, LiveRecord)>>> {
-    if ids.is_empty() {
-        return Ok(Some(vec![]));
-    }
+/// Those of `ids` who are `user`'s connections, in one round trip (SCARD and SMISMEMBER on the
+/// adjacency set); `None` when the adjacency set is not cached (the caller must take the full
+/// path, which rebuilds it).
+pub async fn connected_among(redis: &Redis, user: Uuid, ids: &[Uuid]) -> StoreResult<Option<Vec<Uuid>>> {
     let adjacency = super::graph::adjacency_key(redis, user);
     let mut member = redis::cmd("SMISMEMBER");
     member.arg(&adjacency);
     for id in ids {
         member.arg(id.as_bytes().as_slice());
     }
-    let cmds = [redis::cmd("SCARD").arg(&adjacency).clone(), member]
-        .into_iter()
-        .chain(ids.iter().map(|u| redis::cmd("GET").arg(record_key(redis, *u)).clone()))
-        .collect();
-    let answers = redis.run_many(cmds).await?;
+    let answers = redis
+        .run_many(vec![redis::cmd("SCARD").arg(&adjacency).clone(), member])
+        .await?;
     if !matches!(answers.first(), Some(Value::Int(n)) if *n > 0) {
         return Ok(None);
     }
-    let flags: Vec<bool> = match answers.get(1) {
-        Some(Value::Array(v)) => v.iter().map(|f| matches!(f, Value::Int(1))).collect(),
-        _ => return Ok(None),
+    let Some(Value::Array(flags)) = answers.get(1) else {
+        return Ok(None);
     };
     Ok(Some(
         ids.iter()
             .zip(flags)
-            .zip(answers.iter().skip(2))
-            .filter(|((_, linked), _)| *linked)
-            .filter_map(|((id, _), v)| parse_record(v).map(|r| (*id, r)))
+            .filter(|(_, f)| matches!(f, Value::Int(1)))
+            .map(|(id, _)| *id)
             .collect(),
     ))
 }
