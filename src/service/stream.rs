@@ -333,9 +333,17 @@ async fn follow(
         if renewed.elapsed() > LEASE / 3 {
             let t = now_ms();
             let max = ctx.settings.max_streams_per_user.saturating_add(1);
-            if streams::claim(&ctx.redis, user, slot, t, t + LEASE.as_millis() as i64, max)
-                .await
-                .is_ok()
+            // boxed, as the reads: what a stream's task holds between wake-ups stays small
+            if Box::pin(streams::claim(
+                &ctx.redis,
+                user,
+                slot,
+                t,
+                t + LEASE.as_millis() as i64,
+                max,
+            ))
+            .await
+            .is_ok()
             {
                 renewed = std::time::Instant::now();
             }
@@ -378,6 +386,15 @@ mod tests {
         assert_eq!(events.len(), 3);
         // nothing changed, nothing sent
         assert!(diff(&remember(&now), &now).is_empty());
+    }
+
+    /// A tokio channel allocates its slots 32 at a time, at its first message: with items
+    /// inline each block of a stream's channel took 32 × (8 + an item) bytes.
+    #[test]
+    fn an_event_is_a_few_words() {
+        let slot = std::mem::size_of::<(u64, Event)>();
+        println!("event slot {slot} B, an item {} B", std::mem::size_of::<Hit>());
+        assert!(slot <= 40, "{slot} B");
     }
 
     #[test]
