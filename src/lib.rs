@@ -9,8 +9,10 @@
 //!   only layer that runs SQL or knows Redis keys.
 //! - [`service`] — use cases over both stores and their context ([`service::Ctx`]) and error
 //!   ([`service::ServiceError`] with a stable [`service::Code`]); credentials; the one nearby
-//!   planner; check-ins announced on a channel ([`service::events`]); the live radar's streams
-//!   and their fan-out by Redis pub/sub ([`service::stream`], [`service::radar`]).
+//!   planner, and what it would list of a few named users (the live radar's incremental reads);
+//!   check-ins and changes of who sees whom announced on a channel ([`service::events`]); the
+//!   live radar's streams and their fan-out by Redis pub/sub, which tells each stream it wakes
+//!   the users to read ([`service::stream`], [`service::radar`]).
 //! - [`push`] — arrival detection (listening on that channel), the delivery worker, providers
 //!   (APNs, FCM, webhook, Web Push, and a development log).
 //! - [`jobs`] — periodic jobs of the server process (controls, index watchdog, the index's

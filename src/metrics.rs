@@ -110,7 +110,9 @@ metrics! {
     radar_published: Counter = Counter::default(),
         "radar_changes_published", "check-ins and changes published to the live radars (Redis pub/sub)";
     radar_reads: Counter = Counter::default(),
-        "radar_reads", "nearby re-reads of live radar streams (woken by a message, or at the safety pace)";
+        "radar_reads", "full nearby re-reads of live radar streams (their owner changed, a new subscription, the safety pace, an expiry)";
+    radar_partial_reads: Counter = Counter::default(),
+        "radar_partial_reads", "reads by live radar streams of only the users a message named";
     push_held: Counter = Counter::default(),
         "push_held", "deliveries held until the end of their recipient's quiet hours";
     push_deactivated: Family<PlatformLabels, Counter> = Family::default(),

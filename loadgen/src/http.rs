@@ -111,7 +111,7 @@ async fn lag_since(http: &reqwest::Client, url: Option<&str>, before: Option<Str
 }
 
 /// The server's metrics text, or `None` when there is no listener to ask.
-async fn scrape(http: &reqwest::Client, url: Option<&str>) -> Option<String> {
+pub(crate) async fn scrape(http: &reqwest::Client, url: Option<&str>) -> Option<String> {
     let r = http.get(url?).send().await.ok()?;
     r.text().await.ok()
 }

@@ -4,10 +4,16 @@
 //!
 //! - latency from the start of a check-in request to each `enter`/`move`/`leave` event naming
 //!   that user on any stream (p50/p99/max; events whose user has no check-in in the last 5 s
-//!   are not counted);
+//!   are not counted); and, as `attributable`, from the later of that user's and the stream
+//!   owner's last check-in (when the owner moves, every user shown moves with the centre: those
+//!   events follow the owner's check-in, whatever the user did, and the first figure measures
+//!   them from an unrelated check-in up to 5 s older);
 //! - the server's resident memory per open stream (VmRSS of `--server-pid` after every stream
 //!   sent its snapshot, minus before the first opened, over the streams);
-//! - check-ins achieved and refused.
+//! - check-ins achieved and refused, and their own latency (request to response, p50/p99: the
+//!   part of an event's latency spent before the server announced the check-in);
+//! - the server's radar reads during the check-ins (`--metrics-url`): full re-reads and reads of
+//!   the users a message named, per check-in.
 
 use super::world::{World, offset};
 use super::{Args, mix, say};
@@ -35,6 +41,15 @@ pub struct RadarReport {
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub latency_max_ms: f64,
+    pub attributable_events: usize,
+    pub attributable_p50_ms: f64,
+    pub attributable_p99_ms: f64,
+    pub checkin_p50_ms: f64,
+    pub checkin_p99_ms: f64,
+    /// Full re-reads of nearby by the streams during the check-ins.
+    pub full_reads: Option<f64>,
+    /// Reads of only the users a message named, during the check-ins.
+    pub partial_reads: Option<f64>,
     pub server_rss_before_kib: Option<u64>,
     pub server_rss_open_kib: Option<u64>,
     pub server_kib_per_stream: Option<f64>,
@@ -52,10 +67,13 @@ fn rss_kib(pid: u32) -> Option<u64> {
 type Sent = Arc<Mutex<HashMap<Uuid, Instant>>>;
 
 /// Reads one stream until `stop`, recording the latency of each event about a user who checked in.
+#[allow(clippy::too_many_arguments)]
 async fn watch(
     mut resp: reqwest::Response,
+    owner: Uuid,
     sent: Sent,
     latencies: Arc<Mutex<Vec<u32>>>,
+    attributable: Arc<Mutex<Vec<u32>>>,
     snapshots: Arc<AtomicUsize>,
     stop: Instant,
 ) {
@@ -88,14 +106,27 @@ async fn watch(
                         .ok()
                         .and_then(|v| v["user_id"].as_str().and_then(|s| s.parse::<Uuid>().ok()));
                     let Some(user) = user else { continue };
-                    let at = sent.lock().ok().and_then(|m| m.get(&user).copied());
-                    if let Some(at) = at {
-                        let ms = now.saturating_duration_since(at);
-                        if ms < Duration::from_secs(5)
-                            && let Ok(mut l) = latencies.lock()
-                        {
-                            l.push(ms.as_micros().min(u128::from(u32::MAX)) as u32);
-                        }
+                    let (at, own) = sent
+                        .lock()
+                        .map(|m| (m.get(&user).copied(), m.get(&owner).copied()))
+                        .unwrap_or_default();
+                    let micros = |at: Instant| {
+                        let d = now.saturating_duration_since(at);
+                        (d < Duration::from_secs(5)).then(|| d.as_micros().min(u128::from(u32::MAX)) as u32)
+                    };
+                    if let Some(us) = at.and_then(micros)
+                        && let Ok(mut l) = latencies.lock()
+                    {
+                        l.push(us);
+                    }
+                    let cause = match (at, own) {
+                        (Some(a), Some(o)) => Some(a.max(o)),
+                        (a, o) => a.or(o),
+                    };
+                    if let Some(us) = cause.and_then(micros)
+                        && let Ok(mut l) = attributable.lock()
+                    {
+                        l.push(us);
                     }
                 }
                 _ => {}
@@ -156,6 +187,7 @@ pub async fn run(settings: &Settings, args: &Args, world: &World) -> anyhow::Res
 
     let sent: Sent = Arc::default();
     let latencies: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let attributable: Arc<Mutex<Vec<u32>>> = Arc::default();
     let snapshots = Arc::new(AtomicUsize::new(0));
     let duration = Duration::from_secs_f64(args.radar_secs);
     let open_by = Instant::now() + Duration::from_secs(60);
@@ -166,25 +198,28 @@ pub async fn run(settings: &Settings, args: &Args, world: &World) -> anyhow::Res
     let mut handles = vec![];
     for chunk in owners.chunks(32) {
         let mut batch = vec![];
-        for (_, token) in chunk {
-            let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        for (owner, token) in chunk {
+            let (http, url, token, owner) = (http.clone(), url.clone(), token.clone(), *owner);
             batch.push(tokio::spawn(async move {
                 http.get(&url)
                     .bearer_auth(token)
                     .header("accept", "text/event-stream")
                     .send()
                     .await
+                    .map(|r| (owner, r))
             }));
         }
         for b in batch {
-            if let Ok(Ok(resp)) = b.await
+            if let Ok(Ok((owner, resp))) = b.await
                 && resp.status().is_success()
             {
                 opened.fetch_add(1, Ordering::Relaxed);
                 handles.push(tokio::spawn(watch(
                     resp,
+                    owner,
                     sent.clone(),
                     latencies.clone(),
+                    attributable.clone(),
                     snapshots.clone(),
                     stop,
                 )));
@@ -206,6 +241,17 @@ pub async fn run(settings: &Settings, args: &Args, world: &World) -> anyhow::Res
     ));
 
     // check-ins at the offered rate, at most 256 in flight
+    let counters = |text: Option<String>| {
+        let text = text?;
+        let get = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()))
+                .unwrap_or(0.0)
+        };
+        Some((get("radar_reads_total "), get("radar_partial_reads_total ")))
+    };
+    let reads_before = counters(super::http::scrape(&http, args.metrics_url.as_deref()).await);
+    let checkin_latencies: Arc<Mutex<Vec<u32>>> = Arc::default();
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
@@ -227,12 +273,13 @@ pub async fn run(settings: &Settings, args: &Args, world: &World) -> anyhow::Res
         let east = ((h >> 20) % 401) as f64 - 200.0;
         let north = ((h >> 40) % 401) as f64 - 200.0;
         let p = offset(hereabouts::domain::geo::Coord::stored(lat, lng), east, north);
-        let (http, url, sent, ok, failed) = (
+        let (http, url, sent, ok, failed, took) = (
             http.clone(),
             checkin_url.clone(),
             sent.clone(),
             ok.clone(),
             failed.clone(),
+            checkin_latencies.clone(),
         );
         let body = serde_json::json!({"lat": p.lat(), "lng": p.lng(), "client_id": format!("rd-{run_id}-{i}")});
         tokio::spawn(async move {
@@ -241,7 +288,12 @@ pub async fn run(settings: &Settings, args: &Args, world: &World) -> anyhow::Res
                 m.insert(user, at);
             }
             match http.post(&url).bearer_auth(token).json(&body).send().await {
-                Ok(r) if r.status().is_success() => ok.fetch_add(1, Ordering::Relaxed),
+                Ok(r) if r.status().is_success() => {
+                    if let Ok(mut t) = took.lock() {
+                        t.push(at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                    }
+                    ok.fetch_add(1, Ordering::Relaxed)
+                }
                 _ => failed.fetch_add(1, Ordering::Relaxed),
             };
             drop(permit);
@@ -251,6 +303,17 @@ pub async fn run(settings: &Settings, args: &Args, world: &World) -> anyhow::Res
     let elapsed = started.elapsed().as_secs_f64();
     // let the last events arrive
     tokio::time::sleep(Duration::from_secs(3)).await;
+    if let (Some(a), Some(b)) = (
+        reads_before,
+        counters(super::http::scrape(&http, args.metrics_url.as_deref()).await),
+    ) {
+        rep.full_reads = Some(b.0 - a.0);
+        rep.partial_reads = Some(b.1 - a.1);
+    }
+    let mut t = checkin_latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    t.sort_unstable();
+    rep.checkin_p50_ms = pct(&t, 0.50);
+    rep.checkin_p99_ms = pct(&t, 0.99);
     for h in handles {
         h.abort();
     }
@@ -263,6 +326,11 @@ pub async fn run(settings: &Settings, args: &Args, world: &World) -> anyhow::Res
     rep.latency_p50_ms = pct(&l, 0.50);
     rep.latency_p99_ms = pct(&l, 0.99);
     rep.latency_max_ms = pct(&l, 1.0);
+    let mut l = attributable.lock().map(|l| l.clone()).unwrap_or_default();
+    l.sort_unstable();
+    rep.attributable_events = l.len();
+    rep.attributable_p50_ms = pct(&l, 0.50);
+    rep.attributable_p99_ms = pct(&l, 0.99);
     say(format!(
         "radar: {} check-ins/s achieved of {:.0} offered ({} refused), {} events, check-in → event p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} KiB per open stream",
         rep.checkin_rate_achieved.round(),
@@ -273,6 +341,16 @@ pub async fn run(settings: &Settings, args: &Args, world: &World) -> anyhow::Res
         rep.latency_p99_ms,
         rep.latency_max_ms,
         rep.server_kib_per_stream.map_or("?".to_string(), |k| format!("{k:.1}")),
+    ));
+    say(format!(
+        "radar: {} events from the later of the user's and the stream owner's check-in: p50 {:.1} ms, p99 {:.1} ms; check-in request p50 {:.1} ms, p99 {:.1} ms; stream reads during the check-ins: {} full, {} of named users only",
+        rep.attributable_events,
+        rep.attributable_p50_ms,
+        rep.attributable_p99_ms,
+        rep.checkin_p50_ms,
+        rep.checkin_p99_ms,
+        rep.full_reads.map_or("?".into(), |n| n.to_string()),
+        rep.partial_reads.map_or("?".into(), |n| n.to_string()),
     ));
     let path = args.out_dir.join(format!("radar-{}.json", world.people.len()));
     std::fs::create_dir_all(&args.out_dir).ok();

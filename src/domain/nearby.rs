@@ -3,7 +3,7 @@
 //! rounding, order, limit).
 
 use super::cover::Cover;
-use super::geo::{Coord, cell_distance_range, distance_m, round_distance, round_range};
+use super::geo::{Coord, beyond_m, cell_distance_range, distance_m, round_distance, round_range};
 use super::policy::Precision;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -185,16 +185,6 @@ pub fn within(d: f64, precision: Precision, radius_m: f64) -> bool {
     round_distance(d, precision) as f64 <= radius_m
 }
 
-/// How far the sphere's great-circle distance may stray from the ellipsoid's geodesic one, with
-/// margin (the true bound is about 0.56 %).
-const SPHERE_ERROR: f64 = 0.007;
-
-/// Great-circle distance on the mean-radius sphere (haversine).
-fn sphere_distance_m(a: Coord, b: Coord) -> f64 {
-    use geo::{Distance, Haversine, Point};
-    Haversine.distance(Point::new(a.lng(), a.lat()), Point::new(b.lng(), b.lat()))
-}
-
 /// How far the published point of a coarse user can lie from the nearest point of its cell,
 /// generously (res-7 cells reach ~1.3 km from their centre, res-5 cells ~10 km): a cheap bound
 /// before the cell's geometry is looked at.
@@ -213,7 +203,7 @@ pub fn reach(centre: Coord, radius_m: f64, record: &LiveRecord) -> Option<(u64, 
     // most candidates are far outside: the sphere's distance (within 0.6 % of the ellipsoid's,
     // and a tenth of its cost) rules them out before the geodesic is computed
     let bound = radius_m + PROBE_SLACK_M + coarse_reach_m(record.precision);
-    if sphere_distance_m(centre, record.published()) * (1.0 - SPHERE_ERROR) > bound {
+    if beyond_m(centre, record.published(), bound) {
         return None;
     }
     let d = distance_m(centre, record.published());

@@ -226,8 +226,8 @@ fn radar_event(id: u64, event: stream::Event, radius_m: i64) -> RadarEvent {
                 items: hits.iter().map(NearbyItem::from).collect(),
             }),
         ),
-        stream::Event::Enter(h) => (N::Enter, serde_json::to_value(NearbyItem::from(&h))),
-        stream::Event::Move(h) => (N::Move, serde_json::to_value(NearbyItem::from(&h))),
+        stream::Event::Enter(h) => (N::Enter, serde_json::to_value(NearbyItem::from(&*h))),
+        stream::Event::Move(h) => (N::Move, serde_json::to_value(NearbyItem::from(&*h))),
         stream::Event::Leave(user_id) => (N::Leave, Ok(serde_json::json!({"user_id": user_id}))),
         stream::Event::End(reason) => (N::End, Ok(serde_json::json!({"reason": reason.as_str()}))),
     };

@@ -33,7 +33,10 @@ pub async fn request(ctx: &Ctx, me: Uuid, to: Addressee) -> ServiceResult<Asked>
     use graph::RequestOutcome as O;
     match graph::request_connection(&ctx.db, &ctx.redis, me, &target).await? {
         O::Created(r) | O::Existing(r) => Ok(Asked::Pending(r)),
-        O::Connected(c) => Ok(Asked::Connected(c)),
+        O::Connected(c) => {
+            announce(ctx, me, c.user_id);
+            Ok(Asked::Connected(c))
+        }
         O::UnknownUser => Err(ServiceError::not_found()),
         O::ToSelf => Err(ServiceError::field("to_user_id", "cannot connect with oneself")),
         O::Blocked => Err(ServiceError::refused(Code::Blocked, "one of you blocked the other")),
@@ -65,9 +68,17 @@ pub async fn requests(
 
 /// Accepts a request addressed to the caller (404 for anyone else).
 pub async fn accept(ctx: &Ctx, me: Uuid, id: Uuid) -> ServiceResult<ConnectionRecord> {
-    graph::accept_request(&ctx.db, &ctx.redis, me, id)
+    let c = graph::accept_request(&ctx.db, &ctx.redis, me, id)
         .await?
-        .ok_or_else(ServiceError::not_found)
+        .ok_or_else(ServiceError::not_found)?;
+    announce(ctx, me, c.user_id);
+    Ok(c)
+}
+
+/// Tells the live radars of both users (and those that show either) that who sees whom changed.
+fn announce(ctx: &Ctx, a: Uuid, b: Uuid) {
+    ctx.checkins.changed(a, None);
+    ctx.checkins.changed(b, None);
 }
 
 /// Declines a request addressed to the caller (404 for anyone else).
@@ -84,7 +95,9 @@ pub async fn list(ctx: &Ctx, me: Uuid, limit: i64, cursor: Option<Cursor>) -> Se
 pub async fn remove(ctx: &Ctx, me: Uuid, peer: Uuid) -> ServiceResult<()> {
     found(graph::remove_connection(&ctx.db, &ctx.redis, me, peer).await?)?;
     // an exact share is between connections only
-    Ok(crate::store::shares::end_between(&ctx.db, &ctx.redis, me, peer).await?)
+    crate::store::shares::end_between(&ctx.db, &ctx.redis, me, peer).await?;
+    announce(ctx, me, peer);
+    Ok(())
 }
 
 /// Blocks a user (idempotent).
@@ -94,7 +107,11 @@ pub async fn block(ctx: &Ctx, me: Uuid, other: Uuid) -> ServiceResult<()> {
     }
     match graph::block(&ctx.db, &ctx.redis, me, other).await? {
         // a block ends the exact shares between the two at once
-        graph::BlockOutcome::Blocked => Ok(crate::store::shares::end_between(&ctx.db, &ctx.redis, me, other).await?),
+        graph::BlockOutcome::Blocked => {
+            crate::store::shares::end_between(&ctx.db, &ctx.redis, me, other).await?;
+            announce(ctx, me, other);
+            Ok(())
+        }
         graph::BlockOutcome::UnknownUser => Err(ServiceError::not_found()),
         graph::BlockOutcome::CallerGone => Err(ServiceError::unauthorized()),
     }

@@ -99,10 +99,13 @@ impl Checkins {
         (self, rx)
     }
 
-    /// Tells the radar that `user` left the index or changed what others see of them.
-    pub fn changed(&self, user: Uuid) {
+    /// Tells the radar that `user` changed what others see of them, or which users they see
+    /// (a block, a connection, a share): `now`, their record as re-published (none: they left
+    /// the index, or it did not change), so that the radars around its point look too.
+    pub fn changed(&self, user: Uuid, now: Option<&LiveRecord>) {
         if let Some(radar) = &self.radar {
-            let _ = radar.try_send(Moved { user, point: None });
+            let point = now.map(|r| (r.lat, r.lng, r.precision));
+            let _ = radar.try_send(Moved { user, point });
         }
     }
 

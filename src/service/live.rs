@@ -195,7 +195,7 @@ pub async fn leave(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
     let gone = live::delete(&mut *tx, user).await?;
     index::remove(&ctx.redis, user, gone.as_ref().filter(|r| r.indexed).map(published_of)).await?;
     tx.commit().await?;
-    ctx.checkins.changed(user);
+    ctx.checkins.changed(user, None);
     Ok(())
 }
 
@@ -213,6 +213,7 @@ pub async fn sync_user(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
         return Ok(());
     };
     let t = now();
+    let mut republished = None;
     // the kill switch forgets: a check-in made before it is ended, not kept for later
     if !privacy.is_sharing(t) || row.expires_at <= t || !controls.policy.location_sharing_enabled {
         live::delete(&mut *tx, user).await?;
@@ -225,14 +226,17 @@ pub async fn sync_user(ctx: &Ctx, user: Uuid) -> StoreResult<()> {
         live::upsert(&mut tx, &next).await?;
         let old = row.indexed.then(|| published_of(&row));
         if next.indexed {
-            index::put(&ctx.redis, user, &record_for(&next, &privacy), old).await?;
+            let record = record_for(&next, &privacy);
+            index::put(&ctx.redis, user, &record, old).await?;
+            republished = Some(record);
         } else {
             index::remove(&ctx.redis, user, old).await?;
         }
     }
     tx.commit().await?;
-    // the radars that show the user (or are the user's) look again
-    ctx.checkins.changed(user);
+    // the radars that show the user (or are the user's) look again, and those around the
+    // point published now (one it was hidden from may list the user again)
+    ctx.checkins.changed(user, republished.as_ref());
     Ok(())
 }
 

@@ -164,6 +164,55 @@ pub async fn unmetered(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Se
     answer(ctx, user, radius_m, limit, first?, givers?).await
 }
 
+/// What a nearby query of `user` at `centre` over `radius_m` would list of `users` alone, now:
+/// each of them as [`nearby`] would list it (a connection, live, not hiding from the caller, an
+/// exact share's point, reached by the circle: the same [`select`] over the same cover), sorted
+/// as it sorts. The live radar's read of the users a message named, instead of the whole
+/// answer; `None` when it cannot be told from them alone (sharing disabled, or the caller's
+/// adjacency not cached): then only the full query can tell.
+pub async fn listed_among(
+    ctx: &Ctx,
+    user: Uuid,
+    centre: Coord,
+    radius_m: f64,
+    users: &[Uuid],
+) -> ServiceResult<Option<Vec<Hit>>> {
+    if !ctx.controls.get().policy.location_sharing_enabled {
+        return Ok(None);
+    }
+    if users.is_empty() {
+        return Ok(Some(vec![]));
+    }
+    // most users a region's message names are not the caller's connections: their records are
+    // not read
+    let Some(ids) = index::connected_among(&ctx.redis, user, users).await? else {
+        return Ok(None);
+    };
+    if ids.is_empty() {
+        return Ok(Some(vec![]));
+    }
+    let (records, givers) = futures_util::join!(
+        index::records(&ctx.redis, &ids),
+        crate::store::shares::received_givers(&ctx.redis, user)
+    );
+    let records = ids
+        .into_iter()
+        .zip(records?)
+        .filter_map(|(id, r)| r.map(|r| (id, r)))
+        .collect();
+    let records = super::shares::exact_for_recipient(ctx, user, givers?, records).await?;
+    let cover = cover(centre, radius_m + PROBE_SLACK_M);
+    Ok(Some(select(
+        user,
+        centre,
+        radius_m,
+        &cover,
+        now_ms(),
+        records,
+        users.len(),
+    )))
+}
+
 /// The rest of a nearby query once the caller's record and degree are read.
 async fn answer(
     ctx: &Ctx,

@@ -11,14 +11,16 @@
 //!   precision) holds the published point, and the streams that show a user who changed. Work
 //!   per check-in is bounded by the streams it may affect, not by all of them.
 //!
-//! A woken stream re-reads nearby (the one planner) and sends the differences; streams also re-read
-//! at a slow safety pace ([`super::stream`]), which covers what is not announced (a block, a
-//! zone, expiry) and messages lost while Redis was away.
+//! A message also tells each stream it wakes which users it named ([`Woken`]): the stream reads
+//! only those users (and re-reads its whole answer when its owner changed, when its subscription
+//! was just made, or when too many were named). Streams also re-read fully at a slow safety pace
+//! ([`super::stream`]), which covers what is not announced (a zone, expiry) and messages lost
+//! while Redis was away.
 
 use super::Ctx;
 use super::events::Moved;
 use crate::domain::geo::Coord;
-use crate::domain::geo::distance_m;
+use crate::domain::geo::{beyond_m, distance_m};
 use crate::domain::policy::Precision;
 use crate::store::radar::{self as channels, Change, REGION};
 use crate::store::redis::Redis;
@@ -54,6 +56,32 @@ fn precision_code(p: Precision) -> u8 {
     }
 }
 
+/// Users a stream is told of before it reads; past it, it reads its whole answer again.
+const MAX_NAMED: usize = 64;
+
+/// What woke a stream since it last looked: the users named by the messages that may change
+/// it, or `full` when only a full read can tell (its owner changed, its subscription was just
+/// made, too many users were named).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Woken {
+    pub full: bool,
+    pub users: Vec<Uuid>,
+}
+
+impl Woken {
+    fn name(&mut self, owner: Uuid, user: Uuid) {
+        if self.full {
+            return;
+        }
+        if user == owner || self.users.len() >= MAX_NAMED {
+            self.full = true;
+            self.users = vec![];
+        } else if !self.users.contains(&user) {
+            self.users.push(user);
+        }
+    }
+}
+
 /// What the listener must change in the instance's subscription.
 #[derive(Debug)]
 pub enum Cmd {
@@ -67,6 +95,7 @@ struct Follower {
     radius_m: f64,
     regions: Vec<String>,
     users: Vec<Uuid>,
+    woken: Woken,
     wake: Arc<Notify>,
 }
 
@@ -105,6 +134,16 @@ impl Registration {
     /// shown (the owner always).
     pub fn follow(&self, centre: Option<Coord>, radius_m: f64, shown: impl Iterator<Item = Uuid>) {
         self.hub.follow(self.id, centre, radius_m, shown.collect());
+    }
+
+    /// What woke the stream since the last call (and forgets it).
+    pub fn take(&self) -> Woken {
+        let mut state = self.hub.lock();
+        state
+            .streams
+            .get_mut(&self.id)
+            .map(|f| std::mem::take(&mut f.woken))
+            .unwrap_or_default()
     }
 }
 
@@ -168,6 +207,7 @@ impl Hub {
                 radius_m: 0.0,
                 regions: vec![],
                 users: vec![],
+                woken: Woken::default(),
                 wake: wake.clone(),
             },
         );
@@ -255,7 +295,8 @@ impl Hub {
     /// change published between a stream's read and its subscription would otherwise wait for
     /// the safety re-read.
     pub fn subscribed(&self, channels: &[String]) {
-        let state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let mut woken: HashSet<u64> = HashSet::new();
         for c in channels {
             if let Some(ids) = state.regions.get(c) {
@@ -263,38 +304,43 @@ impl Hub {
             }
         }
         for id in woken {
-            if let Some(f) = state.streams.get(&id) {
+            if let Some(f) = state.streams.get_mut(&id) {
+                f.woken.full = true;
+                f.woken.users = vec![];
                 f.wake.notify_one();
             }
         }
     }
 
-    /// Wakes the streams a message may change.
+    /// Wakes the streams a message may change, telling each which users it named.
     pub fn dispatch(&self, channel: &str, payload: &[u8]) {
         let changes = channels::decode(payload);
-        let state = self.lock();
-        let mut woken: HashSet<u64> = HashSet::new();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut named: Vec<(u64, Uuid)> = vec![];
         if channel == self.ids {
             for c in &changes {
                 if let Some(ids) = state.users.get(&c.user) {
-                    woken.extend(ids.iter().copied());
+                    named.extend(ids.iter().map(|id| (*id, c.user)));
                 }
             }
         } else if let Some(ids) = state.regions.get(channel) {
             for id in ids {
                 let Some(f) = state.streams.get(id) else { continue };
                 let Some(centre) = f.centre else { continue };
-                let near = changes.iter().any(|c| match c.point {
-                    Some((lat, lng, p)) => distance_m(centre, Coord::stored(lat, lng)) <= f.radius_m + slack_m(p),
+                let near = changes.iter().filter(|c| match c.point {
+                    Some((lat, lng, p)) => {
+                        let (point, reach) = (Coord::stored(lat, lng), f.radius_m + slack_m(p));
+                        !beyond_m(centre, point, reach) && distance_m(centre, point) <= reach
+                    }
                     None => false,
                 });
-                if near {
-                    woken.insert(*id);
-                }
+                named.extend(near.map(|c| (*id, c.user)));
             }
         }
-        for id in woken {
-            if let Some(f) = state.streams.get(&id) {
+        for (id, user) in named {
+            if let Some(f) = state.streams.get_mut(&id) {
+                f.woken.name(f.owner, user);
                 f.wake.notify_one();
             }
         }
@@ -461,11 +507,49 @@ mod tests {
             hub.dispatch(&ch, &payload);
         }
         assert!(woken(&a) && !woken(&far));
+        assert_eq!(
+            a.take(),
+            Woken {
+                full: false,
+                users: vec![near_paris.user]
+            },
+            "the stream is told whom the message named"
+        );
+        assert_eq!(a.take(), Woken::default(), "once");
         // bob, shown by ann's radar, leaves: only ann's radar hears it
         for (ch, payload) in messages_for(&hub.redis, &[Moved { user: bob, point: None }]) {
             hub.dispatch(&ch, &payload);
         }
         assert!(woken(&a) && !woken(&far));
+        assert_eq!(a.take().users, vec![bob]);
+        // ann herself moved: only a full read can tell
+        for (ch, payload) in messages_for(
+            &hub.redis,
+            &[Moved {
+                user: ann,
+                point: Some((48.85, 2.35, Precision::Exact)),
+            }],
+        ) {
+            hub.dispatch(&ch, &payload);
+        }
+        assert!(a.take().full);
+        // past MAX_NAMED users, a full read too
+        let many: Vec<Moved> = (0..=MAX_NAMED)
+            .map(|_| Moved {
+                user: Uuid::new_v4(),
+                point: Some((48.86, 2.35, Precision::Exact)),
+            })
+            .collect();
+        for (ch, payload) in messages_for(&hub.redis, &many) {
+            hub.dispatch(&ch, &payload);
+        }
+        assert_eq!(
+            a.take(),
+            Woken {
+                full: true,
+                users: vec![]
+            }
+        );
         // a stream that goes gives its regions back
         drop(far);
         assert!(matches!(cmds.recv().await, Some(Cmd::Unsubscribe(_))));

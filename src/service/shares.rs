@@ -61,10 +61,13 @@ pub async fn create(ctx: &Ctx, me: Uuid, s: NewShare) -> ServiceResult<Share> {
         return Err(ServiceError::not_found());
     }
     let expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(s.duration_s);
-    Ok(store::start(&ctx.db, &ctx.redis, me, s.to_user_id, expires_at)
+    let share = store::start(&ctx.db, &ctx.redis, me, s.to_user_id, expires_at)
         .await?
-        .ok_or_else(ServiceError::not_found)?
-        .into())
+        .ok_or_else(ServiceError::not_found)?;
+    // the recipient's radars (and those that show the giver) look again
+    ctx.checkins.changed(me, None);
+    ctx.checkins.changed(s.to_user_id, None);
+    Ok(share.into())
 }
 
 /// The caller's active shares, given or received.
@@ -79,6 +82,9 @@ pub async fn list(ctx: &Ctx, me: Uuid, given: bool) -> ServiceResult<Vec<Share>>
 /// Ends a share the caller gave or received (404 otherwise).
 pub async fn end(ctx: &Ctx, me: Uuid, id: Uuid) -> ServiceResult<()> {
     if store::end(&ctx.db, &ctx.redis, me, id).await? {
+        // the caller's radars look again, and those that show the caller: the recipient's, when
+        // the caller gave it
+        ctx.checkins.changed(me, None);
         Ok(())
     } else {
         Err(ServiceError::not_found())

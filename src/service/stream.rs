@@ -1,16 +1,18 @@
 //! The live radar: a stream of what the caller's nearby list would answer, as it changes. A
-//! stream re-reads nearby (the same planner as `/v1/nearby`, without its rate limit) when a
-//! published change may affect it — a check-in inside its circle, a user it shows who moved or
-//! left, its owner's own check-in — heard through Redis pub/sub ([`super::radar`]), so a
-//! check-in on one instance reaches streams held by another; then it sends only the
-//! differences: `enter`, `move` (distance or cell changed), `leave`. It also re-reads when a
-//! user it shows expires and at a slow safety pace ([`SAFETY`]: what is not announced, such as a
-//! block or a zone, and messages lost while Redis was away). A stream ends, with its reason,
-//! when the caller stops sharing (no live check-in), the operator disables sharing, or the
-//! caller's session ends (checked every [`TICK`], without I/O). Open streams are counted per
+//! published change that may affect a stream — a check-in inside its circle, a user it shows who
+//! moved, left or changed what others see, a block, a connection or a share of its owner —
+//! heard through Redis pub/sub ([`super::radar`]), so a change on one instance reaches streams
+//! held by another, makes it read the users the messages named, exactly as `/v1/nearby` would
+//! list them ([`super::nearby::listed_among`]); its owner's own change makes it read its whole
+//! answer again (the same planner as `/v1/nearby`, without its rate limit). Then it sends only
+//! the differences: `enter`, `move` (distance or cell changed), `leave`. It also reads its whole
+//! answer when a user it shows expires and at a slow safety pace ([`SAFETY`]: what is not
+//! announced, such as a zone, and messages lost while Redis was away). A stream ends, with its
+//! reason, when the caller stops sharing (no live check-in), the operator disables sharing, or
+//! the caller's session ends (checked every [`TICK`], without I/O). Open streams are counted per
 //! user across instances ([`crate::store::streams`]).
 
-use super::nearby::unmetered;
+use super::nearby::{listed_among, unmetered};
 use super::{Code, Ctx, ServiceError, ServiceResult};
 use crate::domain::nearby::Hit;
 use crate::store::streams;
@@ -50,12 +52,12 @@ impl EndReason {
     }
 }
 
-/// What a stream sends, each with its id.
+/// What a stream sends, each with its id (an item boxed: the channel's slots stay a few words).
 #[derive(Debug)]
 pub enum Event {
     Snapshot(Vec<Hit>),
-    Enter(Hit),
-    Move(Hit),
+    Enter(Box<Hit>),
+    Move(Box<Hit>),
     Leave(Uuid),
     End(EndReason),
 }
@@ -100,12 +102,49 @@ pub fn diff(before: &HashMap<Uuid, Shown>, now: &[Hit]) -> Vec<Event> {
         .collect();
     for h in now {
         match before.get(&h.user_id) {
-            None => out.push(Event::Enter(h.clone())),
-            Some(old) if !old.same_view(&Shown::of(h)) => out.push(Event::Move(h.clone())),
+            None => out.push(Event::Enter(Box::new(h.clone()))),
+            Some(old) if !old.same_view(&Shown::of(h)) => out.push(Event::Move(Box::new(h.clone()))),
             Some(_) => {}
         }
     }
     out
+}
+
+/// The events that bring `before` up to date for the `named` users alone, `now` being those of
+/// them listed now (sorted as nearby sorts them): leaves first, then enters and moves by
+/// distance. `None` when more than `limit` would be shown: only the whole answer tells which
+/// are kept.
+pub fn changes(before: &HashMap<Uuid, Shown>, named: &[Uuid], now: Vec<Hit>, limit: usize) -> Option<Vec<Event>> {
+    let mut out: Vec<Event> = named
+        .iter()
+        .filter(|id| before.contains_key(id) && !now.iter().any(|h| h.user_id == **id))
+        .map(|id| Event::Leave(*id))
+        .collect();
+    let entering = now.iter().filter(|h| !before.contains_key(&h.user_id)).count();
+    if before.len() - out.len() + entering > limit {
+        return None;
+    }
+    for h in now {
+        match before.get(&h.user_id) {
+            None => out.push(Event::Enter(Box::new(h))),
+            Some(old) if !old.same_view(&Shown::of(&h)) => out.push(Event::Move(Box::new(h))),
+            Some(_) => {}
+        }
+    }
+    Some(out)
+}
+
+/// `known` after `events`; whether the users shown changed (not only where they are).
+fn apply(known: &mut HashMap<Uuid, Shown>, events: &[Event]) -> bool {
+    let mut who = false;
+    for e in events {
+        match e {
+            Event::Leave(id) => who |= known.remove(id).is_some(),
+            Event::Enter(h) | Event::Move(h) => who |= known.insert(h.user_id, Shown::of(h)).is_none(),
+            Event::Snapshot(_) | Event::End(_) => {}
+        }
+    }
+    who
 }
 
 fn now_ms() -> i64 {
@@ -170,6 +209,9 @@ async fn own(ctx: &Ctx, user: Uuid) -> Option<(crate::domain::geo::Coord, i64)> 
 
 /// Sends the snapshot, then the differences whenever the hub wakes the stream (or at the
 /// safety pace, or when a user shown expires), until the caller goes or the stream must end.
+/// A wake that names users reads only them ([`listed_among`]); the whole answer is read again
+/// when only it can tell (see [`super::radar::Woken`]), at the safety pace, when a user shown
+/// (or the caller) expires, and when the stream shows as many as it may.
 #[allow(clippy::too_many_arguments)]
 async fn follow(
     ctx: &Ctx,
@@ -182,7 +224,7 @@ async fn follow(
     slot: Uuid,
 ) {
     let registration = ctx.radar.as_ref().map(|hub| hub.register(user));
-    let mut centre = own(ctx, user).await;
+    let mut centre = Box::pin(own(ctx, user)).await;
     let mut known = remember(&first);
     if let Some(r) = &registration {
         r.follow(centre.map(|c| c.0), radius_m, known.keys().copied());
@@ -196,6 +238,11 @@ async fn follow(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut renewed = std::time::Instant::now();
     let mut read_at = std::time::Instant::now();
+    // a store that does not answer: a full read at the next tick
+    let retry_soon = || {
+        let now = std::time::Instant::now();
+        now.checked_sub(safety.saturating_sub(TICK)).unwrap_or(now)
+    };
     loop {
         let woken = async {
             match &registration {
@@ -212,6 +259,7 @@ async fn follow(
             // a burst of changes costs one read
             tokio::time::sleep(COALESCE).await;
         }
+        let named = registration.as_ref().map(|r| r.take()).unwrap_or_default();
         // the earliest expiry among what is shown, the caller's own included
         let expiry = known
             .values()
@@ -219,44 +267,65 @@ async fn follow(
             .chain(centre.map(|c| c.1))
             .min()
             .unwrap_or(i64::MAX);
-        let due = woke || read_at.elapsed() >= safety || expiry <= now_ms();
-        let end = match ended(ctx, user, session) {
-            Some(reason) => Some(reason),
-            None if !due => None,
-            None => {
-                read_at = std::time::Instant::now();
-                ctx.metrics.radar_reads.inc();
-                let (answer, me) = futures_util::join!(unmetered(ctx, user, radius_m, LIMIT), own(ctx, user));
-                match answer {
-                    Ok(answer) => {
-                        for event in diff(&known, &answer.hits) {
+        let mut full = named.full
+            || read_at.elapsed() >= safety
+            || expiry <= now_ms()
+            || (!named.users.is_empty() && (centre.is_none() || known.len() >= LIMIT));
+        let mut end = ended(ctx, user, session);
+        if end.is_none()
+            && !full
+            && !named.users.is_empty()
+            && let Some((c, _)) = centre
+        {
+            ctx.metrics.radar_partial_reads.inc();
+            match Box::pin(listed_among(ctx, user, c, radius_m, &named.users)).await {
+                Ok(Some(now)) => match changes(&known, &named.users, now, LIMIT) {
+                    Some(events) => {
+                        let who = apply(&mut known, &events);
+                        for event in events {
                             id += 1;
                             if tx.send((id, event)).await.is_err() {
                                 return;
                             }
                         }
-                        known = remember(&answer.hits);
-                        if me.is_some() {
-                            centre = me;
+                        if who && let Some(r) = &registration {
+                            r.follow(Some(c), radius_m, known.keys().copied());
                         }
-                        if let Some(r) = &registration {
-                            r.follow(centre.map(|c| c.0), radius_m, known.keys().copied());
-                        }
-                        None
                     }
-                    Err(ServiceError::Refused {
-                        code: Code::NoActiveCheckin | Code::NotIndexed,
-                        ..
-                    }) => Some(EndReason::NotSharing),
-                    // a store that does not answer: try again at the next tick
-                    Err(_) => {
-                        let now = std::time::Instant::now();
-                        read_at = now.checked_sub(safety.saturating_sub(TICK)).unwrap_or(now);
-                        None
+                    None => full = true,
+                },
+                Ok(None) => full = true,
+                Err(_) => read_at = retry_soon(),
+            }
+        }
+        if end.is_none() && full {
+            read_at = std::time::Instant::now();
+            ctx.metrics.radar_reads.inc();
+            let (answer, me) =
+                Box::pin(async { futures_util::join!(unmetered(ctx, user, radius_m, LIMIT), own(ctx, user)) }).await;
+            match answer {
+                Ok(answer) => {
+                    for event in diff(&known, &answer.hits) {
+                        id += 1;
+                        if tx.send((id, event)).await.is_err() {
+                            return;
+                        }
+                    }
+                    known = remember(&answer.hits);
+                    if me.is_some() {
+                        centre = me;
+                    }
+                    if let Some(r) = &registration {
+                        r.follow(centre.map(|c| c.0), radius_m, known.keys().copied());
                     }
                 }
+                Err(ServiceError::Refused {
+                    code: Code::NoActiveCheckin | Code::NotIndexed,
+                    ..
+                }) => end = Some(EndReason::NotSharing),
+                Err(_) => read_at = retry_soon(),
             }
-        };
+        }
         if let Some(reason) = end {
             let _ = tx.send((id + 1, Event::End(reason))).await;
             return;
@@ -264,9 +333,17 @@ async fn follow(
         if renewed.elapsed() > LEASE / 3 {
             let t = now_ms();
             let max = ctx.settings.max_streams_per_user.saturating_add(1);
-            if streams::claim(&ctx.redis, user, slot, t, t + LEASE.as_millis() as i64, max)
-                .await
-                .is_ok()
+            // boxed, as the reads: what a stream's task holds between wake-ups stays small
+            if Box::pin(streams::claim(
+                &ctx.redis,
+                user,
+                slot,
+                t,
+                t + LEASE.as_millis() as i64,
+                max,
+            ))
+            .await
+            .is_ok()
             {
                 renewed = std::time::Instant::now();
             }
@@ -309,5 +386,41 @@ mod tests {
         assert_eq!(events.len(), 3);
         // nothing changed, nothing sent
         assert!(diff(&remember(&now), &now).is_empty());
+    }
+
+    /// A tokio channel allocates its slots 32 at a time, at its first message: with items
+    /// inline each block of a stream's channel took 32 × (8 + an item) bytes.
+    #[test]
+    fn an_event_is_a_few_words() {
+        let slot = std::mem::size_of::<(u64, Event)>();
+        println!("event slot {slot} B, an item {} B", std::mem::size_of::<Hit>());
+        assert!(slot <= 40, "{slot} B");
+    }
+
+    #[test]
+    fn the_named_users_alone_change_and_past_the_limit_only_a_full_read_tells() {
+        let (a, b, c, d) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut known = remember(&[hit(a, 100, "8928308280fffff"), hit(b, 200, "8928308281fffff")]);
+        // a and c were named: a is no longer listed, c is; b was not named and stays
+        let events = changes(&known, &[a, c], vec![hit(c, 300, "8928308283fffff")], LIMIT).expect("within");
+        assert!(matches!(events[0], Event::Leave(id) if id == a));
+        assert!(matches!(&events[1], Event::Enter(h) if h.user_id == c));
+        assert_eq!(events.len(), 2);
+        assert!(apply(&mut known, &events), "who is shown changed");
+        assert_eq!(known.len(), 2);
+        assert!(known.contains_key(&b) && known.contains_key(&c));
+        // b moves: where, not who
+        let events = changes(&known, &[b], vec![hit(b, 250, "8928308281fffff")], LIMIT).expect("within");
+        assert!(matches!(&events[0], Event::Move(h) if h.user_id == b));
+        assert!(!apply(&mut known, &events));
+        // named but unchanged: nothing
+        assert!(
+            changes(&known, &[b], vec![hit(b, 250, "8928308281fffff")], LIMIT)
+                .expect("within")
+                .is_empty()
+        );
+        // one more than the limit: only the whole answer tells which are kept
+        assert!(changes(&known, &[d], vec![hit(d, 10, "8928308283fffff")], 2).is_none());
+        assert!(changes(&known, &[c, d], vec![hit(d, 10, "8928308283fffff")], 2).is_some());
     }
 }

@@ -220,6 +220,34 @@ pub async fn records(redis: &Redis, users: &[Uuid]) -> StoreResult<Vec<Option<Li
     Ok(redis.run_many(cmds).await?.iter().map(parse_record).collect())
 }
 
+/// Those of `ids` who are `user`'s connections, in one round trip (SCARD and SMISMEMBER on the
+/// adjacency set); `None` when the adjacency set is not cached (the caller must take the full
+/// path, which rebuilds it).
+pub async fn connected_among(redis: &Redis, user: Uuid, ids: &[Uuid]) -> StoreResult<Option<Vec<Uuid>>> {
+    let adjacency = super::graph::adjacency_key(redis, user);
+    let mut member = redis::cmd("SMISMEMBER");
+    member.arg(&adjacency);
+    for id in ids {
+        member.arg(id.as_bytes().as_slice());
+    }
+    let answers = redis
+        .run_many(vec![redis::cmd("SCARD").arg(&adjacency).clone(), member])
+        .await?;
+    if !matches!(answers.first(), Some(Value::Int(n)) if *n > 0) {
+        return Ok(None);
+    }
+    let Some(Value::Array(flags)) = answers.get(1) else {
+        return Ok(None);
+    };
+    Ok(Some(
+        ids.iter()
+            .zip(flags)
+            .filter(|(_, f)| matches!(f, Value::Int(1)))
+            .map(|(id, _)| *id)
+            .collect(),
+    ))
+}
+
 /// Live population of each cell in one class (O(log n) per cell), in one round trip.
 pub async fn populations(redis: &Redis, cells: &[CellIndex], class: Class) -> StoreResult<Vec<u64>> {
     let (lo, hi) = class.live_range(now_ms());

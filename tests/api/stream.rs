@@ -256,18 +256,23 @@ fn counter(text: &str, name: &str) -> f64 {
 async fn a_radar_reads_only_when_a_change_may_affect_it() {
     let app = spawn_app().await;
     let (a, b) = pair(&app).await;
+    // a connection far away (a new connection makes the radar read again: befriended first)
+    let far = app.register("far").await;
+    share(&app, &far).await;
+    befriend(&app, &a, &far).await;
     let mut radar = Radar::open(&app, &a, "?radius_m=5000").await.expect("open");
     radar.until("snapshot", Duration::from_secs(2)).await;
-    let reads = || async { counter(&app.metrics().await, "radar_reads_total ") };
+    // reads of either kind: the whole answer, or only the users a message named
+    let reads = || async {
+        let m = app.metrics().await;
+        counter(&m, "radar_reads_total ") + counter(&m, "radar_partial_reads_total ")
+    };
     // once its subscription is in place the stream reads once (a change may have come between);
     // from then on only what may affect it wakes it
     assert!(radar.next(Duration::from_millis(700)).await.is_none());
     let settled = reads().await;
     assert!(settled <= 1.0, "{settled} reads before anything changed");
     // nothing changes, or something changes far away: no read, no event
-    let far = app.register("far").await;
-    share(&app, &far).await;
-    befriend(&app, &a, &far).await;
     checkin(&app, &far, 40.4168, -3.7038).await;
     assert!(radar.next(Duration::from_millis(1_500)).await.is_none());
     assert_eq!(
@@ -281,4 +286,145 @@ async fn a_radar_reads_only_when_a_change_may_affect_it() {
     assert_eq!(enter.data["user_id"], b.id.as_str());
     let after = reads().await - settled;
     assert!((1.0..=2.0).contains(&after), "{after} reads");
+    assert_eq!(
+        counter(&app.metrics().await, "radar_reads_total "),
+        settled,
+        "bob alone is read, not the whole answer"
+    );
+}
+
+/// What the caller sees of an item, the fields a stream's `move` is about.
+fn view_of(item: &Value) -> (String, Value) {
+    let id = item["user_id"].as_str().expect("user_id").to_string();
+    let seen = json!({
+        "distance_m": item["distance_m"],
+        "distance_range_m": item["distance_range_m"],
+        "precision": item["precision"],
+        "h3_cell": item["h3_cell"],
+    });
+    (id, seen)
+}
+
+/// A stream's list as its events built it, by user.
+type View = std::collections::BTreeMap<String, Value>;
+
+/// `/v1/nearby` of `u` as a [`View`].
+async fn nearby_view(app: &TestApp, u: &TestUser) -> View {
+    let r = app.get("/v1/nearby?radius_m=5000", u.t()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(view_of)
+        .collect()
+}
+
+/// Applies the stream's events to `view` until it equals `/v1/nearby` (asked at most every
+/// 400 ms), within `within`; the answer of nearby then.
+async fn settles(app: &TestApp, u: &TestUser, radar: &mut Radar, view: &mut View, within: Duration) -> View {
+    let deadline = Instant::now() + within;
+    loop {
+        let truth = nearby_view(app, u).await;
+        if *view == truth {
+            return truth;
+        }
+        let slice = Instant::now() + Duration::from_millis(400);
+        while let Some(e) = radar.next(slice.saturating_duration_since(Instant::now())).await {
+            match e.event.as_str() {
+                "enter" | "move" => {
+                    let (id, seen) = view_of(&e.data);
+                    view.insert(id, seen);
+                }
+                "leave" => {
+                    view.remove(e.data["user_id"].as_str().expect("user_id"));
+                }
+                other => panic!("unexpected `{other}`: {:?}", e.data),
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream shows {view:?}, nearby answers {truth:?}"
+        );
+    }
+}
+
+/// Follows `user` in `view`.
+fn shows(view: &View, u: &TestUser) -> Option<Value> {
+    view.get(u.id.as_str()).cloned()
+}
+
+#[tokio::test]
+async fn a_radar_told_which_users_changed_stays_equal_to_nearby() {
+    let app = spawn_app().await;
+    let (a, b) = pair(&app).await;
+    let (c, d) = (app.register("cy").await, app.register("dee").await);
+    for u in [&c, &d] {
+        befriend(&app, &a, u).await;
+        share(&app, u).await;
+    }
+    let mut radar = Radar::open(&app, &a, "?radius_m=5000").await.expect("open");
+    let snap = radar.until("snapshot", Duration::from_secs(2)).await.0;
+    let mut view: View = snap.data["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(view_of)
+        .collect();
+    // let the subscription's own full read pass, then count
+    assert!(radar.next(Duration::from_millis(700)).await.is_none());
+    let metrics = app.metrics().await;
+    let (full_before, partial_before) = (
+        counter(&metrics, "radar_reads_total "),
+        counter(&metrics, "radar_partial_reads_total "),
+    );
+    // three connections check in nearby, one after the other
+    for (u, lat) in [(&b, 48.851), (&c, 48.853), (&d, 48.855)] {
+        checkin(&app, u, lat, 2.35).await;
+        let truth = settles(&app, &a, &mut radar, &mut view, Duration::from_secs(3)).await;
+        assert!(shows(&truth, u).is_some(), "{truth:?}");
+    }
+    let metrics = app.metrics().await;
+    assert_eq!(
+        counter(&metrics, "radar_reads_total "),
+        full_before,
+        "check-ins of others are read one by one, not by re-reading the whole answer"
+    );
+    assert!(counter(&metrics, "radar_partial_reads_total ") > partial_before);
+
+    // bob coarsens his precision: a move to his cell, with a range
+    let exact = shows(&view, &b).expect("bob shown");
+    let r = app
+        .patch("/v1/me/privacy", b.t(), json!({"precision": "approximate"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let truth = settles(&app, &a, &mut radar, &mut view, Duration::from_secs(3)).await;
+    let coarse = shows(&truth, &b).expect("bob still listed");
+    assert_eq!(coarse["precision"], "approximate");
+    assert_ne!(coarse, exact);
+
+    // an exact share from bob: ann sees his point again
+    let r = app
+        .post("/v1/shares", b.t(), json!({"to_user_id": a.id, "duration_s": 600}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let truth = settles(&app, &a, &mut radar, &mut view, Duration::from_secs(3)).await;
+    assert_eq!(shows(&truth, &b).expect("bob")["precision"], "exact");
+
+    // cy hides from ann while she streams, then shows herself again
+    let r = app.patch("/v1/me/privacy", c.t(), json!({"hidden_from": [a.id]})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let truth = settles(&app, &a, &mut radar, &mut view, Duration::from_secs(3)).await;
+    assert!(shows(&truth, &c).is_none(), "{truth:?}");
+    let r = app.patch("/v1/me/privacy", c.t(), json!({"hidden_from": []})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let truth = settles(&app, &a, &mut radar, &mut view, Duration::from_secs(3)).await;
+    assert!(shows(&truth, &c).is_some(), "{truth:?}");
+
+    // dee blocks ann: she leaves the radar well before its safety re-read
+    let r = app.put(&format!("/v1/blocks/{}", a.id), d.t()).await;
+    assert!(r.status == 204 || r.status == 200, "{}", r.text);
+    let truth = settles(&app, &a, &mut radar, &mut view, Duration::from_secs(3)).await;
+    assert!(shows(&truth, &d).is_none(), "{truth:?}");
+    assert_eq!(truth.len(), 2, "{truth:?}");
 }
