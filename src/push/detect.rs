@@ -37,8 +37,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Bound on one batch's detection.
-const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on deciding one batch (the reads and the rules; the writes after it are not cut short).
+const DECIDE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Check-ins of a batch whose connections are read at once (each may rebuild an adjacency set
+/// from PostgreSQL: the pool is shared with the API).
+const READS_AT_ONCE: usize = 8;
 /// Check-ins decided together at most.
 pub const BATCH: usize = 64;
 /// Batches decided at once at most.
@@ -125,84 +128,18 @@ async fn shared_with(
 }
 
 /// Decides the arrival notifications of a batch of check-ins (actor, indexed record) and writes
-/// the outbox. A user who checked in twice in the batch is decided at the last check-in.
+/// the outbox. A user who checked in twice in the batch is decided at the last check-in. The
+/// decision is bounded by [`DECIDE_TIMEOUT`]; the writes that follow (cooldown claims, the
+/// outbox, the claims given back when it fails) are bounded by the stores' own timeouts only,
+/// so that a claim is never left without its notification.
 pub async fn detect(ctx: &Ctx, batch: &[(Uuid, LiveRecord)]) -> crate::service::ServiceResult<Detection> {
-    let controls = ctx.controls.get();
-    let mut out = Detection::default();
-    if !controls.policy.location_sharing_enabled || controls.max_notify_radius_m < MIN_RADIUS_M {
-        // sharing is off, or nobody wants arrival notifications
-        return Ok(out);
-    }
-    let reach_m = controls.max_notify_radius_m;
-    let now = now_ms();
-    let mut latest: HashMap<Uuid, &LiveRecord> = HashMap::new();
-    for (actor, me) in batch {
-        latest.insert(*actor, me);
-    }
-    latest.retain(|_, me| me.is_live(now));
-    if latest.is_empty() {
-        return Ok(out);
-    }
-    let actors: Vec<Uuid> = latest.keys().copied().collect();
-    let (found, shared) = futures_util::join!(
-        futures_util::future::join_all(actors.iter().map(|a| live_connections(ctx, *a, latest[a], reach_m))),
-        shared_with(ctx, &actors)
-    );
-    let (given, shared_records) = shared?;
-    let mut pairs: Vec<Pair> = vec![];
-    for (actor, found) in actors.iter().zip(found) {
-        let me = latest[actor];
-        let exact: HashMap<Uuid, Coord> = given.get(actor).into_iter().flatten().copied().collect();
-        let mut seen_ids = HashSet::new();
-        let shared_only = exact
-            .keys()
-            .filter_map(|b| shared_records.get(b).map(|r| (*b, r.clone())));
-        for (b, record) in found?.into_iter().chain(shared_only) {
-            if b == *actor || !seen_ids.insert(b) {
-                continue;
-            }
-            let seen = match exact.get(&b) {
-                Some(own) => std::borrow::Cow::Owned(me.clone().shown_exactly(*own)),
-                None => std::borrow::Cow::Borrowed(me),
-            };
-            if distance_m(record.centre(), seen.published()) <= reach_m {
-                pairs.push(Pair {
-                    actor: *actor,
-                    recipient: b,
-                    record,
-                    seen,
-                });
-            }
-        }
-    }
-    out.candidates = pairs.len();
-    if pairs.is_empty() {
-        return Ok(out);
-    }
-    let asked: Vec<(Uuid, Uuid)> = pairs.iter().map(|p| (p.actor, p.recipient)).collect();
-    let radius: HashMap<(Uuid, Uuid), i32> = outbox::eligible_pairs(&ctx.db, &asked, ctx.settings.push.daily_cap)
-        .await?
-        .into_iter()
-        .map(|(a, b, r)| ((a, b), r))
-        .collect();
-    let now = now_ms();
-    // would B see A in a nearby query of B's notify radius?
-    let inside: Vec<NewNotification> = pairs
-        .iter()
-        .filter_map(|p| {
-            let r = f64::from(*radius.get(&(p.actor, p.recipient))?);
-            listed_distance(p.recipient, p.record.centre(), r, now, &p.seen).map(|d| NewNotification {
-                user_id: p.recipient,
-                actor_user_id: p.actor,
-                distance_m: i64::try_from(d).unwrap_or(i64::MAX),
-            })
-        })
-        .collect();
-    out.inside = inside.len();
+    let (mut out, inside) = tokio::time::timeout(DECIDE_TIMEOUT, decide(ctx, batch))
+        .await
+        .map_err(|_| crate::service::ServiceError::Unavailable("arrival detection: deciding timed out".into()))??;
     if inside.is_empty() {
         return Ok(out);
     }
-    let cooldown_s = u64::try_from(controls.policy.notification_cooldown_s)
+    let cooldown_s = u64::try_from(ctx.controls.get().policy.notification_cooldown_s)
         .unwrap_or(0)
         .max(1);
     let keys: Vec<(Uuid, Uuid)> = inside.iter().map(|n| (n.user_id, n.actor_user_id)).collect();
@@ -244,12 +181,118 @@ pub async fn detect(ctx: &Ctx, batch: &[(Uuid, LiveRecord)]) -> crate::service::
     }
 }
 
-/// Runs one batch's detection within its bound, logging and counting what went wrong; the
-/// check-ins it handled.
+/// Who should hear of the batch's check-ins: the pairs within reach, the rules, the radius, and
+/// each recipient's daily allowance (several arrivals of one batch may near the same person).
+/// A check-in whose connections cannot be read is skipped (logged and counted), not the batch.
+async fn decide(
+    ctx: &Ctx,
+    batch: &[(Uuid, LiveRecord)],
+) -> crate::service::ServiceResult<(Detection, Vec<NewNotification>)> {
+    let controls = ctx.controls.get();
+    let mut out = Detection::default();
+    if !controls.policy.location_sharing_enabled || controls.max_notify_radius_m < MIN_RADIUS_M {
+        // sharing is off, or nobody wants arrival notifications
+        return Ok((out, vec![]));
+    }
+    let reach_m = controls.max_notify_radius_m;
+    let now = now_ms();
+    let mut latest: HashMap<Uuid, &LiveRecord> = HashMap::new();
+    for (actor, me) in batch {
+        latest.insert(*actor, me);
+    }
+    latest.retain(|_, me| me.is_live(now));
+    if latest.is_empty() {
+        return Ok((out, vec![]));
+    }
+    let actors: Vec<Uuid> = latest.keys().copied().collect();
+    let reads: Vec<_> = actors
+        .iter()
+        .copied()
+        .map(|a| {
+            let me = latest[&a];
+            async move { (a, live_connections(ctx, a, me, reach_m).await) }
+        })
+        .collect();
+    let reads = futures_util::stream::iter(reads)
+        .buffer_unordered(READS_AT_ONCE)
+        .collect::<Vec<_>>();
+    let (found, shared) = futures_util::join!(reads, shared_with(ctx, &actors));
+    let (given, shared_records) = shared?;
+    let mut pairs: Vec<Pair> = vec![];
+    for (actor, found) in found {
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                ctx.metrics.detect_errors.inc();
+                tracing::warn!(user_id = %actor, error = %e, "arrival detection: cannot read one check-in's connections");
+                continue;
+            }
+        };
+        let me = latest[&actor];
+        let exact: HashMap<Uuid, Coord> = given.get(&actor).into_iter().flatten().copied().collect();
+        let mut seen_ids = HashSet::new();
+        let shared_only = exact
+            .keys()
+            .filter_map(|b| shared_records.get(b).map(|r| (*b, r.clone())));
+        for (b, record) in found.into_iter().chain(shared_only) {
+            if b == actor || !seen_ids.insert(b) {
+                continue;
+            }
+            let seen = match exact.get(&b) {
+                Some(own) => std::borrow::Cow::Owned(me.clone().shown_exactly(*own)),
+                None => std::borrow::Cow::Borrowed(me),
+            };
+            if distance_m(record.centre(), seen.published()) <= reach_m {
+                pairs.push(Pair {
+                    actor,
+                    recipient: b,
+                    record,
+                    seen,
+                });
+            }
+        }
+    }
+    out.candidates = pairs.len();
+    if pairs.is_empty() {
+        return Ok((out, vec![]));
+    }
+    let asked: Vec<(Uuid, Uuid)> = pairs.iter().map(|p| (p.actor, p.recipient)).collect();
+    let rules: HashMap<(Uuid, Uuid), (i32, Option<i64>)> =
+        outbox::eligible_pairs(&ctx.db, &asked, ctx.settings.push.daily_cap)
+            .await?
+            .into_iter()
+            .map(|(a, b, r, allowance)| ((a, b), (r, allowance)))
+            .collect();
+    let now = now_ms();
+    let mut given_today: HashMap<Uuid, i64> = HashMap::new();
+    // would B see A in a nearby query of B's notify radius? and may B hear of one more today?
+    let inside: Vec<NewNotification> = pairs
+        .iter()
+        .filter_map(|p| {
+            let (r, allowance) = *rules.get(&(p.actor, p.recipient))?;
+            let d = listed_distance(p.recipient, p.record.centre(), f64::from(r), now, &p.seen)?;
+            let count = given_today.entry(p.recipient).or_insert(0);
+            if allowance.is_some_and(|left| *count >= left) {
+                return None;
+            }
+            *count += 1;
+            Some(NewNotification {
+                user_id: p.recipient,
+                actor_user_id: p.actor,
+                distance_m: i64::try_from(d).unwrap_or(i64::MAX),
+            })
+        })
+        .collect();
+    out.inside = inside.len();
+    Ok((out, inside))
+}
+
+/// Runs one batch's detection ([`detect`] bounds it), logging and counting what went wrong;
+/// the check-ins it handled.
 async fn detect_batch(ctx: Ctx, batch: Vec<Checkin>) -> usize {
     let items: Vec<(Uuid, LiveRecord)> = batch.iter().map(|c| (c.user, c.record.clone())).collect();
-    match tokio::time::timeout(DETECT_TIMEOUT, detect(&ctx, &items)).await {
-        Ok(Ok(d)) => {
+    match detect(&ctx, &items).await {
+        Ok(d) => {
             for c in &batch {
                 ctx.metrics.detect_lag.observe(c.at.elapsed().as_secs_f64());
             }
@@ -261,13 +304,9 @@ async fn detect_batch(ctx: Ctx, batch: Vec<Checkin>) -> usize {
                 "arrival detection"
             )
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             ctx.metrics.detect_errors.inc_by(batch.len() as u64);
             tracing::warn!(checkins = batch.len(), error = %e, "arrival detection failed");
-        }
-        Err(_) => {
-            ctx.metrics.detect_errors.inc_by(batch.len() as u64);
-            tracing::warn!(checkins = batch.len(), "arrival detection timed out");
         }
     }
     batch.len()

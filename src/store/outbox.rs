@@ -175,14 +175,15 @@ async fn deliveries_for(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> Sto
 }
 
 /// Of the pairs (actor A, candidate B), those where B may hear that A is nearby, with B's
-/// notify radius: both share (not paused, not suspended), B wants arrival notifications, they
-/// are connected, neither blocked the other, A does not hide from B, B did not mute A, and B is
-/// under the daily cap (`daily_cap` 0: none). One query for a whole batch of check-ins.
+/// notify radius and how many more notifications B may get today (`None`: no cap): both share
+/// (not paused, not suspended), B wants arrival notifications, they are connected, neither
+/// blocked the other, A does not hide from B, B did not mute A, and B is under the daily cap
+/// (`daily_cap` 0: none). One query for a whole batch of check-ins.
 pub async fn eligible_pairs(
     db: impl sqlx::PgExecutor<'_>,
     pairs: &[(Uuid, Uuid)],
     daily_cap: u32,
-) -> StoreResult<Vec<(Uuid, Uuid, i32)>> {
+) -> StoreResult<Vec<(Uuid, Uuid, i32, Option<i64>)>> {
     if pairs.is_empty() {
         return Ok(vec![]);
     }
@@ -195,10 +196,15 @@ pub async fn eligible_pairs(
                AND p.sharing AND (p.paused_until IS NULL OR p.paused_until <= now())
                AND NOT u.suspended
          )
-         SELECT a.user_id, p.user_id, p.notify_radius_m
+         SELECT a.user_id, p.user_id, p.notify_radius_m, today.allowance
          FROM pair JOIN a ON a.user_id = pair.actor
               JOIN privacy_settings p ON p.user_id = pair.recipient
               JOIN users u ON u.id = p.user_id
+              CROSS JOIN LATERAL (
+                  SELECT CASE WHEN $3 = 0 THEN NULL
+                              ELSE $3 - (SELECT count(*) FROM notifications n
+                                         WHERE n.user_id = p.user_id AND n.created_at > now() - interval '1 day')
+                         END AS allowance) today
          WHERE p.user_id <> a.user_id
            AND p.notify_nearby AND p.sharing AND (p.paused_until IS NULL OR p.paused_until <= now())
            AND NOT u.suspended
@@ -208,8 +214,7 @@ pub async fn eligible_pairs(
                            WHERE (b.blocker_id = a.user_id AND b.blocked_id = p.user_id)
                               OR (b.blocker_id = p.user_id AND b.blocked_id = a.user_id))
            AND NOT EXISTS (SELECT 1 FROM connection_mutes m WHERE m.user_id = p.user_id AND m.muted_id = a.user_id)
-           AND ($3 = 0 OR (SELECT count(*) FROM notifications n
-                           WHERE n.user_id = p.user_id AND n.created_at > now() - interval '1 day') < $3)",
+           AND (today.allowance IS NULL OR today.allowance > 0)",
     )
     .bind(&actors)
     .bind(&candidates)

@@ -1056,3 +1056,37 @@ async fn an_exact_share_decides_the_arrival_at_the_givers_own_point() {
     let d = to_cleo[0]["distance_m"].as_i64().expect("distance");
     assert!(d > 2_000, "cleo learns only ann's city: {d}");
 }
+
+#[tokio::test]
+async fn the_daily_cap_holds_when_several_arrivals_near_one_person_are_decided_together() {
+    let p = Providers::start().await;
+    let app = push_app(&p, &[("HEREABOUTS_PUSH_DAILY_CAP", "2")]).await;
+    let bea = app.register("bea").await;
+    share(&app, &bea).await;
+    let mut arrivals = vec![];
+    for i in 0..3 {
+        let a = app.register(&format!("ann{i}")).await;
+        share(&app, &a).await;
+        befriend(&app, &a, &bea).await;
+        // checked in before bea is live: their own detections find nobody to tell
+        checkin(&app, &a, NORTH_500.0, NORTH_500.1).await;
+        arrivals.push(a);
+    }
+    checkin(&app, &bea, L.0, L.1).await;
+    app.ctx.checkins.settled().await;
+    assert!(notifications(&app, &bea).await.is_empty());
+    // the three arrivals decided as one batch
+    let mut batch = vec![];
+    for a in &arrivals {
+        let record = hereabouts::store::index::record(&app.ctx.redis, a.uuid())
+            .await
+            .expect("redis")
+            .expect("live record");
+        batch.push((a.uuid(), record));
+    }
+    let d = hereabouts::push::detect::detect(&app.ctx, &batch)
+        .await
+        .expect("detection");
+    assert_eq!(d.notified.len(), 2, "{d:?}");
+    assert_eq!(notifications(&app, &bea).await.len(), 2, "bea's cap is 2 a day");
+}
