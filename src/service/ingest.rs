@@ -377,6 +377,11 @@ async fn write_fresh(ctx: &Ctx, jobs: &[Submitted]) -> ServiceResult<Vec<Service
             tracing::warn!(error = %e, "cannot forget the rate-limit buckets of an erased user; they expire within a minute");
         }
     }
+    for (user, _) in &unpublish {
+        // checked in where nothing is indexed: the radars that showed the user, or are the
+        // user's, look again
+        ctx.checkins.changed(*user, None);
+    }
     for (user, record) in publish {
         // arrival notifications: decided after these answers, off the request path
         if !ctx.checkins.announce(user, record) {

@@ -168,8 +168,10 @@ pub async fn unmetered(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Se
 /// each of them as [`nearby`] would list it (a connection, live, not hiding from the caller, an
 /// exact share's point, reached by the circle: the same [`select`] over the same cover), sorted
 /// as it sorts. The live radar's read of the users a message named, instead of the whole
-/// answer; `None` when it cannot be told from them alone (sharing disabled, or the caller's
-/// adjacency not cached): then only the full query can tell.
+/// answer; `None` when it cannot be told from them alone (sharing disabled, the caller's
+/// adjacency not cached, or the caller's own record no longer live at `centre` — stopped
+/// sharing, moved, or checked in where nothing is indexed, even when that news was lost):
+/// then only the full query can tell.
 pub async fn listed_among(
     ctx: &Ctx,
     user: Uuid,
@@ -185,9 +187,12 @@ pub async fn listed_among(
     }
     // most users a region's message names are not the caller's connections: their records are
     // not read
-    let Some(ids) = index::connected_among(&ctx.redis, user, users).await? else {
+    let Some((ids, own)) = index::connected_among(&ctx.redis, user, users).await? else {
         return Ok(None);
     };
+    if !own.is_some_and(|r| r.is_live(now_ms()) && r.centre() == centre) {
+        return Ok(None);
+    }
     if ids.is_empty() {
         return Ok(Some(vec![]));
     }

@@ -220,10 +220,14 @@ pub async fn records(redis: &Redis, users: &[Uuid]) -> StoreResult<Vec<Option<Li
     Ok(redis.run_many(cmds).await?.iter().map(parse_record).collect())
 }
 
-/// Those of `ids` who are `user`'s connections, in one round trip (SCARD and SMISMEMBER on the
-/// adjacency set); `None` when the adjacency set is not cached (the caller must take the full
-/// path, which rebuilds it).
-pub async fn connected_among(redis: &Redis, user: Uuid, ids: &[Uuid]) -> StoreResult<Option<Vec<Uuid>>> {
+/// Those of `ids` who are `user`'s connections, with `user`'s own record, in one round trip
+/// (SCARD and SMISMEMBER on the adjacency set, GET of the record); `None` when the adjacency set
+/// is not cached (the caller must take the full path, which rebuilds it).
+pub async fn connected_among(
+    redis: &Redis,
+    user: Uuid,
+    ids: &[Uuid],
+) -> StoreResult<Option<(Vec<Uuid>, Option<LiveRecord>)>> {
     let adjacency = super::graph::adjacency_key(redis, user);
     let mut member = redis::cmd("SMISMEMBER");
     member.arg(&adjacency);
@@ -231,21 +235,25 @@ pub async fn connected_among(redis: &Redis, user: Uuid, ids: &[Uuid]) -> StoreRe
         member.arg(id.as_bytes().as_slice());
     }
     let answers = redis
-        .run_many(vec![redis::cmd("SCARD").arg(&adjacency).clone(), member])
+        .run_many(vec![
+            redis::cmd("SCARD").arg(&adjacency).clone(),
+            member,
+            redis::cmd("GET").arg(record_key(redis, user)).clone(),
+        ])
         .await?;
     if !matches!(answers.first(), Some(Value::Int(n)) if *n > 0) {
         return Ok(None);
     }
-    let Some(Value::Array(flags)) = answers.get(1) else {
+    let (Some(Value::Array(flags)), Some(own)) = (answers.get(1), answers.get(2)) else {
         return Ok(None);
     };
-    Ok(Some(
-        ids.iter()
-            .zip(flags)
-            .filter(|(_, f)| matches!(f, Value::Int(1)))
-            .map(|(id, _)| *id)
-            .collect(),
-    ))
+    let connected = ids
+        .iter()
+        .zip(flags)
+        .filter(|(_, f)| matches!(f, Value::Int(1)))
+        .map(|(id, _)| *id)
+        .collect();
+    Ok(Some((connected, parse_record(own))))
 }
 
 /// Live population of each cell in one class (O(log n) per cell), in one round trip.
