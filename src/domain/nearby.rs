@@ -196,6 +196,20 @@ fn coarse_reach_m(precision: Precision) -> f64 {
     }
 }
 
+/// How far beyond its published point a user's published area reaches: 0 for an exact user,
+/// the distance from the centre of a coarse user's cell to its farthest vertex otherwise. A
+/// viewer lists a coarse user whenever their circle reaches that cell, so a viewer within
+/// `radius + published_reach_m` of the published point may list them.
+pub fn published_reach_m(record: &LiveRecord) -> f64 {
+    if record.precision == Precision::Exact {
+        return 0.0;
+    }
+    match record.cell.parse::<h3o::CellIndex>() {
+        Ok(cell) => cell_distance_range(record.published(), cell).1,
+        Err(_) => coarse_reach_m(record.precision),
+    }
+}
+
 /// Whether the candidate is listed for a caller at `centre` with `radius_m`, and how far it is:
 /// an `exact` user by the rounded distance to its point ([`within`]); a coarse user whenever the
 /// circle reaches its published cell (the least distance to the cell is within the radius).
@@ -301,6 +315,22 @@ mod tests {
             hidden_from: hidden,
             own: (p.lat(), p.lng()),
             profile: Summary::default(),
+        }
+    }
+
+    proptest! {
+        /// A viewer who lists a coarse user lies within the radius plus the user's published
+        /// reach of the published point (arrival detection reads that far and no farther).
+        #[test]
+        fn whoever_lists_a_coarse_user_lies_within_the_published_reach(lat in -80.0f64..80.0, lng in -179.0f64..179.0, north in -20_000.0f64..20_000.0, east in -20_000.0f64..20_000.0, radius in 100.0f64..20_000.0, city in any::<bool>()) {
+            let p = Coord::new(lat, lng).expect("point");
+            let precision = if city { Precision::City } else { Precision::Approximate };
+            let r = record(p, precision, vec![], i64::MAX);
+            let viewer = Coord::new((lat + north / 111_000.0).clamp(-89.0, 89.0), lng + east / 111_000.0 / lat.to_radians().cos()).expect("point");
+            if listed_distance(Uuid::new_v4(), viewer, radius, 0, &r).is_some() {
+                prop_assert!(distance_m(viewer, r.published()) <= radius + published_reach_m(&r) + 1.0);
+            }
+            prop_assert_eq!(published_reach_m(&record(p, Precision::Exact, vec![], i64::MAX)), 0.0);
         }
     }
 

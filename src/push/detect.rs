@@ -24,7 +24,7 @@
 
 use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M};
 use crate::domain::geo::{Coord, distance_m};
-use crate::domain::nearby::{LiveRecord, listed_distance};
+use crate::domain::nearby::{LiveRecord, listed_distance, published_reach_m};
 use crate::domain::policy::Precision;
 use crate::service::Ctx;
 use crate::service::events::{Announced, Checkin};
@@ -79,9 +79,11 @@ async fn live_connections(
     me: &LiveRecord,
     reach_m: f64,
 ) -> crate::service::ServiceResult<Vec<(Uuid, LiveRecord)>> {
-    // an exact B is indexed at B's own point; a coarse B at the centre of B's cell, which the
-    // coarse cover (widened by a res-5 cell's reach) holds whenever B's own point is in reach
-    let reach_m = reach_m.min(MAX_RADIUS_M);
+    // B lists a coarse A when B's circle reaches A's cell: B's own point may lie as far as the
+    // cell reaches beyond A's published point. An exact B is indexed at B's own point; a
+    // coarse B at the centre of B's cell, which the coarse cover (widened by a res-5 cell's
+    // reach) holds whenever B's own point is in reach
+    let reach_m = (reach_m + published_reach_m(me)).min(MAX_RADIUS_M);
     let found = candidates(ctx, actor, me.published(), reach_m, reach_m, None).await?;
     let now = now_ms();
     Ok(found
@@ -242,7 +244,7 @@ async fn decide(
                 Some(own) => std::borrow::Cow::Owned(me.clone().shown_exactly(*own)),
                 None => std::borrow::Cow::Borrowed(me),
             };
-            if distance_m(record.centre(), seen.published()) <= reach_m {
+            if distance_m(record.centre(), seen.published()) <= reach_m + published_reach_m(&seen) {
                 pairs.push(Pair {
                     actor,
                     recipient: b,

@@ -1090,3 +1090,40 @@ async fn the_daily_cap_holds_when_several_arrivals_near_one_person_are_decided_t
     assert_eq!(d.notified.len(), 2, "{d:?}");
     assert_eq!(notifications(&app, &bea).await.len(), 2, "bea's cap is 2 a day");
 }
+
+#[tokio::test]
+async fn a_city_precision_arrival_reaches_whoever_would_list_its_cell() {
+    let p = Providers::start().await;
+    let app = push_app(&p, &[]).await;
+    // ann at the centre of her res-5 cell; bea 2 km beyond the cell's farthest corner: more than
+    // bea's 5 km from ann's published point, but her circle reaches ann's cell
+    let own = h3o::LatLng::new(PARIS.0, PARIS.1).expect("point");
+    let cell = own.to_cell(h3o::Resolution::Five);
+    let c = h3o::LatLng::from(cell);
+    let v = cell
+        .boundary()
+        .iter()
+        .copied()
+        .max_by(|a, b| c.distance_m(*a).total_cmp(&c.distance_m(*b)))
+        .expect("a vertex");
+    let k = 2_000.0 / c.distance_m(v);
+    let at = (v.lat() + (v.lat() - c.lat()) * k, v.lng() + (v.lng() - c.lng()) * k);
+    let bea_at = h3o::LatLng::new(at.0, at.1).expect("point");
+    assert!(bea_at.distance_m(c) > 6_000.0, "bea is beyond 5 km of the centre");
+    let bea = live_user(&app, "bea", at).await;
+    let ann = app.register("ann").await;
+    set_privacy(&app, &ann, json!({"sharing": true, "precision": "city"})).await;
+    befriend(&app, &ann, &bea).await;
+    checkin(&app, &ann, c.lat(), c.lng()).await;
+    let listed = app.get("/v1/nearby?radius_m=5000", bea.t()).await.json();
+    assert!(
+        listed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|i| i["user_id"] == ann.id.as_str()),
+        "bea's nearby lists ann: {listed}"
+    );
+    let to_bea = wait_notified(&app, &bea, 1, "no_device").await;
+    assert_eq!(to_bea[0]["actor_user_id"], ann.id.as_str());
+}
