@@ -199,6 +199,27 @@ fn checkin_pool(world: &World, keys: &TokenKeys) -> anyhow::Result<Vec<(String, 
         .collect()
 }
 
+/// What the HTTP phases measure: this tool, the server, Redis, and the server's PostgreSQL
+/// backends.
+pub fn server_meter(args: &Args, state: &Ctx) -> Meter {
+    Meter {
+        server_pid: args.server_pid,
+        redis: Some(state.redis.clone()),
+        pg: Some((state.db.clone(), vec!["hereabouts".to_string()])),
+    }
+}
+
+/// The client of the HTTP phases: keep-alive connections, no proxy, bounded waits.
+pub fn api_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1_024)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+}
+
 /// Runs the phases within the budget.
 pub async fn run_phases(
     settings: &Settings,
@@ -208,19 +229,9 @@ pub async fn run_phases(
     budget: &Budget,
 ) -> anyhow::Result<HttpReport> {
     let keys = TokenKeys::from_settings(settings)?;
-    let meter = Meter {
-        server_pid: args.server_pid,
-        redis: Some(state.redis.clone()),
-        pg: Some((state.db.clone(), vec!["hereabouts".to_string()])),
-    };
+    let meter = server_meter(args, state);
     let base = args.base_url.trim_end_matches('/').to_string();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(1_024)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(2))
-        .build()?;
+    let http = api_client()?;
     // preflight: the server answers, and accepts tokens minted with these settings
     let ready = http
         .get(format!("{base}/readyz"))

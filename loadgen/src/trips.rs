@@ -518,19 +518,9 @@ pub async fn run_http(
     phases: &mut Vec<Phase>,
 ) -> anyhow::Result<()> {
     let keys = TokenKeys::from_settings(settings)?;
-    let meter = Meter {
-        server_pid: args.server_pid,
-        redis: Some(state.redis.clone()),
-        pg: Some((state.db.clone(), vec!["hereabouts".to_string()])),
-    };
+    let meter = super::http::server_meter(args, state);
     let base = args.base_url.trim_end_matches('/').to_string();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(1_024)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(2))
-        .build()?;
+    let http = super::http::api_client()?;
     let caller = |j: usize| -> anyhow::Result<(String, String)> {
         let t = &plan.trips[j];
         Ok((

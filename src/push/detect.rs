@@ -25,7 +25,6 @@
 use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M};
 use crate::domain::geo::{Coord, distance_m};
 use crate::domain::nearby::{LiveRecord, listed_distance, published_reach_m};
-use crate::domain::policy::Precision;
 use crate::service::Ctx;
 use crate::service::events::{Announced, Checkin};
 use crate::service::nearby::candidates;
@@ -99,7 +98,7 @@ async fn shared_with(
     ctx: &Ctx,
     actors: &[Uuid],
 ) -> crate::service::ServiceResult<(HashMap<Uuid, Vec<(Uuid, Coord)>>, HashMap<Uuid, LiveRecord>)> {
-    if ctx.controls.get().policy.min_precision != Precision::Exact {
+    if !crate::service::shares::exact_shares_apply(ctx) {
         return Ok(Default::default());
     }
     let mut given: HashMap<Uuid, Vec<(Uuid, Coord)>> = HashMap::new();
@@ -236,8 +235,9 @@ async fn decide(
         let shared_only = exact
             .keys()
             .filter_map(|b| shared_records.get(b).map(|r| (*b, r.clone())));
+        // never the actor: the planner's answer leaves them out, and nobody shares with themselves
         for (b, record) in found.into_iter().chain(shared_only) {
-            if b == actor || !seen_ids.insert(b) {
+            if !seen_ids.insert(b) {
                 continue;
             }
             let seen = match exact.get(&b) {

@@ -91,6 +91,11 @@ pub async fn end(ctx: &Ctx, me: Uuid, id: Uuid) -> ServiceResult<()> {
     }
 }
 
+/// Whether exact shares show anything now: not when the policy's minimum precision is coarser.
+pub fn exact_shares_apply(ctx: &Ctx) -> bool {
+    ctx.controls.get().policy.min_precision == Precision::Exact
+}
+
 /// Nearby for a recipient of shares: the records of the givers among `records` whose share is
 /// active (checked in PostgreSQL) carry the giver's own point, at `exact` precision, unless
 /// the policy's minimum precision is coarser. Without givers (almost everyone) nothing is read.
@@ -100,7 +105,7 @@ pub async fn exact_for_recipient(
     givers: Vec<Uuid>,
     records: Vec<(Uuid, LiveRecord)>,
 ) -> ServiceResult<Vec<(Uuid, LiveRecord)>> {
-    if givers.is_empty() || ctx.controls.get().policy.min_precision != Precision::Exact {
+    if givers.is_empty() || !exact_shares_apply(ctx) {
         return Ok(records);
     }
     let listed: Vec<Uuid> = records

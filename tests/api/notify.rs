@@ -9,17 +9,6 @@ use crate::standins::{self, Providers, Reply};
 use hereabouts::push::worker::Worker;
 use serde_json::{Value, json};
 
-async fn app_with(p: &Providers, extra: &[(&str, &str)]) -> TestApp {
-    let mut settings = p.settings();
-    settings.push(("HEREABOUTS_PUSH_WORKER_ENABLED".into(), "false".into()));
-    for (k, v) in extra {
-        settings.retain(|(a, _)| a != k);
-        settings.push((k.to_string(), v.to_string()));
-    }
-    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    spawn_app_with(&refs).await
-}
-
 async fn deliver(app: &TestApp) -> usize {
     app.worker
         .get_or_init(|| Worker::new(app.ctx.clone()).expect("worker"))
@@ -49,7 +38,7 @@ async fn ask(app: &TestApp, from: &TestUser, to: &TestUser) -> Resp {
 #[tokio::test]
 async fn a_request_and_its_acceptance_notify_the_other_side_with_the_request() {
     let p = Providers::start().await;
-    let app = app_with(&p, &[]).await;
+    let app = p.app(&[]).await;
     let (ann, bea) = (app.register("ann").await, app.register("bea").await);
     webhook_device(&app, &p, &bea).await;
     let r = ask(&app, &ann, &bea).await;
@@ -106,7 +95,7 @@ async fn a_request_and_its_acceptance_notify_the_other_side_with_the_request() {
 #[tokio::test]
 async fn a_request_answered_before_its_push_is_not_pushed() {
     let p = Providers::start().await;
-    let app = app_with(&p, &[]).await;
+    let app = p.app(&[]).await;
     let (ann, bea) = (app.register("ann").await, app.register("bea").await);
     webhook_device(&app, &p, &bea).await;
     let request = ask(&app, &ann, &bea).await.json()["id"]
@@ -142,7 +131,7 @@ fn window_around_now() -> (String, String) {
 #[tokio::test]
 async fn quiet_hours_hold_pushes_which_the_list_shows_at_once() {
     let p = Providers::start().await;
-    let app = app_with(&p, &[]).await;
+    let app = p.app(&[]).await;
     let (ann, bea) = (app.register("ann").await, app.register("bea").await);
     webhook_device(&app, &p, &bea).await;
 
@@ -229,7 +218,7 @@ async fn quiet_hours_hold_pushes_which_the_list_shows_at_once() {
 #[tokio::test]
 async fn a_failed_delivery_tells_its_owner_why() {
     let p = Providers::start().await;
-    let app = app_with(&p, &[]).await;
+    let app = p.app(&[]).await;
     let (ann, bea) = (app.register("ann").await, app.register("bea").await);
     webhook_device(&app, &p, &bea).await;
     p.webhook
@@ -254,7 +243,7 @@ async fn a_failed_delivery_tells_its_owner_why() {
 #[tokio::test]
 async fn the_development_log_provider_delivers_without_sending() {
     let p = Providers::start().await;
-    let app = app_with(&p, &[("HEREABOUTS_PUSH_DEV_LOG", "true")]).await;
+    let app = p.app(&[("HEREABOUTS_PUSH_DEV_LOG", "true")]).await;
     let (ann, bea) = (app.register("ann").await, app.register("bea").await);
     let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let r = app
@@ -274,7 +263,7 @@ async fn the_development_log_provider_delivers_without_sending() {
 #[tokio::test]
 async fn web_push_is_encrypted_for_the_browser_and_signed_with_vapid() {
     let p = Providers::start().await;
-    let app = app_with(&p, &[]).await;
+    let app = p.app(&[]).await;
     let (service, browser) = standins::webpush().await;
     let (ann, bea) = (app.register("ann").await, app.register("bea").await);
     let r = app.get("/v1/push/vapid-public-key", bea.t()).await;

@@ -47,20 +47,6 @@ fn offset(p: (f64, f64), north_m: f64, east_m: f64) -> (f64, f64) {
     (lat, lng)
 }
 
-/// An app whose deliveries the test drives itself ([`deliver`]); `extra` may turn its own worker
-/// back on (`HEREABOUTS_PUSH_WORKER_ENABLED=true`) for the tests of concurrent workers.
-async fn push_app(p: &Providers, extra: &[(&str, &str)]) -> TestApp {
-    let mut settings = p.settings();
-    settings.retain(|(a, _)| a != "HEREABOUTS_PUSH_WORKER_ENABLED");
-    settings.push(("HEREABOUTS_PUSH_WORKER_ENABLED".into(), "false".into()));
-    for (k, v) in extra {
-        settings.retain(|(a, _)| a != k);
-        settings.push((k.to_string(), v.to_string()));
-    }
-    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    spawn_app_with(&refs).await
-}
-
 fn ios_token() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
@@ -193,7 +179,7 @@ async fn delivery_rows(app: &TestApp) -> Vec<(String, i32, Option<String>)> {
 #[tokio::test]
 async fn arrival_notifies_once_without_coordinates_and_moving_inside_does_not_renotify() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     let bea = live_user(&app, "bea", L).await;
     let token = ios_token();
     add_device(&app, &bea, json!({"platform": "ios", "token": token})).await;
@@ -255,7 +241,7 @@ async fn arrival_notifies_once_without_coordinates_and_moving_inside_does_not_re
 #[tokio::test]
 async fn leaving_and_coming_back_after_the_cooldown_notifies_again() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     sqlx::query("UPDATE policy SET notification_cooldown_s = 1")
         .execute(&app.db)
         .await
@@ -282,7 +268,7 @@ async fn leaving_and_coming_back_after_the_cooldown_notifies_again() {
 #[tokio::test]
 async fn nobody_is_notified_who_could_not_see_the_arrival_in_nearby() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     let ann = app.register("ann").await;
     share(&app, &ann).await;
 
@@ -364,7 +350,7 @@ async fn nobody_is_notified_who_could_not_see_the_arrival_in_nearby() {
 #[tokio::test]
 async fn every_provider_delivers_with_valid_credentials_in_the_device_language() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     let bea = live_user(&app, "bea", L).await;
     add_device(
         &app,
@@ -434,7 +420,7 @@ async fn every_provider_delivers_with_valid_credentials_in_the_device_language()
 #[tokio::test]
 async fn server_errors_are_retried_with_backoff_until_delivered() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     p.apns.script([
         Reply::Status(500, json!({"reason": "InternalServerError"})),
         Reply::Status(503, json!({"reason": "ServiceUnavailable"})),
@@ -467,7 +453,7 @@ async fn server_errors_are_retried_with_backoff_until_delivered() {
 #[tokio::test]
 async fn deliveries_give_up_after_the_attempt_limit() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[("HEREABOUTS_PUSH_MAX_ATTEMPTS", "3")]).await;
+    let app = p.app(&[("HEREABOUTS_PUSH_MAX_ATTEMPTS", "3")]).await;
     p.webhook.script((0..10).map(|_| Reply::Status(503, json!({}))));
     let bea = live_user(&app, "bea", L).await;
     add_device(
@@ -499,7 +485,7 @@ async fn deliveries_give_up_after_the_attempt_limit() {
 #[tokio::test]
 async fn gone_tokens_deactivate_their_devices() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     p.apns
         .script([Reply::Status(410, json!({"reason": "Unregistered", "timestamp": 0}))]);
     p.fcm.script([Reply::Status(404, standins::fcm_unregistered())]);
@@ -554,7 +540,7 @@ async fn two_workers_deliver_each_notification_exactly_once() {
         ("HEREABOUTS_PUSH_BATCH_SIZE", "2"),
         ("HEREABOUTS_PUSH_POLL_INTERVAL_MS", "10"),
     ];
-    let app = push_app(&p, &extra).await;
+    let app = p.app(&extra).await;
     // a second instance on the same database and Redis prefix
     let mut settings = p.settings();
     for (k, v) in extra {
@@ -633,7 +619,7 @@ async fn two_workers_deliver_each_notification_exactly_once() {
 
 /// An app with a short lease (its workers are run by the test).
 async fn app_without_worker(p: &Providers) -> TestApp {
-    push_app(p, &[("HEREABOUTS_PUSH_LEASE_S", "1")]).await
+    p.app(&[("HEREABOUTS_PUSH_LEASE_S", "1")]).await
 }
 
 /// bea with an iOS device, and ann arriving near her: one pending delivery.
@@ -836,7 +822,7 @@ async fn devices_are_validated_idempotent_and_move_between_users() {
 #[tokio::test]
 async fn erasure_deletes_the_cooldown_keys_and_the_outbox() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     let bea = live_user(&app, "bea", L).await;
     let cid = live_user(&app, "cid", L).await;
     add_device(&app, &bea, json!({"platform": "ios", "token": ios_token()})).await;
@@ -885,7 +871,7 @@ async fn erasure_deletes_the_cooldown_keys_and_the_outbox() {
 #[tokio::test]
 async fn the_daily_cap_bounds_notifications_per_user() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[("HEREABOUTS_PUSH_DAILY_CAP", "1")]).await;
+    let app = p.app(&[("HEREABOUTS_PUSH_DAILY_CAP", "1")]).await;
     let bea = live_user(&app, "bea", L).await;
     let ann = app.register("ann").await;
     share(&app, &ann).await;
@@ -906,7 +892,7 @@ async fn the_daily_cap_bounds_notifications_per_user() {
 #[tokio::test]
 async fn notifications_follow_the_graph_and_keep_the_name_they_were_made_with() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     let bea = live_user(&app, "bea", L).await;
     let ann = app.register("ann").await;
     share(&app, &ann).await;
@@ -929,7 +915,7 @@ async fn notifications_follow_the_graph_and_keep_the_name_they_were_made_with() 
 #[tokio::test]
 async fn notifications_are_read_by_id_or_up_to_one_and_muted_connections_notify_nobody() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     let bea = live_user(&app, "bea", L).await;
     let (ann, cy) = (app.register("ann").await, app.register("cy").await);
     for u in [&ann, &cy] {
@@ -1022,7 +1008,7 @@ fn far_from_its_city_cell() -> (f64, f64) {
 #[tokio::test]
 async fn an_exact_share_decides_the_arrival_at_the_givers_own_point() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     let at = far_from_its_city_cell();
     let near = offset(at, 300.0, 0.0);
     // bea and cleo are both live 300 m from ann's own point; ann shows only her city
@@ -1060,7 +1046,7 @@ async fn an_exact_share_decides_the_arrival_at_the_givers_own_point() {
 #[tokio::test]
 async fn the_daily_cap_holds_when_several_arrivals_near_one_person_are_decided_together() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[("HEREABOUTS_PUSH_DAILY_CAP", "2")]).await;
+    let app = p.app(&[("HEREABOUTS_PUSH_DAILY_CAP", "2")]).await;
     let bea = app.register("bea").await;
     share(&app, &bea).await;
     let mut arrivals = vec![];
@@ -1094,7 +1080,7 @@ async fn the_daily_cap_holds_when_several_arrivals_near_one_person_are_decided_t
 #[tokio::test]
 async fn a_city_precision_arrival_reaches_whoever_would_list_its_cell() {
     let p = Providers::start().await;
-    let app = push_app(&p, &[]).await;
+    let app = p.app(&[]).await;
     // ann at the centre of her res-5 cell; bea 2 km beyond the cell's farthest corner: more than
     // bea's 5 km from ann's published point, but her circle reaches ann's cell
     let own = h3o::LatLng::new(PARIS.0, PARIS.1).expect("point");

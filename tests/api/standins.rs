@@ -584,6 +584,19 @@ impl Providers {
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
+
+    /// An app pointed at these stand-ins whose deliveries the test drives itself; `extra`
+    /// overrides settings (`HEREABOUTS_PUSH_WORKER_ENABLED=true` turns its own worker back on).
+    pub async fn app(&self, extra: &[(&str, &str)]) -> crate::helpers::TestApp {
+        let mut settings = self.settings();
+        settings.push(("HEREABOUTS_PUSH_WORKER_ENABLED".into(), "false".into()));
+        for (k, v) in extra {
+            settings.retain(|(a, _)| a != k);
+            settings.push((k.to_string(), v.to_string()));
+        }
+        let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        crate::helpers::spawn_app_with(&refs).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
