@@ -247,6 +247,20 @@ ensure_haproxy() {
     say "haproxy $("$bin" -v 2>/dev/null | awk 'NR==1{print $3}')"
 }
 
+# Unlinks every key under a prefix on one Redis node. Keys may be binary (the index's record keys
+# hold a user's 16 bytes), so no text pipe: a script scans one step and unlinks what it found,
+# the shell carries the cursor (a node's SCAN returns its own keys, so a cluster node serves them).
+redis_unlink_prefix() { # host port prefix
+    local cursor=0
+    for _ in $(seq 1000000); do
+        cursor=$(redis-cli -h "$1" -p "$2" --no-auth-warning EVAL "#!lua flags=allow-cross-slot-keys
+local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', 1000)
+for _, k in ipairs(r[2]) do redis.call('UNLINK', k) end
+return r[1]" 0 "$cursor" "$3:*") || return 1
+        [ "$cursor" = 0 ] && return 0
+    done
+}
+
 # A free TCP port on loopback (the kernel picks it; a race with another binder is unlikely).
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

@@ -13,19 +13,28 @@ use hereabouts::service::live::CheckinInput;
 pub enum Kind {
     /// Store-level nearby queries of typical users (5 km, 50 at most).
     Nearby,
+    /// The same, by the store-level bench's super-connectors (not in `scripts/instructions`).
+    NearbySuper,
+    /// The same, by members of the conference hall (not in `scripts/instructions`).
+    NearbyHall,
     /// Check-ins of the same users at their own point (the world is unchanged by them).
     Checkin,
 }
 
 /// Runs `ops` operations of `kind`, cycling over the typical workload's callers.
 pub async fn run(ctx: &Ctx, world: &World, kind: Kind, ops: u64) -> anyhow::Result<()> {
+    let workload = match kind {
+        Kind::NearbySuper => "super-connector",
+        Kind::NearbyHall => "hall",
+        _ => "typical",
+    };
     let callers = workloads(world)
         .into_iter()
-        .find(|(name, _)| *name == "typical")
+        .find(|(name, _)| *name == workload)
         .map(|(_, c)| c)
         .unwrap_or_default();
     if callers.is_empty() {
-        anyhow::bail!("the world has no typical callers");
+        anyhow::bail!("the world has no {workload} callers");
     }
     let mut failed = 0u64;
     for i in 0..ops {
@@ -33,6 +42,10 @@ pub async fn run(ctx: &Ctx, world: &World, kind: Kind, ops: u64) -> anyhow::Resu
         let user = world.ids[who];
         let ok = match kind {
             Kind::Nearby => hereabouts::service::nearby::nearby(ctx, user, 5_000.0, 50)
+                .await
+                .is_ok(),
+            // few callers, each asking many times: past the per-user rate limit
+            Kind::NearbySuper | Kind::NearbyHall => hereabouts::service::nearby::unmetered(ctx, user, 5_000.0, 50)
                 .await
                 .is_ok(),
             Kind::Checkin => {

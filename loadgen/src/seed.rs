@@ -774,7 +774,8 @@ impl<'w> Seeder<'w> {
             let values = self.redis.run_many(cmds).await?;
             for (k, pair) in chunk.iter().zip(values.chunks(2)) {
                 let Some(res) = k
-                    .strip_prefix(&prefix)
+                    .strip_prefix(prefix.as_bytes())
+                    .and_then(|c| std::str::from_utf8(c).ok())
                     .and_then(|c| CellIndex::from_str(c).ok())
                     .map(|c| u8::from(c.resolution()))
                 else {

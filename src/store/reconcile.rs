@@ -14,7 +14,7 @@
 //! commands on the cluster connection): the record and the score in each indexed cell.
 
 use super::StoreResult;
-use super::index::{cell_key, record_key};
+use super::index::{cell_key, record_key, record_key_prefix, record_key_user};
 use super::redis::Redis;
 use crate::domain::geo::{Coord, index_cells};
 use crate::domain::nearby::LiveRecord;
@@ -31,6 +31,18 @@ pub const RANGES: u16 = SLOTS / RANGE_SLOTS;
 /// The slot of a hash tag (what Redis Cluster computes for `…{tag}…`).
 pub fn slot_of(tag: &str) -> u16 {
     crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes()) % SLOTS
+}
+
+/// The slot of a key, by Redis Cluster's rule: the bytes between the first `{` and the first
+/// `}` after it when there are any, else the whole key (record keys are binary, so their tag is
+/// whatever their bytes make of it).
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tag = key.iter().position(|b| *b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|b| *b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tag.unwrap_or(key)) % SLOTS
 }
 
 /// The hash tag of range `r`: the first `m<n>` whose slot falls in it.
@@ -165,7 +177,8 @@ pub async fn probe(redis: &Redis, users: &[(Uuid, Option<Coord>)]) -> StoreResul
 /// One step of a scan of the records on the master that serves `slot`: the next cursor (0 at
 /// the end) and the users whose record keys it returned.
 pub async fn scan_records(redis: &Redis, slot: u16, cursor: u64, count: u32) -> StoreResult<(u64, Vec<Uuid>)> {
-    let pattern: String = redis.key(format_args!("live:{{*}}"));
+    let mut pattern = record_key_prefix(redis).into_bytes();
+    pattern.extend_from_slice(b"*}");
     let v = redis
         .run_on_slot(
             redis::cmd("SCAN")
@@ -184,10 +197,9 @@ pub async fn scan_records(redis: &Redis, slot: u16, cursor: u64, count: u32) -> 
     let users = match parts.get(1) {
         Some(Value::Array(keys)) => keys
             .iter()
-            .filter_map(text)
-            .filter_map(|k| {
-                let inner = k.rsplit_once('{')?.1.strip_suffix('}')?.to_string();
-                inner.parse().ok()
+            .filter_map(|k| match k {
+                Value::BulkString(b) => record_key_user(redis, b),
+                _ => None,
             })
             .collect(),
         _ => vec![],
@@ -245,6 +257,12 @@ mod tests {
         // values from `CLUSTER KEYSLOT` on Redis 7.0
         assert_eq!(slot_of("foo"), 12_182);
         assert_eq!(slot_of("bar"), 5_061);
+        // Redis Cluster's examples: the tag when there is one, else the whole key
+        assert_eq!(key_slot(b"foo"), 12_182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), slot_of("foo{}{bar}"));
+        assert_eq!(key_slot(b"foo{{bar}}zap"), slot_of("{bar"));
+        assert_eq!(key_slot(b"foo{bar}{zap}"), slot_of("bar"));
     }
 
     #[test]

@@ -217,14 +217,15 @@ impl Redis {
     }
 
     /// Deletes every key under this handle's prefix (tests and erasure tooling only).
-    pub async fn scan_keys(&self, pattern: &str) -> StoreResult<Vec<String>> {
+    pub async fn scan_keys(&self, pattern: &str) -> StoreResult<Vec<Vec<u8>>> {
         let c = self.conn().await?;
         let mut out = Vec::new();
         let scan_one = |mut conn: ConnectionManager, pattern: String| async move {
             let mut keys = Vec::new();
             let mut cursor: u64 = 0;
             loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                // keys are bytes: record keys hold the user's 16 raw bytes
+                let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
                     .arg(&pattern)

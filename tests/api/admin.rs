@@ -82,7 +82,7 @@ async fn the_kill_switch_empties_the_index_and_forgets() {
     let keys = app
         .ctx
         .redis
-        .scan_keys(&format!("{}:live:*", app.prefix))
+        .scan_keys(&format!("{}:rec:*", app.prefix))
         .await
         .expect("scan");
     assert!(keys.is_empty(), "the live index is empty: {keys:?}");
@@ -345,9 +345,12 @@ pub async fn traces_of(app: &TestApp, id: &str) -> Vec<String> {
     }
     let raw = uuid::Uuid::parse_str(id).expect("uuid");
     let redis = &app.ctx.redis;
+    let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     for key in redis.scan_keys(&format!("{}:*", app.prefix)).await.expect("scan") {
-        if key.contains(id) {
-            found.push(format!("redis key {key}"));
+        let shown = String::from_utf8_lossy(&key).into_owned();
+        // a key names the user by the id's text or by its 16 bytes (the index's record keys)
+        if has(&key, id.as_bytes()) || has(&key, raw.as_bytes()) {
+            found.push(format!("redis key {shown}"));
             continue;
         }
         let kind: String = redis.run(redis::cmd("TYPE").arg(&key)).await.expect("type");
@@ -360,11 +363,8 @@ pub async fn traces_of(app: &TestApp, id: &str) -> Vec<String> {
                 .expect("zrange"),
             _ => vec![],
         };
-        if values
-            .iter()
-            .any(|v| v == raw.as_bytes() || v.windows(id.len()).any(|w| w == id.as_bytes()))
-        {
-            found.push(format!("redis value in {key}"));
+        if values.iter().any(|v| v == raw.as_bytes() || has(v, id.as_bytes())) {
+            found.push(format!("redis value in {shown}"));
         }
     }
     found

@@ -84,7 +84,7 @@ async fn a_checkin_is_published_read_back_and_left() {
     let keys = app
         .ctx
         .redis
-        .scan_keys(&format!("{}:live:*", app.prefix))
+        .scan_keys(&format!("{}:rec:*", app.prefix))
         .await
         .expect("scan");
     assert!(keys.is_empty(), "leaving removes the index record: {keys:?}");
@@ -317,7 +317,7 @@ async fn a_point_in_a_restricted_multipolygon_is_accepted_but_not_indexed() {
     let keys = app
         .ctx
         .redis
-        .scan_keys(&format!("{}:live:*", app.prefix))
+        .scan_keys(&format!("{}:rec:*", app.prefix))
         .await
         .expect("scan");
     assert!(keys.is_empty(), "not in the index");

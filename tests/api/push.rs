@@ -842,7 +842,7 @@ async fn erasure_deletes_the_cooldown_keys_and_the_outbox() {
                 .await
                 .expect("scan")
                 .into_iter()
-                .filter(|k| k.contains(&who))
+                .filter(|k| String::from_utf8_lossy(k).contains(&who))
                 .count()
         }
     };

@@ -5,6 +5,7 @@
 use crate::checkins::{befriend, checkin, share};
 use crate::helpers::*;
 use hereabouts::service::reconcile::{full_pass, sweep_records};
+use hereabouts::store::index;
 use std::collections::HashMap;
 
 /// Who `u` sees nearby: user id → cell.
@@ -35,7 +36,7 @@ async fn lost_stale_and_orphaned_entries_are_repaired_and_a_correct_index_left_a
     checkin(&app, &a, 48.85, 2.35).await;
     checkin(&app, &b, 48.851, 2.35).await;
     let redis = &app.ctx.redis;
-    let key = format!("{}:live:{{{}}}", app.prefix, b.id);
+    let key = index::record_key(redis, b.id.parse().expect("uuid"));
     let older: Vec<u8> = redis.run(redis::cmd("GET").arg(&key)).await.expect("get");
     let moved = checkin(&app, &b, 48.90, 2.45).await;
     let cell = moved["h3_cell"].as_str().expect("cell").to_string();
@@ -72,7 +73,7 @@ async fn lost_stale_and_orphaned_entries_are_repaired_and_a_correct_index_left_a
     assert!(seen(&app, &a).await.contains_key(&b.id));
     assert_eq!(full_pass(&app.ctx, 500).await.expect("pass").repaired, 0);
     // the master that holds the record (any slot on a single Redis)
-    let slot = hereabouts::store::reconcile::slot_of(&b.id);
+    let slot = hereabouts::store::reconcile::key_slot(&key);
     let swept = sweep_records(&app.ctx, slot, 500).await.expect("sweep");
     assert_eq!(swept.repaired, 1, "{swept:?}");
     assert!(

@@ -19,12 +19,26 @@ use crate::Stores;
 use crate::client::{Api, Counts, Log, User, around, ms, say, wait_until};
 use crate::cluster::{Cluster, NODE_TIMEOUT_MS, cli};
 use crate::infra::{Server, with};
-use hereabouts::store::reconcile::slot_of;
+use hereabouts::store::reconcile::{key_slot, slot_of};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// A user's record key under this suite's prefix (`store::index::record_key`'s format: the
+/// prefix, then the user's 16 bytes in the hash tag).
+fn record_key(user: Uuid) -> Vec<u8> {
+    let mut key = b"hbf:rec:{".to_vec();
+    key.extend_from_slice(user.as_bytes());
+    key.push(b'}');
+    key
+}
+
+/// The slot of a user's record.
+fn record_slot(user: Uuid) -> u16 {
+    key_slot(&record_key(user))
+}
 
 const S: &str = "cluster-failover";
 const USERS: usize = 18;
@@ -69,7 +83,7 @@ pub async fn scenario(st: Stores) {
     let leaver = users.remove(0);
     let victim = topo
         .iter()
-        .find(|n| n.master && n.serves(slot_of(&leaver.id.to_string())))
+        .find(|n| n.master && n.serves(record_slot(leaver.id)))
         .expect("a master serves the leaver's record")
         .clone();
     let replica = topo
@@ -77,10 +91,7 @@ pub async fn scenario(st: Stores) {
         .find(|n| !n.master && n.of == victim.id)
         .expect("the victim has a replica")
         .clone();
-    let on_victim = users
-        .iter()
-        .filter(|u| victim.serves(slot_of(&u.id.to_string())))
-        .count();
+    let on_victim = users.iter().filter(|u| victim.serves(record_slot(u.id))).count();
     say(
         S,
         format!(
@@ -104,7 +115,7 @@ pub async fn scenario(st: Stores) {
     let mut tasks = Vec::new();
     for u in users.iter().cloned() {
         let (api, log, stop, accepted) = (api.clone(), log.clone(), stop.clone(), accepted.clone());
-        let (freeze, frozen) = (freeze.clone(), victim.serves(slot_of(&u.id.to_string())));
+        let (freeze, frozen) = (freeze.clone(), victim.serves(record_slot(u.id)));
         tasks.push(tokio::spawn(async move {
             while !(stop.load(Ordering::SeqCst) || frozen && freeze.load(Ordering::SeqCst)) {
                 let a = api.checkin(&u, around(CENTRE, 2_000.0), None).await;
@@ -166,7 +177,7 @@ pub async fn scenario(st: Stores) {
         let (api, hub, accepted) = (api.clone(), hub.clone(), accepted.clone());
         let frozen: Vec<Uuid> = users
             .iter()
-            .filter(|u| victim.serves(slot_of(&u.id.to_string())))
+            .filter(|u| victim.serves(record_slot(u.id)))
             .map(|u| u.id)
             .collect();
         let leaver = leaver.id;
@@ -262,7 +273,7 @@ pub async fn scenario(st: Stores) {
     let cc = redis::cluster::ClusterClient::new(nodes).expect("cluster client");
     let mut con = cc.get_async_connection().await.expect("cluster connection");
     let _: i64 = redis::cmd("DEL")
-        .arg(format!("hbf:live:{{{}}}", quiet.id))
+        .arg(record_key(quiet.id))
         .query_async(&mut con)
         .await
         .expect("DEL a record");
