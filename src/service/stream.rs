@@ -45,7 +45,7 @@ const COALESCE: Duration = Duration::from_millis(250);
 const LEASE: Duration = Duration::from_secs(30);
 /// Items a stream follows, as nearby's largest page.
 const LIMIT: usize = 500;
-/// How long a stream stays silent at most: then it sends a comment.
+/// How often a stream sends a sign of life (a comment), whatever else it sent.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Why a stream ended.
@@ -228,8 +228,8 @@ fn ended(ctx: &Ctx, user: Uuid, session: Option<Uuid>) -> Option<EndReason> {
     session_over.then_some(EndReason::SessionEnded)
 }
 
-/// What a stream yields: an event with its id, or a sign of life when nothing was sent for
-/// [`KEEP_ALIVE`] (a client gone is noticed when it is written).
+/// What a stream yields: an event with its id, or a sign of life every [`KEEP_ALIVE`] (a
+/// client gone is noticed when it is written).
 #[derive(Debug)]
 pub enum Item {
     Event(u64, Event),
@@ -237,7 +237,7 @@ pub enum Item {
 }
 
 /// An open stream, driven by whoever polls it (the response body): no task and no channel of
-/// its own. Between wake-ups it holds its [`Core`] (boxed), one timer and an empty queue; a
+/// its own. Between wake-ups it holds its core (boxed), one timer and an empty queue; a
 /// look that needs I/O runs as a boxed future for its duration only. Dropping it (the client
 /// went, or the stream ended) leaves the hub and gives its slot back.
 pub struct Radar {
