@@ -9,10 +9,14 @@ use crate::domain::policy::Precision;
 use crate::service::Ctx;
 use crate::service::ServiceError;
 use crate::service::{nearby, stream};
-use actix_web::{get, web};
-use actix_web_lab::sse;
-use futures_util::StreamExt;
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::http::header::{CacheControl, CacheDirective, ContentEncoding};
+use actix_web::web::Bytes;
+use actix_web::{HttpResponse, get, web};
+use futures_util::Stream;
 use serde::{Deserialize, Serialize};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -157,7 +161,7 @@ pub async fn get_stream(
     me: AuthUser,
     req: actix_web::HttpRequest,
     q: super::extract::Query<StreamQuery>,
-) -> ApiResult<impl actix_web::Responder> {
+) -> ApiResult<HttpResponse> {
     let radius = q.radius_m.unwrap_or(5_000);
     if !(MIN_RADIUS_M as i64..=MAX_RADIUS_M as i64).contains(&radius) {
         return Err(ServiceError::field("radius_m", "must be in [50, 200000]").into());
@@ -168,10 +172,72 @@ pub async fn get_stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    let events = stream::open(&ctx, me.id, me.session, radius as f64, after).await?;
-    let body = tokio_stream::wrappers::ReceiverStream::new(events)
-        .map(move |(id, event)| Ok::<_, std::convert::Infallible>(sse_event(id, event, radius)));
-    Ok(sse::Sse::from_stream(body).with_keep_alive(std::time::Duration::from_secs(5)))
+    let radar = stream::open(ctx.into_inner(), me.id, me.session, radius as f64, after).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(ContentEncoding::Identity)
+        .insert_header(CacheControl(vec![CacheDirective::NoCache]))
+        .body(RadarBody {
+            radar,
+            radius_m: radius,
+            rest: Bytes::new(),
+            given: 0,
+        }))
+}
+
+/// Bytes the radar's body gives the connection before it lets it write them: actix-http's
+/// write buffer starts at 8 KiB and keeps whatever it grew to for the connection's life, so a
+/// snapshot given whole (or many events at once) would make every open stream hold more.
+const CHUNK: usize = 4 * 1024;
+
+/// The radar's response body: it drives the stream ([`stream::Radar`] is polled here, no task
+/// of its own) and frames each item as the event-stream format does, in chunks of at most
+/// [`CHUNK`] bytes (cut between characters). Its drop — the client went — ends the stream.
+struct RadarBody {
+    radar: stream::Radar,
+    radius_m: i64,
+    /// What is left of the item being sent.
+    rest: Bytes,
+    /// Bytes given since the connection last wrote.
+    given: usize,
+}
+
+impl MessageBody for RadarBody {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if this.given >= CHUNK {
+            // the connection writes what it holds (it polls again at once)
+            this.given = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if this.rest.is_empty() {
+            match Pin::new(&mut this.radar).poll_next(cx) {
+                Poll::Pending => {
+                    this.given = 0;
+                    return Poll::Pending;
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(item)) => this.rest = sse_bytes(item, this.radius_m),
+            }
+        }
+        let mut n = this.rest.len().min(CHUNK - this.given);
+        // a chunk ends between characters (clients that decode each chunk stay right)
+        while n < this.rest.len() && n > 0 && (this.rest[n] & 0xC0) == 0x80 {
+            n -= 1;
+        }
+        if n == 0 {
+            n = this.rest.len().min(CHUNK);
+        }
+        this.given += n;
+        Poll::Ready(Some(Ok(this.rest.split_to(n))))
+    }
 }
 
 /// One event of the live radar as the event-stream format frames it.
@@ -210,30 +276,35 @@ impl RadarEventName {
     }
 }
 
-/// One stream event as SSE: its name, its id and its JSON data.
-fn sse_event(id: u64, event: stream::Event, radius_m: i64) -> sse::Event {
-    let e = radar_event(id, event, radius_m);
-    sse::Event::Data(sse::Data::new(e.data).event(e.event.as_str()).id(e.id))
-}
-
-fn radar_event(id: u64, event: stream::Event, radius_m: i64) -> RadarEvent {
+/// One stream item as the event-stream format frames it: `event`, `id`, one line of JSON
+/// `data`; a keep-alive is a comment.
+fn sse_bytes(item: stream::Item, radius_m: i64) -> Bytes {
     use RadarEventName as N;
-    let (event, data) = match event {
-        stream::Event::Snapshot(hits) => (
-            N::Snapshot,
-            serde_json::to_value(NearbyResponse {
-                radius_m,
-                items: hits.iter().map(NearbyItem::from).collect(),
-            }),
-        ),
-        stream::Event::Enter(h) => (N::Enter, serde_json::to_value(NearbyItem::from(&*h))),
-        stream::Event::Move(h) => (N::Move, serde_json::to_value(NearbyItem::from(&*h))),
-        stream::Event::Leave(user_id) => (N::Leave, Ok(serde_json::json!({"user_id": user_id}))),
-        stream::Event::End(reason) => (N::End, Ok(serde_json::json!({"reason": reason.as_str()}))),
+    let (id, event) = match item {
+        stream::Item::KeepAlive => return Bytes::from_static(b": keep-alive\n\n"),
+        stream::Item::Event(id, event) => (id, event),
     };
-    RadarEvent {
-        event,
-        data: data.map(|v| v.to_string()).unwrap_or_else(|_| "{}".into()),
-        id: id.to_string(),
+    let name = match &event {
+        stream::Event::Snapshot(_) => N::Snapshot,
+        stream::Event::Enter(_) => N::Enter,
+        stream::Event::Move(_) => N::Move,
+        stream::Event::Leave(_) => N::Leave,
+        stream::Event::End(_) => N::End,
+    };
+    let data = match event {
+        stream::Event::Snapshot(hits) => serde_json::to_vec(&NearbyResponse {
+            radius_m,
+            items: hits.iter().map(NearbyItem::from).collect(),
+        }),
+        stream::Event::Enter(h) | stream::Event::Move(h) => serde_json::to_vec(&NearbyItem::from(&*h)),
+        stream::Event::Leave(user_id) => serde_json::to_vec(&serde_json::json!({"user_id": user_id})),
+        stream::Event::End(reason) => serde_json::to_vec(&serde_json::json!({"reason": reason.as_str()})),
     }
+    .unwrap_or_else(|_| b"{}".to_vec());
+    let head = format!("event: {}\nid: {id}\ndata: ", name.as_str());
+    let mut out = Vec::with_capacity(head.len() + data.len() + 2);
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(&data);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
 }

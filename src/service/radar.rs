@@ -27,8 +27,9 @@ use crate::store::redis::Redis;
 use h3o::CellIndex;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -93,18 +94,71 @@ struct Follower {
     owner: Uuid,
     centre: Option<Coord>,
     radius_m: f64,
-    regions: Vec<String>,
+    /// The users followed, sorted (the regions followed follow from the circle: [`regions`]).
     users: Vec<Uuid>,
     woken: Woken,
-    wake: Arc<Notify>,
+    /// Something woke the stream since it last looked.
+    signalled: bool,
+    /// Who to wake: the stream's body, as it last waited.
+    waker: Option<Waker>,
+}
+
+impl Follower {
+    /// Marks the stream woken; the waker to wake once the hub is unlocked.
+    fn signal(&mut self) -> Option<Waker> {
+        self.signalled = true;
+        self.waker.take()
+    }
 }
 
 #[derive(Default)]
 struct State {
     next: u64,
-    streams: HashMap<u64, Follower>,
+    /// Boxed: the table grows by doubling, and an entry is a pointer, not a stream's state.
+    streams: HashMap<u64, Box<Follower>>,
     regions: HashMap<String, HashSet<u64>>,
-    users: HashMap<Uuid, HashSet<u64>>,
+    users: HashMap<Uuid, Ids>,
+}
+
+/// The streams that follow one user: most users are followed by one stream (their own, or
+/// the one that shows them), kept inline.
+enum Ids {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Ids {
+    fn insert(&mut self, id: u64) {
+        match self {
+            Ids::One(a) if *a == id => {}
+            Ids::One(a) => *self = Ids::Many(vec![*a, id]),
+            Ids::Many(v) if v.contains(&id) => {}
+            Ids::Many(v) => v.push(id),
+        }
+    }
+
+    /// Removes `id`; whether none is left.
+    fn remove(&mut self, id: u64) -> bool {
+        match self {
+            Ids::One(a) => *a == id,
+            Ids::Many(v) => {
+                v.retain(|x| *x != id);
+                match v[..] {
+                    [] => return true,
+                    [one] => *self = Ids::One(one),
+                    _ => {}
+                }
+                false
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        match self {
+            Ids::One(a) => std::slice::from_ref(a).iter().copied(),
+            Ids::Many(v) => v.iter().copied(),
+        }
+    }
 }
 
 /// This instance's streams, by region and by user.
@@ -119,8 +173,6 @@ pub struct Hub {
 pub struct Registration {
     hub: Arc<Hub>,
     id: u64,
-    /// Notified when a message may change what the stream shows.
-    pub wake: Arc<Notify>,
 }
 
 impl Drop for Registration {
@@ -136,14 +188,35 @@ impl Registration {
         self.hub.follow(self.id, centre, radius_m, shown.collect());
     }
 
-    /// What woke the stream since the last call (and forgets it).
+    /// What woke the stream since the last call (and forgets it, the wake-up with it).
     pub fn take(&self) -> Woken {
         let mut state = self.hub.lock();
         state
             .streams
             .get_mut(&self.id)
-            .map(|f| std::mem::take(&mut f.woken))
+            .map(|f| {
+                f.signalled = false;
+                std::mem::take(&mut f.woken)
+            })
             .unwrap_or_default()
+    }
+
+    /// Ready once a message may have changed what the stream shows (since the last [`take`]
+    /// or ready poll); until then `cx` is woken when one comes.
+    ///
+    /// [`take`]: Self::take
+    pub fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.hub.lock();
+        let Some(f) = state.streams.get_mut(&self.id) else {
+            return Poll::Pending;
+        };
+        if std::mem::take(&mut f.signalled) {
+            return Poll::Ready(());
+        }
+        if !f.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            f.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -158,6 +231,17 @@ fn regions_for(centre: Coord, reach_m: f64) -> Vec<CellIndex> {
         .ceil()
         .clamp(1.0, 8.0) as u32;
     cell.grid_disk::<Vec<_>>(k)
+}
+
+/// The regions a stream follows (sorted): those its circle, widened by the widest slack, may
+/// touch; none without a centre.
+fn regions(centre: Option<Coord>, radius_m: f64) -> Vec<CellIndex> {
+    let mut regions = centre
+        .map(|c| regions_for(c, radius_m + MAX_SLACK_M))
+        .unwrap_or_default();
+    regions.sort_unstable();
+    regions.dedup();
+    regions
 }
 
 impl Hub {
@@ -195,28 +279,23 @@ impl Hub {
 
     /// Registers a stream of `owner` (it follows nothing until [`Registration::follow`]).
     pub fn register(self: &Arc<Self>, owner: Uuid) -> Registration {
-        let wake = Arc::new(Notify::new());
         let mut state = self.lock();
         state.next += 1;
         let id = state.next;
         state.streams.insert(
             id,
-            Follower {
+            Box::new(Follower {
                 owner,
                 centre: None,
                 radius_m: 0.0,
-                regions: vec![],
                 users: vec![],
                 woken: Woken::default(),
-                wake: wake.clone(),
-            },
+                signalled: false,
+                waker: None,
+            }),
         );
         drop(state);
-        Registration {
-            hub: self.clone(),
-            id,
-            wake,
-        }
+        Registration { hub: self.clone(), id }
     }
 
     fn follow(&self, id: u64, centre: Option<Coord>, radius_m: f64, mut users: Vec<Uuid>) {
@@ -225,46 +304,44 @@ impl Hub {
         users.push(f.owner);
         users.sort_unstable();
         users.dedup();
-        let mut regions: Vec<String> = centre
-            .map(|c| regions_for(c, radius_m + MAX_SLACK_M))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|cell| channels::region_channel(&self.redis, cell))
-            .collect();
-        regions.sort_unstable();
-        let (old_regions, old_users) = (f.regions.clone(), f.users.clone());
+        users.shrink_to_fit();
+        let (new_regions, old_regions) = (regions(centre, radius_m), regions(f.centre, f.radius_m));
+        let old_users = f.users.clone();
         let (mut subscribe, mut unsubscribe) = (vec![], vec![]);
-        for r in old_regions.iter().filter(|r| regions.binary_search(r).is_err()) {
-            if let Some(set) = state.regions.get_mut(r) {
+        for r in old_regions.iter().filter(|r| new_regions.binary_search(r).is_err()) {
+            let r = channels::region_channel(&self.redis, *r);
+            if let Some(set) = state.regions.get_mut(&r) {
                 set.remove(&id);
                 if set.is_empty() {
-                    state.regions.remove(r);
-                    unsubscribe.push(r.clone());
+                    state.regions.remove(&r);
+                    unsubscribe.push(r);
                 }
             }
         }
-        for r in regions.iter().filter(|r| old_regions.binary_search(r).is_err()) {
+        for r in new_regions.iter().filter(|r| old_regions.binary_search(r).is_err()) {
+            let r = channels::region_channel(&self.redis, *r);
             let set = state.regions.entry(r.clone()).or_default();
             if set.is_empty() {
-                subscribe.push(r.clone());
+                subscribe.push(r);
             }
             set.insert(id);
         }
         for u in old_users.iter().filter(|u| users.binary_search(u).is_err()) {
-            if let Some(set) = state.users.get_mut(u) {
-                set.remove(&id);
-                if set.is_empty() {
-                    state.users.remove(u);
-                }
+            if state.users.get_mut(u).is_some_and(|ids| ids.remove(id)) {
+                state.users.remove(u);
             }
         }
         for u in users.iter().filter(|u| old_users.binary_search(u).is_err()) {
-            state.users.entry(*u).or_default().insert(id);
+            match state.users.get_mut(u) {
+                Some(ids) => ids.insert(id),
+                None => {
+                    state.users.insert(*u, Ids::One(id));
+                }
+            }
         }
         if let Some(f) = state.streams.get_mut(&id) {
             f.centre = centre;
             f.radius_m = radius_m;
-            f.regions = regions;
             f.users = users;
         }
         drop(state);
@@ -281,11 +358,8 @@ impl Hub {
         let mut state = self.lock();
         if let Some(f) = state.streams.remove(&id) {
             for u in f.users {
-                if let Some(set) = state.users.get_mut(&u) {
-                    set.remove(&id);
-                    if set.is_empty() {
-                        state.users.remove(&u);
-                    }
+                if state.users.get_mut(&u).is_some_and(|ids| ids.remove(id)) {
+                    state.users.remove(&u);
                 }
             }
         }
@@ -303,13 +377,17 @@ impl Hub {
                 woken.extend(ids.iter().copied());
             }
         }
-        for id in woken {
-            if let Some(f) = state.streams.get_mut(&id) {
+        let wakers: Vec<Waker> = woken
+            .into_iter()
+            .filter_map(|id| {
+                let f = state.streams.get_mut(&id)?;
                 f.woken.full = true;
                 f.woken.users = vec![];
-                f.wake.notify_one();
-            }
-        }
+                f.signal()
+            })
+            .collect();
+        drop(guard);
+        wakers.into_iter().for_each(Waker::wake);
     }
 
     /// Wakes the streams a message may change, telling each which users it named.
@@ -321,7 +399,7 @@ impl Hub {
         if channel == self.ids {
             for c in &changes {
                 if let Some(ids) = state.users.get(&c.user) {
-                    named.extend(ids.iter().map(|id| (*id, c.user)));
+                    named.extend(ids.iter().map(|id| (id, c.user)));
                 }
             }
         } else if let Some(ids) = state.regions.get(channel) {
@@ -338,12 +416,15 @@ impl Hub {
                 named.extend(near.map(|c| (*id, c.user)));
             }
         }
+        let mut wakers: Vec<Waker> = vec![];
         for (id, user) in named {
             if let Some(f) = state.streams.get_mut(&id) {
                 f.woken.name(f.owner, user);
-                f.wake.notify_one();
+                wakers.extend(f.signal());
             }
         }
+        drop(guard);
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -471,9 +552,21 @@ mod tests {
     }
 
     fn woken(r: &Registration) -> bool {
-        let n = r.wake.notified();
-        tokio::pin!(n);
-        n.as_mut().enable()
+        r.poll_woken(&mut Context::from_waker(Waker::noop())).is_ready()
+    }
+
+    #[test]
+    fn the_streams_of_a_user_are_kept_inline_while_one() {
+        let mut ids = Ids::One(1);
+        ids.insert(1);
+        assert!(matches!(ids, Ids::One(1)));
+        ids.insert(2);
+        ids.insert(3);
+        assert_eq!(ids.iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert!(!ids.remove(2) && !ids.remove(7));
+        assert!(!ids.remove(1));
+        assert!(matches!(ids, Ids::One(3)));
+        assert!(!ids.remove(4) && ids.remove(3), "the last one gone");
     }
 
     #[tokio::test]

@@ -11,14 +11,26 @@
 //! reason, when the caller stops sharing (no live check-in), the operator disables sharing, or
 //! the caller's session ends (checked every [`TICK`], without I/O). Open streams are counted per
 //! user across instances ([`crate::store::streams`]).
+//!
+//! A stream ([`Radar`]) is polled by the response body that sends it: no task and no channel
+//! of its own. Its state waits between wake-ups (the hub wakes the body's waker), its one timer
+//! serves its ticks, its wait for more after a wake-up and its keep-alives, and a look that
+//! needs I/O is a boxed future that lives as long as the look. The body's drop (the client
+//! went) is the stream's end: it leaves the hub and gives its slot back.
 
 use super::nearby::{listed_among, unmetered};
+use super::radar::{Registration, Woken};
 use super::{Code, Ctx, ServiceError, ServiceResult};
+use crate::domain::geo::Coord;
 use crate::domain::nearby::Hit;
 use crate::store::streams;
-use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 use uuid::Uuid;
 
 /// How often a stream without a radar hub (a context without its listener) re-reads the index.
@@ -33,6 +45,8 @@ const COALESCE: Duration = Duration::from_millis(250);
 const LEASE: Duration = Duration::from_secs(30);
 /// Items a stream follows, as nearby's largest page.
 const LIMIT: usize = 500;
+/// How often a stream sends a sign of life (a comment), whatever else it sent.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Why a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,13 +102,66 @@ impl Shown {
     }
 }
 
+/// What a stream shows, by user: sorted by user, as long as what it shows (a hash map's table
+/// grows by doubling, and is most of a small stream's state).
+#[derive(Debug, Default)]
+pub struct Known(Vec<(Uuid, Shown)>);
+
+impl Known {
+    fn find(&self, id: &Uuid) -> Result<usize, usize> {
+        self.0.binary_search_by(|(u, _)| u.cmp(id))
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<&Shown> {
+        self.find(id).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, id: &Uuid) -> bool {
+        self.find(id).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The item it replaced, if any.
+    pub fn insert(&mut self, id: Uuid, shown: Shown) -> Option<Shown> {
+        match self.find(&id) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, shown)),
+            Err(i) => {
+                self.0.insert(i, (id, shown));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, id: &Uuid) -> Option<Shown> {
+        self.find(id).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Uuid> {
+        self.0.iter().map(|(u, _)| u)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Shown> {
+        self.0.iter().map(|(_, s)| s)
+    }
+}
+
 /// What a stream shows, by user.
-pub fn remember(hits: &[Hit]) -> HashMap<Uuid, Shown> {
-    hits.iter().map(|h| (h.user_id, Shown::of(h))).collect()
+pub fn remember(hits: &[Hit]) -> Known {
+    let mut shown: Vec<(Uuid, Shown)> = hits.iter().map(|h| (h.user_id, Shown::of(h))).collect();
+    shown.sort_unstable_by_key(|(u, _)| *u);
+    shown.dedup_by_key(|(u, _)| *u);
+    Known(shown)
 }
 
 /// The events that turn `before` into `now` (leaves first, then enters and moves by distance).
-pub fn diff(before: &HashMap<Uuid, Shown>, now: &[Hit]) -> Vec<Event> {
+pub fn diff(before: &Known, now: &[Hit]) -> Vec<Event> {
     let mut out: Vec<Event> = before
         .keys()
         .filter(|id| !now.iter().any(|h| h.user_id == **id))
@@ -114,7 +181,7 @@ pub fn diff(before: &HashMap<Uuid, Shown>, now: &[Hit]) -> Vec<Event> {
 /// them listed now (sorted as nearby sorts them): leaves first, then enters and moves by
 /// distance. `None` when more than `limit` would be shown: only the whole answer tells which
 /// are kept.
-pub fn changes(before: &HashMap<Uuid, Shown>, named: &[Uuid], now: Vec<Hit>, limit: usize) -> Option<Vec<Event>> {
+pub fn changes(before: &Known, named: &[Uuid], now: Vec<Hit>, limit: usize) -> Option<Vec<Event>> {
     let mut out: Vec<Event> = named
         .iter()
         .filter(|id| before.contains_key(id) && !now.iter().any(|h| h.user_id == **id))
@@ -135,7 +202,7 @@ pub fn changes(before: &HashMap<Uuid, Shown>, named: &[Uuid], now: Vec<Hit>, lim
 }
 
 /// `known` after `events`; whether the users shown changed (not only where they are).
-fn apply(known: &mut HashMap<Uuid, Shown>, events: &[Event]) -> bool {
+fn apply(known: &mut Known, events: &[Event]) -> bool {
     let mut who = false;
     for e in events {
         match e {
@@ -144,6 +211,7 @@ fn apply(known: &mut HashMap<Uuid, Shown>, events: &[Event]) -> bool {
             Event::Snapshot(_) | Event::End(_) => {}
         }
     }
+    known.0.shrink_to_fit();
     who
 }
 
@@ -160,16 +228,107 @@ fn ended(ctx: &Ctx, user: Uuid, session: Option<Uuid>) -> Option<EndReason> {
     session_over.then_some(EndReason::SessionEnded)
 }
 
+/// What a stream yields: an event with its id, or a sign of life every [`KEEP_ALIVE`] (a
+/// client gone is noticed when it is written).
+#[derive(Debug)]
+pub enum Item {
+    Event(u64, Event),
+    KeepAlive,
+}
+
+/// An open stream, driven by whoever polls it (the response body): no task and no channel of
+/// its own. Between wake-ups it holds its core (boxed), one timer and an empty queue; a
+/// look that needs I/O runs as a boxed future for its duration only. Dropping it (the client
+/// went, or the stream ended) leaves the hub and gives its slot back.
+pub struct Radar {
+    /// `None` while a look holds it.
+    core: Option<Box<Core>>,
+    /// The look in flight: the reads (and the lease renewal) of one wake-up or tick.
+    looking: Option<Pin<Box<dyn Future<Output = Looked>>>>,
+    /// Events made, not yet yielded.
+    out: VecDeque<(u64, Event)>,
+    /// The one timer: the next tick, the end of a wait for more, or the next keep-alive.
+    timer: Pin<Box<Sleep>>,
+    next_tick: Instant,
+    keep_alive_at: Instant,
+    /// Woken: when to look (a burst of changes costs one read).
+    coalesce_until: Option<Instant>,
+    /// The end was made: nothing follows what is queued.
+    over: bool,
+}
+
+/// What a stream knows between looks.
+struct Core {
+    ctx: Arc<Ctx>,
+    user: Uuid,
+    session: Option<Uuid>,
+    /// Its slot among the user's streams.
+    slot: Uuid,
+    radius_m: f64,
+    /// The id of the last event made.
+    id: u64,
+    known: Known,
+    /// The caller's own point (the centre of the circle) and when their check-in expires.
+    centre: Option<(Coord, i64)>,
+    registration: Option<Registration>,
+    renewed: Instant,
+    read_at: Instant,
+}
+
+/// A look done: the core back, the events it made, whether the stream ends.
+struct Looked {
+    core: Box<Core>,
+    events: Vec<(u64, Event)>,
+    over: bool,
+}
+
+impl Drop for Core {
+    /// The stream is gone (its end sent, or its client gone): its slot is given back, in a
+    /// task of its own (a drop cannot wait); without a runtime the lease ends it.
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (redis, user, slot) = (self.ctx.redis.clone(), self.user, self.slot);
+        rt.spawn(async move {
+            if let Err(e) = streams::release(&redis, user, slot).await {
+                tracing::debug!(error = %e, "stream slot not released; its lease ends it");
+            }
+        });
+    }
+}
+
+impl Core {
+    /// How often it reads its whole answer without being woken.
+    fn safety(&self) -> Duration {
+        if self.registration.is_some() { SAFETY } else { PACE }
+    }
+
+    /// When a store did not answer: a full read at the next tick.
+    fn retry_soon(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_sub(self.safety().saturating_sub(TICK)).unwrap_or(now)
+    }
+
+    /// Numbers `events` after the last one made.
+    fn number(&mut self, out: &mut Vec<(u64, Event)>, events: Vec<Event>) {
+        for e in events {
+            self.id += 1;
+            out.push((self.id, e));
+        }
+    }
+
+    fn follow(&self) {
+        if let Some(r) = &self.registration {
+            r.follow(self.centre.map(|c| c.0), self.radius_m, self.known.keys().copied());
+        }
+    }
+}
+
 /// Opens a stream for `user` (of `session`) over `radius_m`: 409 `no_active_checkin` without a
 /// live check-in, 429 past the streams a user may hold. Events are numbered from `after + 1`
 /// (a reconnect's `Last-Event-ID`), and the first is always a snapshot.
-pub async fn open(
-    ctx: &Ctx,
-    user: Uuid,
-    session: Option<Uuid>,
-    radius_m: f64,
-    after: u64,
-) -> ServiceResult<mpsc::Receiver<(u64, Event)>> {
+pub async fn open(ctx: Arc<Ctx>, user: Uuid, session: Option<Uuid>, radius_m: f64, after: u64) -> ServiceResult<Radar> {
     let no_checkin = || {
         ServiceError::refused(
             Code::NoActiveCheckin,
@@ -179,175 +338,219 @@ pub async fn open(
     if !ctx.controls.get().policy.location_sharing_enabled {
         return Err(no_checkin());
     }
-    let first = unmetered(ctx, user, radius_m, LIMIT).await?;
-    let id = Uuid::new_v4();
+    let (first, centre) = futures_util::join!(unmetered(&ctx, user, radius_m, LIMIT), own(&ctx, user));
+    let first = first?;
+    let slot = Uuid::new_v4();
     let t = now_ms();
     let lease = LEASE.as_millis() as i64;
-    if !streams::claim(&ctx.redis, user, id, t, t + lease, ctx.settings.max_streams_per_user).await? {
+    if !streams::claim(&ctx.redis, user, slot, t, t + lease, ctx.settings.max_streams_per_user).await? {
         return Err(ServiceError::RateLimited {
             retry_after_s: LEASE.as_secs(),
         });
     }
-    let (tx, rx) = mpsc::channel(64);
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        follow(&ctx, user, session, radius_m, after, first.hits, tx, id).await;
-        if let Err(e) = streams::release(&ctx.redis, user, id).await {
-            tracing::debug!(error = %e, "stream slot not released; its lease ends it");
-        }
+    // from here on, the core's drop gives the slot back
+    let now = Instant::now();
+    let core = Box::new(Core {
+        registration: ctx.radar.as_ref().map(|hub| hub.register(user)),
+        ctx,
+        user,
+        session,
+        slot,
+        radius_m,
+        id: after + 1,
+        known: remember(&first.hits),
+        centre,
+        renewed: now,
+        read_at: now,
     });
-    Ok(rx)
+    core.follow();
+    Ok(Radar {
+        core: Some(core),
+        looking: None,
+        out: VecDeque::from([(after + 1, Event::Snapshot(first.hits))]),
+        timer: Box::pin(tokio::time::sleep_until(now + KEEP_ALIVE)),
+        // the first tick at once, as an interval's
+        next_tick: now,
+        keep_alive_at: now + KEEP_ALIVE,
+        coalesce_until: None,
+        over: false,
+    })
 }
 
 /// The caller's own point (the centre of the circle) and when their check-in expires.
-async fn own(ctx: &Ctx, user: Uuid) -> Option<(crate::domain::geo::Coord, i64)> {
+async fn own(ctx: &Ctx, user: Uuid) -> Option<(Coord, i64)> {
     match crate::store::index::record(&ctx.redis, user).await {
         Ok(Some(r)) => Some((r.centre(), r.expires_at_ms)),
         _ => None,
     }
 }
 
-/// Sends the snapshot, then the differences whenever the hub wakes the stream (or at the
-/// safety pace, or when a user shown expires), until the caller goes or the stream must end.
-/// A wake that names users reads only them ([`listed_among`]); the whole answer is read again
-/// when only it can tell (see [`super::radar::Woken`]), at the safety pace, when a user shown
-/// (or the caller) expires, and when the stream shows as many as it may.
-#[allow(clippy::too_many_arguments)]
-async fn follow(
-    ctx: &Ctx,
-    user: Uuid,
-    session: Option<Uuid>,
-    radius_m: f64,
-    mut id: u64,
-    first: Vec<Hit>,
-    tx: mpsc::Sender<(u64, Event)>,
-    slot: Uuid,
-) {
-    let registration = ctx.radar.as_ref().map(|hub| hub.register(user));
-    let mut centre = Box::pin(own(ctx, user)).await;
-    let mut known = remember(&first);
-    if let Some(r) = &registration {
-        r.follow(centre.map(|c| c.0), radius_m, known.keys().copied());
-    }
-    id += 1;
-    if tx.send((id, Event::Snapshot(first))).await.is_err() {
-        return;
-    }
-    let safety = if registration.is_some() { SAFETY } else { PACE };
-    let mut tick = tokio::time::interval(TICK.min(safety));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut renewed = std::time::Instant::now();
-    let mut read_at = std::time::Instant::now();
-    // a store that does not answer: a full read at the next tick
-    let retry_soon = || {
-        let now = std::time::Instant::now();
-        now.checked_sub(safety.saturating_sub(TICK)).unwrap_or(now)
-    };
-    loop {
-        let woken = async {
-            match &registration {
-                Some(r) => r.wake.notified().await,
-                None => std::future::pending().await,
-            }
-        };
-        let woke = tokio::select! {
-            () = tx.closed() => return,
-            () = woken => true,
-            _ = tick.tick() => false,
-        };
-        if woke {
-            // a burst of changes costs one read
-            tokio::time::sleep(COALESCE).await;
-        }
-        let named = registration.as_ref().map(|r| r.take()).unwrap_or_default();
+impl Radar {
+    /// Looks, after a wake-up or at a tick: what woke it, whether it must end, then — only when
+    /// needed — a read (see [`look`]) or a renewal of its slot.
+    fn start(&mut self) {
+        let Some(core) = self.core.take() else { return };
+        let named = core.registration.as_ref().map(|r| r.take()).unwrap_or_default();
         // the earliest expiry among what is shown, the caller's own included
-        let expiry = known
+        let expiry = core
+            .known
             .values()
             .map(|h| h.expires_at_ms)
-            .chain(centre.map(|c| c.1))
+            .chain(core.centre.map(|c| c.1))
             .min()
             .unwrap_or(i64::MAX);
-        let mut full = named.full
-            || read_at.elapsed() >= safety
+        let full = named.full
+            || core.read_at.elapsed() >= core.safety()
             || expiry <= now_ms()
-            || (!named.users.is_empty() && (centre.is_none() || known.len() >= LIMIT));
-        let mut end = ended(ctx, user, session);
-        if end.is_none()
-            && !full
-            && !named.users.is_empty()
-            && let Some((c, _)) = centre
-        {
-            ctx.metrics.radar_partial_reads.inc();
-            match Box::pin(listed_among(ctx, user, c, radius_m, &named.users)).await {
-                Ok(Some(now)) => match changes(&known, &named.users, now, LIMIT) {
-                    Some(events) => {
-                        let who = apply(&mut known, &events);
-                        for event in events {
-                            id += 1;
-                            if tx.send((id, event)).await.is_err() {
-                                return;
-                            }
-                        }
-                        if who && let Some(r) = &registration {
-                            r.follow(Some(c), radius_m, known.keys().copied());
-                        }
-                    }
-                    None => full = true,
-                },
-                Ok(None) => full = true,
-                Err(_) => read_at = retry_soon(),
-            }
-        }
-        if end.is_none() && full {
-            read_at = std::time::Instant::now();
-            ctx.metrics.radar_reads.inc();
-            let (answer, me) =
-                Box::pin(async { futures_util::join!(unmetered(ctx, user, radius_m, LIMIT), own(ctx, user)) }).await;
-            match answer {
-                Ok(answer) => {
-                    for event in diff(&known, &answer.hits) {
-                        id += 1;
-                        if tx.send((id, event)).await.is_err() {
-                            return;
-                        }
-                    }
-                    known = remember(&answer.hits);
-                    if me.is_some() {
-                        centre = me;
-                    }
-                    if let Some(r) = &registration {
-                        r.follow(centre.map(|c| c.0), radius_m, known.keys().copied());
-                    }
-                }
-                Err(ServiceError::Refused {
-                    code: Code::NoActiveCheckin | Code::NotIndexed,
-                    ..
-                }) => end = Some(EndReason::NotSharing),
-                Err(_) => read_at = retry_soon(),
-            }
-        }
-        if let Some(reason) = end {
-            let _ = tx.send((id + 1, Event::End(reason))).await;
+            || (!named.users.is_empty() && (core.centre.is_none() || core.known.len() >= LIMIT));
+        if let Some(reason) = ended(&core.ctx, core.user, core.session) {
+            self.out.push_back((core.id + 1, Event::End(reason)));
+            self.over = true;
             return;
         }
-        if renewed.elapsed() > LEASE / 3 {
-            let t = now_ms();
-            let max = ctx.settings.max_streams_per_user.saturating_add(1);
-            // boxed, as the reads: what a stream's task holds between wake-ups stays small
-            if Box::pin(streams::claim(
-                &ctx.redis,
-                user,
-                slot,
-                t,
-                t + LEASE.as_millis() as i64,
-                max,
-            ))
-            .await
-            .is_ok()
-            {
-                renewed = std::time::Instant::now();
+        let renew = core.renewed.elapsed() > LEASE / 3;
+        if full || !named.users.is_empty() || renew {
+            self.looking = Some(Box::pin(look(core, named, full, renew)));
+        } else {
+            self.core = Some(core);
+        }
+    }
+}
+
+impl futures_util::Stream for Radar {
+    type Item = Item;
+
+    /// The queued events first, then a keep-alive when due, then the look in flight; idle, it
+    /// waits for the hub's wake-up and for its one timer.
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some((id, event)) = this.out.pop_front() {
+                if this.out.is_empty() {
+                    // give a long diff's queue back
+                    this.out = VecDeque::new();
+                }
+                return Poll::Ready(Some(Item::Event(id, event)));
+            }
+            if this.over {
+                // leave the hub and give the slot back now, not when the body goes
+                this.core = None;
+                this.looking = None;
+                return Poll::Ready(None);
+            }
+            let now = Instant::now();
+            if now >= this.keep_alive_at {
+                this.keep_alive_at = now + KEEP_ALIVE;
+                return Poll::Ready(Some(Item::KeepAlive));
+            }
+            let mut due = this.keep_alive_at;
+            if let Some(looking) = &mut this.looking {
+                if let Poll::Ready(looked) = looking.as_mut().poll(cx) {
+                    this.looking = None;
+                    this.core = Some(looked.core);
+                    this.out.extend(looked.events);
+                    this.over = looked.over;
+                    continue;
+                }
+            } else if let Some(until) = this.coalesce_until {
+                if now >= until {
+                    this.coalesce_until = None;
+                    this.start();
+                    continue;
+                }
+                due = due.min(until);
+            } else if let Some(core) = &this.core {
+                if core.registration.as_ref().is_some_and(|r| r.poll_woken(cx).is_ready()) {
+                    this.coalesce_until = Some(now + COALESCE);
+                    continue;
+                }
+                if now >= this.next_tick {
+                    // as an interval that delays its missed ticks
+                    this.next_tick = now + TICK.min(core.safety());
+                    this.start();
+                    continue;
+                }
+                due = due.min(this.next_tick);
+            }
+            if this.timer.deadline() != due {
+                this.timer.as_mut().reset(due);
+            }
+            if this.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
         }
+    }
+}
+
+/// One look: reads what may have changed and makes the differences. A wake that names users
+/// reads only them ([`listed_among`]); the whole answer is read again when only it can tell
+/// (see [`super::radar::Woken`]), at the safety pace, when a user shown (or the caller)
+/// expires, and when the stream shows as many as it may. Then, when due, renews the slot.
+async fn look(mut core: Box<Core>, named: Woken, mut full: bool, renew: bool) -> Looked {
+    let ctx = core.ctx.clone();
+    let mut events = vec![];
+    if !full
+        && !named.users.is_empty()
+        && let Some((c, _)) = core.centre
+    {
+        ctx.metrics.radar_partial_reads.inc();
+        match listed_among(&ctx, core.user, c, core.radius_m, &named.users).await {
+            Ok(Some(now)) => match changes(&core.known, &named.users, now, LIMIT) {
+                Some(changed) => {
+                    let who = apply(&mut core.known, &changed);
+                    core.number(&mut events, changed);
+                    if who {
+                        core.follow();
+                    }
+                }
+                None => full = true,
+            },
+            Ok(None) => full = true,
+            Err(_) => core.read_at = core.retry_soon(),
+        }
+    }
+    if full {
+        core.read_at = Instant::now();
+        ctx.metrics.radar_reads.inc();
+        let (answer, me) = futures_util::join!(unmetered(&ctx, core.user, core.radius_m, LIMIT), own(&ctx, core.user));
+        match answer {
+            Ok(answer) => {
+                let changed = diff(&core.known, &answer.hits);
+                core.number(&mut events, changed);
+                core.known = remember(&answer.hits);
+                if me.is_some() {
+                    core.centre = me;
+                }
+                core.follow();
+            }
+            Err(ServiceError::Refused {
+                code: Code::NoActiveCheckin | Code::NotIndexed,
+                ..
+            }) => {
+                events.push((core.id + 1, Event::End(EndReason::NotSharing)));
+                return Looked {
+                    core,
+                    events,
+                    over: true,
+                };
+            }
+            Err(_) => core.read_at = core.retry_soon(),
+        }
+    }
+    if renew {
+        let t = now_ms();
+        let max = ctx.settings.max_streams_per_user.saturating_add(1);
+        if streams::claim(&ctx.redis, core.user, core.slot, t, t + LEASE.as_millis() as i64, max)
+            .await
+            .is_ok()
+        {
+            core.renewed = Instant::now();
+        }
+    }
+    Looked {
+        core,
+        events,
+        over: false,
     }
 }
 
@@ -388,13 +591,20 @@ mod tests {
         assert!(diff(&remember(&now), &now).is_empty());
     }
 
-    /// A tokio channel allocates its slots 32 at a time, at its first message: with items
-    /// inline each block of a stream's channel took 32 × (8 + an item) bytes.
+    /// A queued event is a few words (an item boxed: it was 296 bytes inline), and what a
+    /// stream holds between wake-ups stays small: its body, its core and its timer.
     #[test]
-    fn an_event_is_a_few_words() {
+    fn an_event_and_an_idle_stream_are_small() {
         let slot = std::mem::size_of::<(u64, Event)>();
         println!("event slot {slot} B, an item {} B", std::mem::size_of::<Hit>());
         assert!(slot <= 40, "{slot} B");
+        let (radar, core, timer) = (
+            std::mem::size_of::<Radar>(),
+            std::mem::size_of::<Core>(),
+            std::mem::size_of::<Sleep>(),
+        );
+        println!("stream {radar} B, its core {core} B, its timer {timer} B");
+        assert!(radar + core + timer <= 512, "{radar} + {core} + {timer} B");
     }
 
     #[test]
