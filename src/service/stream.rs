@@ -338,8 +338,7 @@ pub async fn open(ctx: Arc<Ctx>, user: Uuid, session: Option<Uuid>, radius_m: f6
     if !ctx.controls.get().policy.location_sharing_enabled {
         return Err(no_checkin());
     }
-    let (first, centre) = futures_util::join!(unmetered(&ctx, user, radius_m, LIMIT), own(&ctx, user));
-    let first = first?;
+    let centre = own(&ctx, user).await;
     let slot = Uuid::new_v4();
     let t = now_ms();
     let lease = LEASE.as_millis() as i64;
@@ -348,9 +347,11 @@ pub async fn open(ctx: Arc<Ctx>, user: Uuid, session: Option<Uuid>, radius_m: f6
             retry_after_s: LEASE.as_secs(),
         });
     }
-    // from here on, the core's drop gives the slot back
+    // from here on, the core's drop gives the slot back; it follows its circle before the
+    // opening read, so that a change published during the read wakes it (the named users are
+    // read at its first look, against what the snapshot showed)
     let now = Instant::now();
-    let core = Box::new(Core {
+    let mut core = Box::new(Core {
         registration: ctx.radar.as_ref().map(|hub| hub.register(user)),
         ctx,
         user,
@@ -358,11 +359,15 @@ pub async fn open(ctx: Arc<Ctx>, user: Uuid, session: Option<Uuid>, radius_m: f6
         slot,
         radius_m,
         id: after + 1,
-        known: remember(&first.hits),
+        known: Known::default(),
         centre,
         renewed: now,
         read_at: now,
     });
+    core.follow();
+    let first = unmetered(&core.ctx, user, radius_m, LIMIT).await?;
+    core.known = remember(&first.hits);
+    // and the users it shows, wherever they go
     core.follow();
     Ok(Radar {
         core: Some(core),
