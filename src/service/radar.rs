@@ -121,43 +121,29 @@ struct State {
 }
 
 /// The streams that follow one user: most users are followed by one stream (their own, or
-/// the one that shows them), kept inline.
-enum Ids {
-    One(u64),
-    Many(Vec<u64>),
-}
+/// the one that shows them), kept inline (`smallvec`, back inline when one is left).
+struct Ids(smallvec::SmallVec<[u64; 1]>);
 
 impl Ids {
+    fn one(id: u64) -> Self {
+        Self(smallvec::smallvec![id])
+    }
+
     fn insert(&mut self, id: u64) {
-        match self {
-            Ids::One(a) if *a == id => {}
-            Ids::One(a) => *self = Ids::Many(vec![*a, id]),
-            Ids::Many(v) if v.contains(&id) => {}
-            Ids::Many(v) => v.push(id),
+        if !self.0.contains(&id) {
+            self.0.push(id);
         }
     }
 
     /// Removes `id`; whether none is left.
     fn remove(&mut self, id: u64) -> bool {
-        match self {
-            Ids::One(a) => *a == id,
-            Ids::Many(v) => {
-                v.retain(|x| *x != id);
-                match v[..] {
-                    [] => return true,
-                    [one] => *self = Ids::One(one),
-                    _ => {}
-                }
-                false
-            }
-        }
+        self.0.retain(|x| *x != id);
+        self.0.shrink_to_fit();
+        self.0.is_empty()
     }
 
     fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        match self {
-            Ids::One(a) => std::slice::from_ref(a).iter().copied(),
-            Ids::Many(v) => v.iter().copied(),
-        }
+        self.0.iter().copied()
     }
 }
 
@@ -335,7 +321,7 @@ impl Hub {
             match state.users.get_mut(u) {
                 Some(ids) => ids.insert(id),
                 None => {
-                    state.users.insert(*u, Ids::One(id));
+                    state.users.insert(*u, Ids::one(id));
                 }
             }
         }
@@ -557,15 +543,15 @@ mod tests {
 
     #[test]
     fn the_streams_of_a_user_are_kept_inline_while_one() {
-        let mut ids = Ids::One(1);
+        let mut ids = Ids::one(1);
         ids.insert(1);
-        assert!(matches!(ids, Ids::One(1)));
+        assert_eq!((ids.iter().collect::<Vec<_>>(), ids.0.spilled()), (vec![1], false));
         ids.insert(2);
         ids.insert(3);
         assert_eq!(ids.iter().collect::<Vec<_>>(), vec![1, 2, 3]);
         assert!(!ids.remove(2) && !ids.remove(7));
         assert!(!ids.remove(1));
-        assert!(matches!(ids, Ids::One(3)));
+        assert_eq!((ids.iter().collect::<Vec<_>>(), ids.0.spilled()), (vec![3], false));
         assert!(!ids.remove(4) && ids.remove(3), "the last one gone");
     }
 

@@ -34,8 +34,9 @@ pub fn record_key_prefix(redis: &Redis) -> String {
     redis.key(format_args!("rec:{{"))
 }
 
-/// `<prefix>:rec:{` + the user's 16 bytes + `}` (a binary hash tag: the slot is still the
-/// user's own, computed from these bytes).
+/// `<prefix>:rec:{` + the user's 16 bytes + `}`: a binary hash tag, so the slot comes from these
+/// bytes by Redis Cluster's rule (`store::reconcile::key_slot`; a `}` among them shortens the
+/// tag, which is harmless: every command on a record touches that key alone).
 pub fn record_key(redis: &Redis, user: Uuid) -> Vec<u8> {
     let mut key = record_key_prefix(redis).into_bytes();
     key.extend_from_slice(user.as_bytes());

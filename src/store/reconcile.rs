@@ -30,7 +30,11 @@ pub const RANGES: u16 = SLOTS / RANGE_SLOTS;
 
 /// The slot of a hash tag (what Redis Cluster computes for `…{tag}…`).
 pub fn slot_of(tag: &str) -> u16 {
-    crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes()) % SLOTS
+    crc_slot(tag.as_bytes())
+}
+
+fn crc_slot(bytes: &[u8]) -> u16 {
+    crc16::State::<crc16::XMODEM>::calculate(bytes) % SLOTS
 }
 
 /// The slot of a key, by Redis Cluster's rule: the bytes between the first `{` and the first
@@ -42,7 +46,7 @@ pub fn key_slot(key: &[u8]) -> u16 {
         let close = rest.iter().position(|b| *b == b'}')?;
         (close > 0).then(|| &rest[..close])
     });
-    crc16::State::<crc16::XMODEM>::calculate(tag.unwrap_or(key)) % SLOTS
+    crc_slot(tag.unwrap_or(key))
 }
 
 /// The hash tag of range `r`: the first `m<n>` whose slot falls in it.
