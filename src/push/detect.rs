@@ -23,7 +23,7 @@
 //! time, until the shutdown token is cancelled; batches under way finish.
 
 use crate::domain::cover::{MAX_RADIUS_M, MIN_RADIUS_M};
-use crate::domain::geo::{Coord, distance_m};
+use crate::domain::geo::{Coord, within_m};
 use crate::domain::nearby::{LiveRecord, listed_distance, published_reach_m};
 use crate::service::Ctx;
 use crate::service::events::{Announced, Checkin};
@@ -230,6 +230,8 @@ async fn decide(
             }
         };
         let me = latest[&actor];
+        // how far the actor's area reaches past their point: once per actor (0 when shown exactly)
+        let me_reach = reach_m + published_reach_m(me);
         let exact: HashMap<Uuid, Coord> = given.get(&actor).into_iter().flatten().copied().collect();
         let mut seen_ids = HashSet::new();
         let shared_only = exact
@@ -240,11 +242,11 @@ async fn decide(
             if !seen_ids.insert(b) {
                 continue;
             }
-            let seen = match exact.get(&b) {
-                Some(own) => std::borrow::Cow::Owned(me.clone().shown_exactly(*own)),
-                None => std::borrow::Cow::Borrowed(me),
+            let (seen, bound) = match exact.get(&b) {
+                Some(own) => (std::borrow::Cow::Owned(me.clone().shown_exactly(*own)), reach_m),
+                None => (std::borrow::Cow::Borrowed(me), me_reach),
             };
-            if distance_m(record.centre(), seen.published()) <= reach_m + published_reach_m(&seen) {
+            if within_m(record.centre(), seen.published(), bound) {
                 pairs.push(Pair {
                     actor,
                     recipient: b,

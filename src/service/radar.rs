@@ -20,7 +20,7 @@
 use super::Ctx;
 use super::events::Moved;
 use crate::domain::geo::Coord;
-use crate::domain::geo::{beyond_m, distance_m};
+use crate::domain::geo::within_m;
 use crate::domain::policy::Precision;
 use crate::store::radar::{self as channels, Change, REGION};
 use crate::store::redis::Redis;
@@ -395,7 +395,7 @@ impl Hub {
                 let near = changes.iter().filter(|c| match c.point {
                     Some((lat, lng, p)) => {
                         let (point, reach) = (Coord::stored(lat, lng), f.radius_m + slack_m(p));
-                        !beyond_m(centre, point, reach) && distance_m(centre, point) <= reach
+                        within_m(centre, point, reach)
                     }
                     None => false,
                 });
