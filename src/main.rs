@@ -9,6 +9,9 @@ use hereabouts::startup::Application;
 use hereabouts::telemetry;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hereabouts",
