@@ -206,16 +206,7 @@ pub async fn listed_among(
         .filter_map(|(id, r)| r.map(|r| (id, r)))
         .collect();
     let records = super::shares::exact_for_recipient(ctx, user, givers?, records).await?;
-    let cover = cover(centre, radius_m + PROBE_SLACK_M);
-    Ok(Some(select(
-        user,
-        centre,
-        radius_m,
-        &cover,
-        now_ms(),
-        records,
-        users.len(),
-    )))
+    Ok(Some(select(user, centre, radius_m, now_ms(), records, users.len())))
 }
 
 /// The rest of a nearby query once the caller's record and degree are read.
@@ -261,7 +252,7 @@ async fn answer(
     };
     let examined = found.records.len();
     let records = super::shares::exact_for_recipient(ctx, user, givers, found.records).await?;
-    let hits = select(user, me.centre(), radius_m, &found.cover, now_ms(), records, limit);
+    let hits = select(user, me.centre(), radius_m, now_ms(), records, limit);
     span.record("plan", plan.as_str());
     span.record("candidates", examined);
     ctx.metrics.nearby(plan.as_str(), examined);

@@ -337,7 +337,7 @@ async fn set_contains(redis: &Redis, key: &str, ids: &[Uuid]) -> StoreResult<Vec
 /// connections' ids from the cheaper side, and their live records — everything
 /// [`populations`], [`members`], [`connected`] and [`records`] do, without shipping members and
 /// flags back and forth. The population it answers is the cover's on the cell-first plan, and
-/// what it read before the budget ran out (more than degree × weight) on the graph-first one.
+/// what it read until the budget ran out (more than degree × weight) on the graph-first one.
 /// KEYS[1] the adjacency set, KEYS[2..ARGV[6]+1] the cells read for exact users, the rest the
 /// cells read for coarse users; ARGV[1] and ARGV[7] the exact class's live score range, ARGV[8]
 /// and ARGV[9] the coarse class's, ARGV[2] degree, ARGV[3] the record keys' prefix, ARGV[4] the
@@ -355,13 +355,15 @@ local function hi(i) if i <= n1 then return ARGV[7] end return ARGV[9] end
 -- as the cells are: no counting pass, and never more than the budget read before giving up)
 -- (a user appears once per class and cover, or twice for a moment while moving: the caller
 -- drops repeated ids; no set of seen members is kept here)
+-- (one cell reads at most budget + 1 members: the limit is made a string once, as Lua turns a
+-- number argument into one by printf on every call)
 local budget = tonumber(ARGV[2]) * tonumber(ARGV[5])
+local cap = tostring(math.floor(math.min(budget + 1, 1e9)))
 local me = ARGV[4]
 local pop, plan, nf = 0, 0, 0
 local found = {}
 for i = 2, #KEYS do
-  local room = math.floor(math.min(budget - pop + 1, 1e9))
-  local ms = redis.call('ZRANGE', KEYS[i], lo(i), hi(i), 'BYSCORE', 'LIMIT', 0, room)
+  local ms = redis.call('ZRANGE', KEYS[i], lo(i), hi(i), 'BYSCORE', 'LIMIT', '0', cap)
   local nm = #ms
   pop = pop + nm
   if pop > budget then plan = 1; break end
