@@ -39,6 +39,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Options of `hereabouts-loadgen` (the stores come from the usual `HEREABOUTS_*` settings).
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
