@@ -67,6 +67,8 @@ ensure_build_tools() {
     local missing=()
     # rustc links with cc; Debian's gcc provides it (libc6-dev: the C library it links against).
     { command -v gcc >/dev/null && command -v cc >/dev/null; } || missing+=(gcc libc6-dev)
+    # jemalloc, the server's allocator, is built from its C sources with make
+    command -v make >/dev/null || missing+=(make)
     command -v curl >/dev/null || missing+=(curl)
     # scripts/schemathesis makes a venv: Debian's python3 lacks ensurepip without python3-venv.
     if [ ! -x "$ROOT/.venv/bin/st" ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
