@@ -2,8 +2,7 @@
 //! that holds every point within the radius — across the antimeridian, at the poles and around
 //! pentagons (H3's own topology handles all three; the disk size accounts for local cell size).
 
-use super::geo::{Coord, INDEX_RESOLUTIONS};
-use geo::{Distance, Haversine, Point};
+use super::geo::{Coord, INDEX_RESOLUTIONS, unit};
 use h3o::{CellIndex, LatLng, Resolution};
 use std::collections::HashSet;
 
@@ -51,9 +50,35 @@ struct Local {
 /// come again and again from the same few thousand cells.
 const LOCAL_MEMO: usize = 16_384;
 
+/// Cells whose centre (as a unit vector) each thread remembers at most (~1 MB; cleared when
+/// full): the corner test of every cover measures the centre of each cell of its disk, up to
+/// 217 of them, and the disks of queries overlap from one query to the next.
+const CENTRE_MEMO: usize = 32_768;
+
+/// The radius of the sphere the corner test measures on (the mean radius, as `geo`'s haversine).
+const MEAN_RADIUS_M: f64 = 6_371_008.8;
+
 thread_local! {
     static LOCALS: std::cell::RefCell<std::collections::HashMap<CellIndex, Local>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
+    static CENTRES: std::cell::RefCell<std::collections::HashMap<CellIndex, [f64; 3]>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The centre of `cell` on the unit sphere, remembered.
+fn centre_unit(cell: CellIndex) -> [f64; 3] {
+    CENTRES.with(|m| {
+        if let Some(u) = m.borrow().get(&cell) {
+            return *u;
+        }
+        let u = unit(LatLng::from(cell));
+        let mut m = m.borrow_mut();
+        if m.len() >= CENTRE_MEMO {
+            m.clear();
+        }
+        m.insert(cell, u);
+        u
+    })
 }
 
 fn local(centre: Coord, res: Resolution) -> Local {
@@ -146,16 +171,15 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
     let disk: Vec<CellIndex> = centre.cell(resolution).grid_disk(k);
     // drop the disk's corners: a cell whose centre is farther than the radius plus its own
     // circumradius (longest edge, with margins for the spherical approximation) holds no point
-    // of the circle
+    // of the circle. Measured on the sphere as the angle between unit vectors (a dot product
+    // against the cosine of the largest angle kept, no trigonometry per cell)
+    let angle = ((radius_m + reach) / 0.995 / MEAN_RADIUS_M).min(std::f64::consts::PI);
+    let (u0, min_cos) = (unit(centre.latlng()), angle.cos());
     let cells: Vec<CellIndex> = disk
         .into_iter()
         .filter(|c| {
-            let centre_of = LatLng::from(*c);
-            let d = Haversine.distance(
-                Point::new(centre.lng(), centre.lat()),
-                Point::new(centre_of.lng(), centre_of.lat()),
-            );
-            d * 0.995 <= radius_m + reach
+            let u = centre_unit(*c);
+            u0[0] * u[0] + u0[1] * u[1] + u0[2] * u[2] >= min_cos
         })
         .collect();
     let set = cells.iter().copied().collect();
@@ -166,7 +190,7 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
 mod tests {
     use super::*;
     use crate::domain::geo::distance_m;
-    use geo::{Destination, Geodesic};
+    use geo::{Destination, Geodesic, Point};
     use proptest::prelude::*;
 
     fn c(lat: f64, lng: f64) -> Coord {
@@ -215,6 +239,29 @@ mod tests {
                     let q = Coord::new(q.y(), q.x()).expect("valid point");
                     prop_assert!(distance_m(c, q) <= r + 0.01);
                     prop_assert!(cov.contains_point(q), "missed point at {d:.0} m bearing {b:.0} (res {:?}, {} cells)", cov.resolution, cov.cells.len());
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// The corner test by unit vectors keeps the cells the haversine distance keeps (but
+        /// for a cell within a millionth of the bound, where rounding may tell them apart).
+        #[test]
+        fn the_corner_test_is_the_haversine_one(c in centre(), r in radius()) {
+            use geo::{Distance, Haversine};
+            let cov = cover(c, r);
+            let res = cov.resolution;
+            let l = local(c, res);
+            let (reach, radius) = (l.max_edge * 2.0 + 10.0, r.clamp(0.0, MAX_RADIUS_M));
+            for cell in c.cell(res).grid_disk::<Vec<_>>(rings_for(&l, radius)) {
+                let at = LatLng::from(cell);
+                let d = Haversine.distance(Point::new(c.lng(), c.lat()), Point::new(at.lng(), at.lat())) * 0.995;
+                let bound = radius + reach;
+                if (d - bound).abs() > bound * 1e-6 {
+                    prop_assert_eq!(cov.contains(cell), d <= bound, "cell {} at {:.0} m, bound {:.0} m", cell, d, bound);
                 }
             }
         }

@@ -61,7 +61,7 @@ impl Coord {
         }
     }
 
-    fn latlng(self) -> LatLng {
+    pub(crate) fn latlng(self) -> LatLng {
         // Coords come from `Coord::new` or from H3 itself, so they are finite.
         LatLng::new(self.lat, self.lng).unwrap_or_else(|_| LatLng::new(0.0, 0.0).expect("the origin is a valid point"))
     }
@@ -144,7 +144,7 @@ pub fn round_distance(d: f64, precision: Precision) -> u64 {
 }
 
 /// A unit vector on the sphere for a point given in degrees.
-fn unit(p: LatLng) -> [f64; 3] {
+pub(crate) fn unit(p: LatLng) -> [f64; 3] {
     let (lat, lng) = (p.lat_radians(), p.lng_radians());
     [lat.cos() * lng.cos(), lat.cos() * lng.sin(), lat.sin()]
 }
