@@ -50,10 +50,11 @@ struct Local {
 /// come again and again from the same few thousand cells.
 const LOCAL_MEMO: usize = 16_384;
 
-/// Cells whose centre (as a unit vector) each thread remembers at most (~1 MB; cleared when
+/// Cells whose centre (as a unit vector) each thread remembers at most (~0.3 MB; cleared when
 /// full): the corner test of every cover measures the centre of each cell of its disk, up to
-/// 217 of them, and the disks of queries overlap from one query to the next.
-const CENTRE_MEMO: usize = 32_768;
+/// 217 of them, and the disks of queries overlap from one query to the next (the bench's 20
+/// cities touch a few thousand cells).
+const CENTRE_MEMO: usize = 8_192;
 
 /// The radius of the sphere the corner test measures on (the mean radius, as `geo`'s haversine).
 const MEAN_RADIUS_M: f64 = 6_371_008.8;
