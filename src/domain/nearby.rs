@@ -236,7 +236,7 @@ pub fn reach(centre: Coord, radius_m: f64, record: &LiveRecord) -> Option<(u64, 
 
 /// Whether `viewer`, at `centre`, would list `record` in a nearby query of `radius_m` now — live,
 /// not hiding from the viewer, [`reach`]ed by the circle — and the distance it would show: what
-/// [`select`] decides for one candidate, without a cover (arrival detection asks it once per
+/// [`select`] decides for one candidate (arrival detection asks it once per
 /// recipient).
 pub fn listed_distance(viewer: Uuid, centre: Coord, radius_m: f64, now_ms: i64, record: &LiveRecord) -> Option<u64> {
     if !record.is_live(now_ms) || record.hidden_from.contains(&viewer) {

@@ -166,7 +166,7 @@ pub async fn unmetered(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Se
 
 /// What a nearby query of `user` at `centre` over `radius_m` would list of `users` alone, now:
 /// each of them as [`nearby`] would list it (a connection, live, not hiding from the caller, an
-/// exact share's point, reached by the circle: the same [`select`] over the same cover), sorted
+/// exact share's point, reached by the circle: the same [`select`]), sorted
 /// as it sorts. The live radar's read of the users a message named, instead of the whole
 /// answer; `None` when it cannot be told from them alone (sharing disabled, the caller's
 /// adjacency not cached, or the caller's own record no longer live at `centre` — stopped
