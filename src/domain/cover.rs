@@ -4,7 +4,9 @@
 
 use super::geo::{Coord, INDEX_RESOLUTIONS, unit};
 use h3o::{CellIndex, LatLng, Resolution};
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::thread::LocalKey;
 
 /// Smallest and largest radius the nearby query accepts, in metres.
 pub const MIN_RADIUS_M: f64 = 50.0;
@@ -21,13 +23,14 @@ const MAX_K: u32 = 8;
 pub struct Cover {
     pub resolution: Resolution,
     pub cells: Vec<CellIndex>,
-    set: HashSet<CellIndex>,
 }
 
+#[cfg(test)]
 impl Cover {
-    /// True when `cell` (at the cover's resolution) is part of the cover.
+    /// True when `cell` (at the cover's resolution) is part of the cover (the tests' question:
+    /// the queries read the cells, they never ask).
     pub fn contains(&self, cell: CellIndex) -> bool {
-        self.set.contains(&cell)
+        self.cells.contains(&cell)
     }
 
     /// True when the point's cell at the cover's resolution is in the cover.
@@ -60,42 +63,39 @@ const CENTRE_MEMO: usize = 8_192;
 const MEAN_RADIUS_M: f64 = 6_371_008.8;
 
 thread_local! {
-    static LOCALS: std::cell::RefCell<std::collections::HashMap<CellIndex, Local>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-    static CENTRES: std::cell::RefCell<std::collections::HashMap<CellIndex, [f64; 3]>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static LOCALS: RefCell<HashMap<CellIndex, Local>> = RefCell::new(HashMap::new());
+    static CENTRES: RefCell<HashMap<CellIndex, [f64; 3]>> = RefCell::new(HashMap::new());
+}
+
+/// What `measure` says of `cell`, from this thread's `memo` (at most `cap` cells; cleared when
+/// full) or measured and remembered.
+fn remembered<V: Copy>(
+    memo: &'static LocalKey<RefCell<HashMap<CellIndex, V>>>,
+    cap: usize,
+    cell: CellIndex,
+    measure: impl FnOnce(CellIndex) -> V,
+) -> V {
+    memo.with(|m| {
+        if let Some(v) = m.borrow().get(&cell) {
+            return *v;
+        }
+        let v = measure(cell);
+        let mut m = m.borrow_mut();
+        if m.len() >= cap {
+            m.clear();
+        }
+        m.insert(cell, v);
+        v
+    })
 }
 
 /// The centre of `cell` on the unit sphere, remembered.
 fn centre_unit(cell: CellIndex) -> [f64; 3] {
-    CENTRES.with(|m| {
-        if let Some(u) = m.borrow().get(&cell) {
-            return *u;
-        }
-        let u = unit(LatLng::from(cell));
-        let mut m = m.borrow_mut();
-        if m.len() >= CENTRE_MEMO {
-            m.clear();
-        }
-        m.insert(cell, u);
-        u
-    })
+    remembered(&CENTRES, CENTRE_MEMO, cell, |c| unit(LatLng::from(c)))
 }
 
 fn local(centre: Coord, res: Resolution) -> Local {
-    let origin = centre.cell(res);
-    LOCALS.with(|m| {
-        if let Some(l) = m.borrow().get(&origin) {
-            return *l;
-        }
-        let l = measure_local(origin);
-        let mut m = m.borrow_mut();
-        if m.len() >= LOCAL_MEMO {
-            m.clear();
-        }
-        m.insert(origin, l);
-        l
-    })
+    remembered(&LOCALS, LOCAL_MEMO, centre.cell(res), measure_local)
 }
 
 fn measure_local(origin: CellIndex) -> Local {
@@ -164,7 +164,6 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
         return Cover {
             resolution: Resolution::Three,
             cells: vec![],
-            set: HashSet::new(),
         };
     };
     // a cell's circumradius, generously: cells far from the centre may be a little larger
@@ -183,8 +182,7 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
             u0[0] * u[0] + u0[1] * u[1] + u0[2] * u[2] >= min_cos
         })
         .collect();
-    let set = cells.iter().copied().collect();
-    Cover { resolution, cells, set }
+    Cover { resolution, cells }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! [`candidates`] is the one planner, shared with arrival detection.
 
 use super::{Code, Ctx, ServiceError, ServiceResult};
-use crate::domain::cover::{Cover, cover, fetch_cover};
+use crate::domain::cover::{cover, fetch_cover};
 use crate::domain::geo::Coord;
 use crate::domain::nearby::{Hit, LiveRecord, PROBE_SLACK_M, Plan, RECORD_WEIGHT, choose, select};
 use crate::store::index::Class;
@@ -35,12 +35,12 @@ fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// What the planner found: the plan it took (none for a user without connections), the cover
-/// exact users were read from, and the live records of the user's connections that may lie in
-/// reach (not yet filtered exactly).
+/// What the planner found: the plan it took (none for a user without connections), how many
+/// cells the cover exact users were read from holds, and the live records of the user's
+/// connections that may lie in reach (not yet filtered exactly).
 pub struct Candidates {
     pub plan: Option<Plan>,
-    pub cover: Cover,
+    pub cells: usize,
     pub records: Vec<(Uuid, LiveRecord)>,
 }
 
@@ -68,7 +68,7 @@ pub async fn candidates(
     if degree == 0 {
         return Ok(Candidates {
             plan: None,
-            cover: exact,
+            cells: exact.cells.len(),
             records: vec![],
         });
     }
@@ -84,7 +84,7 @@ pub async fn candidates(
         debug_assert_eq!(plan, choose(found.population, degree));
         return Ok(Candidates {
             plan: Some(plan),
-            cover: exact,
+            cells: exact.cells.len(),
             records: found.records,
         });
     }
@@ -127,7 +127,7 @@ pub async fn candidates(
         .collect();
     Ok(Candidates {
         plan: Some(plan),
-        cover: exact,
+        cells: exact.cells.len(),
         records,
     })
 }
@@ -246,7 +246,7 @@ async fn answer(
     let r = radius_m + PROBE_SLACK_M;
     let found = candidates(ctx, user, me.centre(), r, r, degree).await?;
     let span = tracing::Span::current();
-    span.record("cells", found.cover.cells.len());
+    span.record("cells", found.cells);
     let Some(plan) = found.plan else {
         return Ok(Answer::empty());
     };
