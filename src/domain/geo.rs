@@ -403,6 +403,11 @@ mod tests {
             let fine = cell.resolution().succ().and_then(|r| r.succ()).and_then(|r| r.succ()).expect("finer");
             let mut samples: Vec<Coord> = cell.children(fine).map(|c| Coord::from(LatLng::from(c))).collect();
             samples.extend(cell.boundary().iter().map(|v| Coord::from(*v)));
+            if near == 0.0 {
+                // a point inside is a point of the cell: near an edge (at the poles, by more than
+                // the spill below) the cell's own children may all lie farther than it
+                samples.push(p);
+            }
             // children of a cell spill a little over its edges (H3 is not exactly hierarchical)
             let spill = cell.edges().map(|e| e.length_m()).fold(0.0f64, f64::max) * 0.15;
             let (mut lo, mut hi) = (f64::MAX, 0.0f64);
