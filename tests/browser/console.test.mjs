@@ -149,6 +149,9 @@ describe("the operator console", { timeout: 240_000 }, () => {
         const r = el.getBoundingClientRect();
         return { text: el.textContent.trim(), tag: el.tagName, outline: s.outlineStyle, width: parseFloat(s.outlineWidth), top: r.top };
       });
+    // the page has finished loading once the router has put focus on its heading; a Tab
+    // before then would be undone by that move
+    await page.waitForFunction(() => document.activeElement?.tagName === "H1", null, { timeout: WAIT });
     await page.locator(".skip-link").focus();
     const skip = await focused();
     assert.equal(skip.text, "Skip to content");
