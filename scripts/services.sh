@@ -8,7 +8,8 @@
 # data under .local/ (ignored by git), installing the Debian packages when the binaries are
 # missing and we are root. As root, when the postgres user cannot enter .local/ (a clone under
 # /root, say), the private PostgreSQL's data goes to /var/lib/hereabouts/pg-$HB_PG_PORT instead.
-# A second run finds the instances the first one started and reuses them.
+# Each script stops, by PID, the instances it started when it ends (after its own exit hooks);
+# HB_KEEP_SERVICES=1 leaves them running, and the next run finds and reuses them.
 # HEREABOUTS_DATABASE_URL / HEREABOUTS_REDIS_URL, when set, are used as they are.
 
 set -euo pipefail
@@ -19,6 +20,49 @@ HB_REDIS_PORT=${HB_REDIS_PORT:-6379}
 mkdir -p "$LOCAL"
 
 say() { printf '[services] %s\n' "$*" >&2; }
+
+# Exit hooks: a script registers its cleanup with at_exit (called with the exit status, last
+# registered first); then the instances this run started are stopped. One trap for all, so a
+# script's own trap cannot displace the services' one; INT and TERM exit through it too.
+HB_EXIT_HOOKS=()
+HB_STARTED=() # "redis PIDFILE" or "postgres DATADIR", in the order started
+at_exit() { HB_EXIT_HOOKS+=("$1"); }
+run_exit_hooks() {
+    local status=$? i
+    trap - EXIT INT TERM
+    for ((i = ${#HB_EXIT_HOOKS[@]} - 1; i >= 0; i--)); do "${HB_EXIT_HOOKS[i]}" "$status" || true; done
+    stop_started_services || true
+    exit "$status"
+}
+trap run_exit_hooks EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+stop_pid() { # pid signal what: the signal, then up to 30 s for the process to go, then KILL
+    local pid=$1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    say "stopping $3 (pid $pid)"
+    kill "-$2" "$pid" 2>/dev/null || true
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    say "$3 did not stop in 30 s: killing pid $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+stop_started_services() {
+    [ "${#HB_STARTED[@]}" -gt 0 ] || return 0
+    if [ "${HB_KEEP_SERVICES:-0}" = 1 ]; then
+        say "HB_KEEP_SERVICES=1: leaving running what this run started (the next run reuses it)"
+        return 0
+    fi
+    local i kind path
+    for ((i = ${#HB_STARTED[@]} - 1; i >= 0; i--)); do
+        read -r kind path <<<"${HB_STARTED[i]}"
+        case "$kind" in
+            # Redis ends on TERM; PostgreSQL's fast shutdown is INT to the postmaster
+            redis) stop_pid "$(cat "$path" 2>/dev/null)" TERM "the private Redis of $(dirname "$path")" ;;
+            postgres) stop_pid "$(head -n 1 "$path/postmaster.pid" 2>/dev/null)" INT "the private PostgreSQL of $path" ;;
+        esac
+    done
+}
 
 apt_install() {
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
@@ -131,6 +175,7 @@ start_private_postgres() {
         say "PostgreSQL did not start; see $data/server.log"
         exit 1
     }
+    HB_STARTED+=("postgres $data")
 }
 
 # We create databases as the superuser postgres without a password; a server that wants one (or
@@ -178,6 +223,7 @@ ensure_redis() {
         say "starting a private Redis on 127.0.0.1:$HB_REDIS_PORT"
         redis-server --port "$HB_REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$dir" \
             --save "" --appendonly no --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+        HB_STARTED+=("redis $dir/redis.pid")
         for _ in $(seq 50); do redis_answers "$HB_REDIS_PORT" && break; sleep 0.1; done
         redis_answers "$HB_REDIS_PORT" || { say "Redis did not start; see $dir/redis.log"; exit 1; }
     fi
@@ -205,6 +251,7 @@ ensure_redis_cluster() {
                 redis-server --port "$p" --bind 127.0.0.1 --daemonize yes --dir "$dir" --save "" --appendonly no \
                     --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 2000 \
                     --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+                HB_STARTED+=("redis $dir/redis.pid")
             fi
             nodes+=("127.0.0.1:$p")
         done
