@@ -4,8 +4,8 @@
 
 use super::geo::{Coord, INDEX_RESOLUTIONS, unit};
 use h3o::{CellIndex, LatLng, Resolution};
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::thread::LocalKey;
 
 /// Smallest and largest radius the nearby query accepts, in metres.
@@ -63,14 +63,14 @@ const CENTRE_MEMO: usize = 8_192;
 const MEAN_RADIUS_M: f64 = 6_371_008.8;
 
 thread_local! {
-    static LOCALS: RefCell<HashMap<CellIndex, Local>> = RefCell::new(HashMap::new());
-    static CENTRES: RefCell<HashMap<CellIndex, [f64; 3]>> = RefCell::new(HashMap::new());
+    static LOCALS: RefCell<FxHashMap<CellIndex, Local>> = RefCell::new(FxHashMap::default());
+    static CENTRES: RefCell<FxHashMap<CellIndex, [f64; 3]>> = RefCell::new(FxHashMap::default());
 }
 
 /// What `measure` says of `cell`, from this thread's `memo` (at most `cap` cells; cleared when
 /// full) or measured and remembered.
 fn remembered<V: Copy>(
-    memo: &'static LocalKey<RefCell<HashMap<CellIndex, V>>>,
+    memo: &'static LocalKey<RefCell<FxHashMap<CellIndex, V>>>,
     cap: usize,
     cell: CellIndex,
     measure: impl FnOnce(CellIndex) -> V,
@@ -168,19 +168,33 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
     };
     // a cell's circumradius, generously: cells far from the centre may be a little larger
     let reach = l.max_edge * 2.0 + 10.0;
-    let disk: Vec<CellIndex> = centre.cell(resolution).grid_disk(k);
+    let disk: Vec<(CellIndex, u32)> = centre.cell(resolution).grid_disk_distances(k);
     // drop the disk's corners: a cell whose centre is farther than the radius plus its own
     // circumradius (longest edge, with margins for the spherical approximation) holds no point
     // of the circle. Measured on the sphere as the angle between unit vectors (a dot product
     // against the cosine of the largest angle kept, no trigonometry per cell)
     let angle = ((radius_m + reach) / 0.995 / MEAN_RADIUS_M).min(std::f64::consts::PI);
     let (u0, min_cos) = (unit(centre.latlng()), angle.cos());
+    // the inner rings are kept without measuring: a cell d rings out has its centre within d
+    // steps between neighbouring centres (√3 edges, an edge taken as 1.25 of the longest here)
+    // and one circumradius of the point, which stays within the radius plus `reach`; near a
+    // pentagon every cell is measured
+    let big_r = l.max_edge * 1.25;
+    let sure = if l.pentagon {
+        -1.0
+    } else {
+        ((radius_m + reach - big_r) / (1.75 * big_r)).floor()
+    };
     let cells: Vec<CellIndex> = disk
         .into_iter()
-        .filter(|c| {
+        .filter(|(c, d)| {
+            if f64::from(*d) <= sure {
+                return true;
+            }
             let u = centre_unit(*c);
             u0[0] * u[0] + u0[1] * u[1] + u0[2] * u[2] >= min_cos
         })
+        .map(|(c, _)| c)
         .collect();
     Cover { resolution, cells }
 }
