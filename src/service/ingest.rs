@@ -86,50 +86,85 @@ impl Ingest {
 }
 
 /// Writes queued check-ins in batches until `shutdown`, then what is still queued.
+///
+/// A batch never takes a user whose check-in another batch is writing: that check-in waits,
+/// in order, for a batch after it (batches that shared a user would wait on each other's row
+/// locks until the first committed, and the pipeline would write one batch at a time).
 pub async fn run(ctx: Ctx, mut queue: Queue, shutdown: CancellationToken) {
     let mut carry: VecDeque<Submitted> = VecDeque::new();
+    let mut busy: HashSet<Uuid> = HashSet::new();
     let mut writing = futures_util::stream::FuturesUnordered::new();
-    let mut stopping = false;
+    let (mut stopping, mut closed) = (false, false);
     loop {
-        let first = if let Some(j) = carry.pop_front() {
-            Some(j)
-        } else if writing.len() >= IN_FLIGHT {
-            writing.next().await;
+        if writing.len() >= IN_FLIGHT {
+            if let Some(done) = writing.next().await {
+                release(&mut busy, done);
+            }
             continue;
-        } else if stopping {
-            tokio::select! {
-                j = queue.0.recv() => j,
-                () = tokio::time::sleep(DRAIN_IDLE) => None,
-            }
-        } else {
-            tokio::select! {
-                j = queue.0.recv() => j,
-                Some(()) = writing.next(), if !writing.is_empty() => continue,
-                () = shutdown.cancelled() => { stopping = true; continue; }
-            }
-        };
-        let Some(first) = first else { break };
-        // the batch: what is queued now, one check-in per user
-        let mut users = HashSet::from([first.user]);
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            let next = match carry.pop_front() {
-                Some(j) => j,
-                None => match queue.0.try_recv() {
-                    Ok(j) => j,
-                    Err(_) => break,
-                },
-            };
-            if users.insert(next.user) {
-                batch.push(next);
-            } else {
-                carry.push_back(next);
+        }
+        let batch = form(&mut carry, &mut queue, &busy, closed);
+        if batch.is_empty() {
+            if closed && writing.is_empty() {
+                // nothing is written and nothing can come: what waits is empty too (a batch
+                // is formed from it whenever no user of it is being written)
                 break;
             }
+            // wait for a check-in, or for a batch to finish (its users may go again)
+            tokio::select! {
+                j = queue.0.recv(), if !closed => match j {
+                    Some(j) => carry.push_back(j),
+                    None => closed = true,
+                },
+                Some(done) = writing.next(), if !writing.is_empty() => release(&mut busy, done),
+                () = shutdown.cancelled(), if !stopping => stopping = true,
+                // after shutdown, the queue is read until it stays idle
+                () = tokio::time::sleep(DRAIN_IDLE), if stopping && !closed => closed = true,
+            }
+            continue;
         }
-        writing.push(write_batch(&ctx, batch));
+        let users: Vec<Uuid> = batch.iter().map(|j| j.user).collect();
+        busy.extend(users.iter().copied());
+        let ctx = &ctx;
+        writing.push(async move {
+            write_batch(ctx, batch).await;
+            users
+        });
     }
-    while writing.next().await.is_some() {}
+}
+
+/// The users of a batch that was written may go in the next.
+fn release(busy: &mut HashSet<Uuid>, done: Vec<Uuid>) {
+    for u in done {
+        busy.remove(&u);
+    }
+}
+
+/// The next batch: what waits (in order), then what is queued (unless `closed`), one check-in
+/// per user and none of a user in `busy`; what it cannot take waits in `carry`, in order. The
+/// queue is read no further once the batch is full or [`MAX_BATCH`] check-ins wait (the
+/// queue's bound stays the one that refuses check-ins when the server is saturated).
+fn form(carry: &mut VecDeque<Submitted>, queue: &mut Queue, busy: &HashSet<Uuid>, closed: bool) -> Vec<Submitted> {
+    let mut users = HashSet::new();
+    let mut batch = vec![];
+    let mut waits = VecDeque::new();
+    let mut place = |job: Submitted, batch: &mut Vec<Submitted>, waits: &mut VecDeque<Submitted>| {
+        if batch.len() < MAX_BATCH && !busy.contains(&job.user) && users.insert(job.user) {
+            batch.push(job);
+        } else {
+            waits.push_back(job);
+        }
+    };
+    while let Some(job) = carry.pop_front() {
+        place(job, &mut batch, &mut waits);
+    }
+    while !closed && batch.len() < MAX_BATCH && waits.len() < MAX_BATCH {
+        match queue.0.try_recv() {
+            Ok(job) => place(job, &mut batch, &mut waits),
+            Err(_) => break,
+        }
+    }
+    *carry = waits;
+    batch
 }
 
 /// The same failure, for each caller of a batch.
@@ -428,5 +463,73 @@ async fn undo(ctx: &Ctx, decisions: &[Decision]) {
     .await;
     if let Err(e) = undone {
         tracing::warn!(error = %e, "cannot take check-ins that were not committed out of the index");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(user: Uuid, n: f64) -> Submitted {
+        let (reply, _) = oneshot::channel();
+        let input = CheckinInput {
+            lat: n,
+            lng: 0.0,
+            accuracy_m: None,
+            recorded_at: None,
+            ttl_s: None,
+            client_id: None,
+        };
+        Submitted {
+            user,
+            raw: Coord::new(n, 0.0).expect("a point"),
+            input,
+            reply,
+        }
+    }
+
+    fn seen(jobs: &[Submitted]) -> Vec<(Uuid, f64)> {
+        jobs.iter().map(|j| (j.user, j.input.lat)).collect()
+    }
+
+    #[test]
+    fn a_batch_takes_no_user_being_written_and_keeps_each_users_order() {
+        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let (Ingest(Some(tx)), mut queue) = Ingest::channel() else {
+            panic!("a pipeline")
+        };
+        for (u, n) in [(a, 1.0), (b, 2.0), (a, 3.0), (c, 4.0), (b, 5.0)] {
+            assert!(tx.try_send(job(u, n)).is_ok());
+        }
+        let mut carry = VecDeque::new();
+        // b's earlier check-in is being written: b's wait; a's second waits for the next batch
+        let busy = HashSet::from([b]);
+        let first = form(&mut carry, &mut queue, &busy, false);
+        assert_eq!(seen(&first), vec![(a, 1.0), (c, 4.0)]);
+        assert_eq!(seen(carry.make_contiguous()), vec![(b, 2.0), (a, 3.0), (b, 5.0)]);
+        // a is now written by the first batch, b is free: b's first goes, a's and b's next wait
+        let busy = HashSet::from([a, c]);
+        let second = form(&mut carry, &mut queue, &busy, false);
+        assert_eq!(seen(&second), vec![(b, 2.0)]);
+        assert_eq!(seen(carry.make_contiguous()), vec![(a, 3.0), (b, 5.0)]);
+        let third = form(&mut carry, &mut queue, &HashSet::new(), true);
+        assert_eq!(seen(&third), vec![(a, 3.0), (b, 5.0)]);
+        assert!(carry.is_empty());
+    }
+
+    #[test]
+    fn a_batch_is_bounded_and_the_queue_is_not_drained_into_the_waiting_ones() {
+        let (Ingest(Some(tx)), mut queue) = Ingest::channel() else {
+            panic!("a pipeline")
+        };
+        let hot = Uuid::from_u128(9);
+        for i in 0..(3 * MAX_BATCH) {
+            assert!(tx.try_send(job(hot, (i % 80) as f64)).is_ok());
+        }
+        let mut carry = VecDeque::new();
+        let batch = form(&mut carry, &mut queue, &HashSet::new(), false);
+        assert_eq!(batch.len(), 1, "one check-in per user");
+        assert_eq!(carry.len(), MAX_BATCH, "the rest stays queued, where its bound applies");
+        assert_eq!(queue.0.len(), 2 * MAX_BATCH - 1);
     }
 }
