@@ -38,14 +38,19 @@ trap run_exit_hooks EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-stop_pid() { # pid signal what: the signal, then up to 30 s for the process to go, then KILL
-    local pid=$1
+# pid signal what [seconds]: the signal, then up to `seconds` (30) for the process to go, then
+# KILL; a child of this shell is reaped
+stop_pid() {
+    local pid=$1 grace=${4:-30}
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
     say "stopping $3 (pid $pid)"
     kill "-$2" "$pid" 2>/dev/null || true
-    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    say "$3 did not stop in 30 s: killing pid $pid"
-    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq $((grace * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "$3 did not stop in $grace s: killing pid $pid"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
 }
 stop_started_services() {
     [ "${#HB_STARTED[@]}" -gt 0 ] || return 0

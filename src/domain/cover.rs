@@ -180,15 +180,11 @@ pub fn cover(centre: Coord, radius_m: f64) -> Cover {
     // and one circumradius of the point, which stays within the radius plus `reach`; near a
     // pentagon every cell is measured
     let big_r = l.max_edge * 1.25;
-    let sure = if l.pentagon {
-        -1.0
-    } else {
-        ((radius_m + reach - big_r) / (1.75 * big_r)).floor()
-    };
+    let sure = (!l.pentagon).then(|| ((radius_m + reach - big_r) / (1.75 * big_r)).floor());
     let cells: Vec<CellIndex> = disk
         .into_iter()
         .filter(|(c, d)| {
-            if f64::from(*d) <= sure {
+            if sure.is_some_and(|s| f64::from(*d) <= s) {
                 return true;
             }
             let u = centre_unit(*c);

@@ -337,8 +337,9 @@ async fn set_contains(redis: &Redis, key: &str, ids: &[Uuid]) -> StoreResult<Vec
 /// connections' ids from the cheaper side, and their live records — everything
 /// [`populations`], [`members`], [`connected`] and [`records`] do, without shipping members and
 /// flags back and forth; a cell dense with members is intersected with the adjacency set by
-/// Redis (`ZINTER`), so that only connections reach the script. The population it answers is the cover's on the cell-first plan, and
-/// what it read until the budget ran out (more than degree × weight) on the graph-first one.
+/// Redis (`ZINTER`), so that only connections reach the script. The population it answers is
+/// the cover's on the cell-first plan, and what it read until the budget ran out (more than
+/// degree × weight) on the graph-first one.
 /// KEYS[1] the adjacency set, KEYS[2..ARGV[6]+1] the cells read for exact users, the rest the
 /// cells read for coarse users; ARGV[1] and ARGV[7] the exact class's live score range, ARGV[8]
 /// and ARGV[9] the coarse class's, ARGV[2] degree, ARGV[3] the record keys' prefix, ARGV[4] the
@@ -350,11 +351,12 @@ async fn set_contains(redis: &Redis, key: &str, ids: &[Uuid]) -> StoreResult<Vec
 const NEARBY_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local n1 = tonumber(ARGV[6]) + 1
-local function lo(i) if i <= n1 then return ARGV[1] end return ARGV[8] end
-local function hi(i) if i <= n1 then return ARGV[7] end return ARGV[9] end
--- the bounds as numbers: exclusive ('(' and a number) or +inf
+-- each class's live score range: as ZRANGE/ZCOUNT bounds, and as numbers to keep ZINTER's
+-- scores by (the bounds are exclusive, '(' and a number, or +inf)
 local function num(b) if b == '+inf' then return math.huge end return tonumber(string.sub(b, 2)) end
-local elo, ehi, clo, chi = num(ARGV[1]), num(ARGV[7]), num(ARGV[8]), num(ARGV[9])
+local exact = {ARGV[1], ARGV[7], num(ARGV[1]), num(ARGV[7])}
+local coarse = {ARGV[8], ARGV[9], num(ARGV[8]), num(ARGV[9])}
+local function class(i) if i <= n1 then return exact end return coarse end
 -- cell-first while the cells' live members stay within the budget (the planner's rule, read
 -- as the cells are: no counting pass, and never more than the budget read before giving up)
 -- A cell is read up to DENSE members: its members are asked of the adjacency set together
@@ -376,10 +378,11 @@ local me = ARGV[4]
 local pop, plan, nf, nd = 0, 0, 0, 0
 local found, dense = {}, {}
 for i = 2, #KEYS do
-  local ms = redis.call('ZRANGE', KEYS[i], lo(i), hi(i), 'BYSCORE', 'LIMIT', '0', cap)
+  local b = class(i)
+  local ms = redis.call('ZRANGE', KEYS[i], b[1], b[2], 'BYSCORE', 'LIMIT', '0', cap)
   local nm = #ms
   if nm > DENSE then
-    nm = redis.call('ZCOUNT', KEYS[i], lo(i), hi(i))
+    nm = redis.call('ZCOUNT', KEYS[i], b[1], b[2])
     nd = nd + 1; dense[nd] = i
   else
     for j = 1, nm do
@@ -399,12 +402,11 @@ if plan == 0 then
   end
   for d = 1, nd do
     local i = dense[d]
-    local l, h = elo, ehi
-    if i > n1 then l, h = clo, chi end
+    local b = class(i)
     local r = redis.call('ZINTER', 2, KEYS[1], KEYS[i], 'WEIGHTS', 0, 1, 'WITHSCORES')
     for j = 1, #r, 2 do
       local m, sc = r[j], tonumber(r[j + 1])
-      if sc > l and sc < h and m ~= me then ni = ni + 1; ids[ni] = m end
+      if sc > b[3] and sc < b[4] and m ~= me then ni = ni + 1; ids[ni] = m end
     end
   end
 else
