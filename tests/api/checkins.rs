@@ -36,12 +36,15 @@ pub async fn befriend(app: &TestApp, a: &TestUser, b: &TestUser) {
 
 /// Deletes this test's Redis keys (what a restart without persistence does to them).
 pub async fn flush_redis(app: &TestApp) {
-    let keys = app
+    let mut keys = app
         .ctx
         .redis
         .scan_keys(&format!("{}:*", app.prefix))
         .await
         .expect("scan");
+    // the index's ready marker goes last, as when Redis loses everything at once: a watchdog
+    // that saw it gone earlier would rebuild while the loop still deleted what it rebuilt
+    keys.sort_by_key(|k| k.windows(13).any(|w| w == b":index:ready:"));
     for k in keys {
         let _: () = app.ctx.redis.run(redis::cmd("DEL").arg(&k)).await.expect("del");
     }

@@ -218,7 +218,14 @@ async fn quiet_hours_hold_pushes_which_the_list_shows_at_once() {
 #[tokio::test]
 async fn a_failed_delivery_tells_its_owner_why() {
     let p = Providers::start().await;
-    let app = p.app(&[]).await;
+    // the retry is made due by the test itself: with the stand-ins' 100–200 ms backoff, a pass
+    // of the worker slower than that (a loaded machine) made it within the first pass
+    let app = p
+        .app(&[
+            ("HEREABOUTS_PUSH_BACKOFF_BASE_MS", "600000"),
+            ("HEREABOUTS_PUSH_BACKOFF_MAX_MS", "600000"),
+        ])
+        .await;
     let (ann, bea) = (app.register("ann").await, app.register("bea").await);
     webhook_device(&app, &p, &bea).await;
     p.webhook
