@@ -95,6 +95,8 @@ metrics! {
         "nearby_candidates", "records examined by the exact filter per nearby query, by plan";
     detect_lag: Histogram = latency(),
         "push_detect_lag_seconds", "from a check-in's commit to its arrival detection's decision";
+    detect_batch: Histogram = counts(),
+        "push_detect_batch_size", "check-ins decided together by one arrival detection batch";
     detect_errors: Counter = Counter::default(),
         "push_detect_errors", "arrival detections that failed";
     detect_dropped: Counter = Counter::default(),

@@ -1,9 +1,11 @@
 //! The check-in pipeline: group commit. Concurrent check-ins queue here and are written in
 //! batches: one Redis round trip for their rate limits, one query for their idempotency keys,
 //! one transaction (the users' privacy and live rows locked in user-id order, one multi-row
-//! upsert, one for the answers to remember), the index moves in two round trips (new
-//! memberships and records, then old memberships), one commit — then every caller of the batch
-//! gets its answer. A 201 still means the check-in is in PostgreSQL and in the index.
+//! upsert, one for the answers to remember), the index moves in one round trip on a single
+//! Redis (new memberships and records, then old memberships: [`index::apply`]), one commit —
+//! then every caller of the batch gets its answer. A 201 still means the check-in is in
+//! PostgreSQL and in the index. Its Redis calls take their own connection
+//! ([`Lane::Writes`]), so that they do not queue behind the queries' scripts.
 //!
 //! Batches form by themselves: while one is being written, the next requests queue. Up to
 //! [`IN_FLIGHT`] batches are written at once; a user appears at most once per batch (a second
@@ -17,6 +19,7 @@ use crate::domain::nearby::LiveRecord;
 use crate::domain::policy::Precision;
 use crate::store::live::{self, LiveRow};
 use crate::store::privacy::{self, PrivacyRecord};
+use crate::store::redis::Lane;
 use crate::store::{StoreError, index, ratelimit};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -270,8 +273,8 @@ fn decide(
 async fn write_batch(ctx: &Ctx, jobs: Vec<Submitted>) {
     // rate limits, one round trip
     let buckets: Vec<String> = jobs.iter().map(|j| format!("checkin:{}", j.user)).collect();
-    let limits = match ratelimit::hit_many(&ctx.redis, &buckets, ctx.settings.rate_checkins_per_user_per_min, 60).await
-    {
+    let writes = ctx.redis.lane(Lane::Writes);
+    let limits = match ratelimit::hit_many(&writes, &buckets, ctx.settings.rate_checkins_per_user_per_min, 60).await {
         Ok(l) => l,
         Err(e) => return fail_all(jobs, &ServiceError::from(e)),
     };
@@ -400,9 +403,7 @@ async fn write_fresh(ctx: &Ctx, jobs: &[Submitted]) -> ServiceResult<Vec<Service
     live::upsert_many(&mut tx, &rows).await?;
     live::remember_responses(&mut tx, &remembered).await?;
     // the index while the rows are locked: new memberships and records first, old ones last
-    index::remove_many(&ctx.redis, &unpublish).await?;
-    index::put_many(&ctx.redis, &publish).await?;
-    index::drop_stale_cells(&ctx.redis, &moves).await?;
+    index::apply(&ctx.redis.lane(Lane::Writes), &unpublish, &publish, &moves).await?;
     if let Err(e) = tx.commit().await {
         undo(ctx, &decisions).await;
         return Err(StoreError::from(e).into());

@@ -338,10 +338,7 @@ async fn republish_page(ctx: &Ctx, after: Option<Uuid>) -> StoreResult<Option<(U
             unpublish.push((row.user_id, old));
         }
     }
-    index::remove_many(&ctx.redis, &unpublish).await?;
-    // new memberships and records first, old memberships last: never in none
-    index::put_many(&ctx.redis, &publish).await?;
-    index::drop_stale_cells(&ctx.redis, &moves).await?;
+    index::apply(&ctx.redis, &unpublish, &publish, &moves).await?;
     tx.commit().await?;
     Ok(Some((last, publish.len() as u64, unpublish.len() as u64)))
 }

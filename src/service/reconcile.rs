@@ -156,9 +156,7 @@ pub async fn repair(ctx: &Ctx, users: &[Uuid]) -> StoreResult<u64> {
             None => unpublish.push((*u, old)),
         }
     }
-    index::remove_many(&ctx.redis, &unpublish).await?;
-    index::put_many(&ctx.redis, &publish).await?;
-    index::drop_stale_cells(&ctx.redis, &moves).await?;
+    index::apply(&ctx.redis, &unpublish, &publish, &moves).await?;
     tx.commit().await?;
     let n = (publish.len() + unpublish.len()) as u64;
     ctx.metrics.index_repaired.inc_by(n);

@@ -17,8 +17,8 @@
 //! readers take a user's position from the record alone (stale memberships are filtered), so no
 //! reader sees a user in two places or in none.
 
-use super::StoreResult;
 use super::redis::Redis;
+use super::{StoreError, StoreResult};
 use crate::domain::geo::{Coord, index_cells};
 use crate::domain::nearby::LiveRecord;
 use h3o::CellIndex;
@@ -127,11 +127,38 @@ fn put_cmds(redis: &Redis, user: Uuid, rec: &LiveRecord, now: i64, cmds: &mut Ve
 
 /// Publishes many users in one round trip (rebuilds, bulk loads).
 pub async fn put_many(redis: &Redis, users: &[(Uuid, LiveRecord)]) -> StoreResult<()> {
+    redis.run_many(put_many_cmds(redis, users)?).await?;
+    Ok(())
+}
+
+fn put_many_cmds(redis: &Redis, users: &[(Uuid, LiveRecord)]) -> StoreResult<Vec<Cmd>> {
     let now = now_ms();
     let mut cmds = Vec::with_capacity(users.len() * 13);
     for (u, rec) in users {
         put_cmds(redis, *u, rec, now, &mut cmds)?;
     }
+    Ok(cmds)
+}
+
+/// A batch of changes to the index: users taken out (with the published point they held),
+/// users published, and the old points of those who moved (whose cells the new point does not
+/// share are left last). On a single server, one pipeline (Redis runs it in order); on a
+/// cluster, where a batch's commands go concurrently, three steps in that order — either way
+/// no reader sees a user in none of their cells.
+pub async fn apply(
+    redis: &Redis,
+    unpublish: &[(Uuid, Option<Coord>)],
+    publish: &[(Uuid, LiveRecord)],
+    moves: &[(Uuid, Coord, Coord)],
+) -> StoreResult<()> {
+    if redis.is_cluster() {
+        remove_many(redis, unpublish).await?;
+        put_many(redis, publish).await?;
+        return drop_stale_cells(redis, moves).await;
+    }
+    let mut cmds = remove_many_cmds(redis, unpublish);
+    cmds.extend(put_many_cmds(redis, publish)?);
+    cmds.extend(drop_stale_cmds(redis, moves));
     redis.run_many(cmds).await?;
     Ok(())
 }
@@ -167,6 +194,11 @@ fn zrem(redis: &Redis, cell: CellIndex, user: Uuid) -> Cmd {
 
 /// Takes many users out of the index in one round trip: (user, published point they held).
 pub async fn remove_many(redis: &Redis, users: &[(Uuid, Option<Coord>)]) -> StoreResult<()> {
+    redis.run_many(remove_many_cmds(redis, users)).await?;
+    Ok(())
+}
+
+fn remove_many_cmds(redis: &Redis, users: &[(Uuid, Option<Coord>)]) -> Vec<Cmd> {
     let mut cmds = Vec::with_capacity(users.len() * 5);
     for (u, _) in users {
         cmds.push(redis::cmd("DEL").arg(record_key(redis, *u)).clone());
@@ -176,13 +208,17 @@ pub async fn remove_many(redis: &Redis, users: &[(Uuid, Option<Coord>)]) -> Stor
             cmds.push(zrem(redis, c, *u));
         }
     }
-    redis.run_many(cmds).await?;
-    Ok(())
+    cmds
 }
 
 /// Drops the memberships users held at an old point that their new point does not share
 /// (after [`put_many`] published the new one).
 pub async fn drop_stale_cells(redis: &Redis, moves: &[(Uuid, Coord, Coord)]) -> StoreResult<()> {
+    redis.run_many(drop_stale_cmds(redis, moves)).await?;
+    Ok(())
+}
+
+fn drop_stale_cmds(redis: &Redis, moves: &[(Uuid, Coord, Coord)]) -> Vec<Cmd> {
     let mut cmds = Vec::new();
     for (u, old, new) in moves {
         let keep = index_cells(*new);
@@ -190,8 +226,7 @@ pub async fn drop_stale_cells(redis: &Redis, moves: &[(Uuid, Coord, Coord)]) -> 
             cmds.push(zrem(redis, c, *u));
         }
     }
-    redis.run_many(cmds).await?;
-    Ok(())
+    cmds
 }
 
 fn parse_record(v: &Value) -> Option<LiveRecord> {
@@ -476,16 +511,7 @@ pub async fn nearby_in_one(
     else {
         return Ok(None);
     };
-    let mut records = Vec::new();
-    let mut rest = found.as_slice();
-    while let (Some(id), Some(len)) = (rest.get(..16), rest.get(16..20)) {
-        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let Some(bytes) = rest.get(20..20 + len) else { break };
-        if let (Ok(id), Some(r)) = (Uuid::from_slice(id), LiveRecord::from_bytes(bytes)) {
-            records.push((id, r));
-        }
-        rest = &rest[20 + len..];
-    }
+    let mut records = parse_found(found);
     // a user caught between two cells while moving comes twice, with the same record
     records.sort_unstable_by_key(|(id, _)| *id);
     records.dedup_by_key(|(id, _)| *id);
@@ -494,6 +520,238 @@ pub async fn nearby_in_one(
         population: (*pop).max(0) as u64,
         records,
     }))
+}
+
+/// The records of a script's answer: (16 id bytes, record length as 4 bytes big-endian, record)
+/// after one another.
+fn parse_found(found: &[u8]) -> Vec<(Uuid, LiveRecord)> {
+    let mut records = Vec::new();
+    let mut rest = found;
+    while let (Some(id), Some(len)) = (rest.get(..16), rest.get(16..20)) {
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let Some(bytes) = rest.get(20..20 + len) else { break };
+        if let (Ok(id), Some(r)) = (Uuid::from_slice(id), LiveRecord::from_bytes(bytes)) {
+            records.push((id, r));
+        }
+        rest = &rest[20 + len..];
+    }
+    records
+}
+
+/// The query of [`NEARBY_LUA`] for several users at once (arrival detection's batch): each
+/// cell (and class) that any of their covers holds is read once, whoever needs it, and each
+/// record once, whoever it is a candidate of; the plan, the budget and the dense cells' ZINTER
+/// are still each user's own. Measured by the radar bench (a batch's users crowd the same
+/// cities): see the README.
+/// KEYS[1..ARGV[1]] the users' adjacency sets, the rest the cells; ARGV[2..5] the exact and
+/// coarse classes' live score ranges, ARGV[6] the record keys' prefix, ARGV[7] the record
+/// weight; then per user: their 16 bytes, the numbers of exact and coarse cells, and those
+/// cells as positions in KEYS.
+/// Returns {records, then per user: plan (-1 when the adjacency set is absent), population,
+/// refs}: records as [`NEARBY_LUA`] answers them, each live one once, and refs the user's
+/// records as 4-byte big-endian positions (from 0) among them.
+const NEARBY_MANY_LUA: &str = r"
+local na = tonumber(ARGV[1])
+local function num(b) if b == '+inf' then return math.huge end return tonumber(string.sub(b, 2)) end
+local classes = {{ARGV[2], ARGV[3], num(ARGV[2]), num(ARGV[3])}, {ARGV[4], ARGV[5], num(ARGV[4]), num(ARGV[5])}}
+local prefix, weight = ARGV[6], tonumber(ARGV[7])
+-- as NEARBY_LUA's (the cap is DENSE's: a smaller budget than DENSE gives up on the same count)
+local DENSE = 8
+local cap = tostring(DENSE + 1)
+-- what each (cell, class) held: its members (sparse) or their count (dense), read once
+local read = {}
+local function cell(k, c)
+  local slot = k * 2 + c
+  local r = read[slot]
+  if r == nil then
+    local b = classes[c]
+    r = redis.call('ZRANGE', KEYS[k], b[1], b[2], 'BYSCORE', 'LIMIT', '0', cap)
+    if #r > DENSE then r = redis.call('ZCOUNT', KEYS[k], b[1], b[2]) end
+    read[slot] = r
+  end
+  return r
+end
+-- every candidate once: its number, and the ids by number
+local number, ids, nids = {}, {}, 0
+local answers = {}
+local at = 8
+for a = 1, na do
+  local adj, me = KEYS[a], ARGV[at]
+  local ne, nc = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+  local first, last = at + 3, at + 2 + ne + nc
+  at = last + 1
+  local card = redis.call('SCARD', adj)
+  if card == 0 then
+    answers[a] = {-1, 0, {}}
+  else
+    local budget = (card - 1) * weight
+    local pop, plan, nf, nd = 0, 0, 0, 0
+    local found, dense = {}, {}
+    for x = first, last do
+      local k, c = tonumber(ARGV[x]), 1
+      if x >= first + ne then c = 2 end
+      local r = cell(k, c)
+      local nm
+      if type(r) == 'number' then
+        nm = r
+        nd = nd + 1; dense[nd] = {k, c}
+      else
+        nm = #r
+        for j = 1, nm do
+          local m = r[j]
+          if m ~= me then nf = nf + 1; found[nf] = m end
+        end
+      end
+      pop = pop + nm
+      if pop > budget then plan = 1; break end
+    end
+    local mine, ni = {}, 0
+    if plan == 0 then
+      for i = 1, nf, 4000 do
+        local upto = math.min(i + 3999, nf)
+        local flags = redis.call('SMISMEMBER', adj, unpack(found, i, upto))
+        for j = 1, #flags do if flags[j] == 1 then ni = ni + 1; mine[ni] = found[i + j - 1] end end
+      end
+      for d = 1, nd do
+        local k, b = dense[d][1], classes[dense[d][2]]
+        local r = redis.call('ZINTER', 2, adj, KEYS[k], 'WEIGHTS', 0, 1, 'WITHSCORES')
+        for j = 1, #r, 2 do
+          local m, sc = r[j], tonumber(r[j + 1])
+          if sc > b[3] and sc < b[4] and m ~= me then ni = ni + 1; mine[ni] = m end
+        end
+      end
+    else
+      for _, m in ipairs(redis.call('SMEMBERS', adj)) do
+        if #m == 16 and m ~= me then ni = ni + 1; mine[ni] = m end
+      end
+    end
+    for i = 1, ni do
+      local id = mine[i]
+      local n = number[id]
+      if n == nil then nids = nids + 1; n = nids; number[id] = n; ids[n] = id end
+      mine[i] = n
+    end
+    answers[a] = {plan, pop, mine}
+  end
+end
+-- the records, each once; a record gone meanwhile gets no position
+local keys = {}
+for i = 1, nids do keys[i] = prefix .. ids[i] .. '}' end
+local out, no, pos, np = {}, 0, {}, 0
+for i = 1, nids, 4000 do
+  local upto = math.min(i + 3999, nids)
+  local part = redis.call('MGET', unpack(keys, i, upto))
+  for j = 1, #part do
+    local r = part[j]
+    if r then
+      out[no + 1] = ids[i + j - 1]; out[no + 2] = struct.pack('>I4', #r); out[no + 3] = r
+      no = no + 3
+      pos[i + j - 1] = struct.pack('>I4', np); np = np + 1
+    end
+  end
+end
+local reply = {table.concat(out)}
+for a = 1, na do
+  local refs, nr = {}, 0
+  for _, n in ipairs(answers[a][3]) do
+    local p = pos[n]
+    if p then nr = nr + 1; refs[nr] = p end
+  end
+  reply[#reply + 1] = answers[a][1]; reply[#reply + 1] = answers[a][2]; reply[#reply + 1] = table.concat(refs)
+end
+return reply
+";
+
+/// One user of [`nearby_many_in_one`]: who, and the cells of their exact and coarse covers.
+pub struct Asked<'a> {
+    pub user: Uuid,
+    pub exact_cells: &'a [CellIndex],
+    pub coarse_cells: &'a [CellIndex],
+}
+
+/// [`nearby_in_one`] for each of `asked` (degrees read by the script itself), in one round
+/// trip on a single Redis server, reading each cell and record once (see [`NEARBY_MANY_LUA`]):
+/// in order, each user's answer, `None` when their adjacency set is absent.
+pub async fn nearby_many_in_one(redis: &Redis, asked: &[Asked<'_>], weight: u64) -> StoreResult<Vec<Option<InOne>>> {
+    static SCRIPT: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(NEARBY_MANY_LUA));
+    if asked.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut inv = SCRIPT.prepare_invoke();
+    for a in asked {
+        inv.key(super::graph::adjacency_key(redis, a.user));
+    }
+    // each cell's position in KEYS (from 1), given once
+    let mut position: rustc_hash::FxHashMap<CellIndex, usize> = rustc_hash::FxHashMap::default();
+    let mut numbered = Vec::new();
+    for a in asked {
+        let mut cells = Vec::with_capacity(a.exact_cells.len() + a.coarse_cells.len());
+        for c in a.exact_cells.iter().chain(a.coarse_cells) {
+            let next = asked.len() + position.len() + 1;
+            let k = *position.entry(*c).or_insert_with(|| {
+                inv.key(cell_key(redis, *c));
+                next
+            });
+            cells.push(k);
+        }
+        numbered.push(cells);
+    }
+    let now = now_ms();
+    let (exact_lo, exact_hi) = Class::Exact.live_range(now);
+    let (coarse_lo, coarse_hi) = Class::Coarse.live_range(now);
+    inv.arg(asked.len())
+        .arg(exact_lo)
+        .arg(exact_hi)
+        .arg(coarse_lo)
+        .arg(coarse_hi)
+        .arg(record_key_prefix(redis))
+        .arg(weight);
+    for (a, cells) in asked.iter().zip(&numbered) {
+        inv.arg(a.user.as_bytes().as_slice())
+            .arg(a.exact_cells.len())
+            .arg(a.coarse_cells.len())
+            .arg(cells.as_slice());
+    }
+    let v: Value = redis.invoke(&inv).await?;
+    let unexpected = || StoreError::Internal(anyhow::anyhow!("nearby_many: unexpected reply"));
+    let Value::Array(parts) = v else {
+        return Err(unexpected());
+    };
+    let Some(Value::BulkString(found)) = parts.first() else {
+        return Err(unexpected());
+    };
+    if parts.len() != 1 + 3 * asked.len() {
+        return Err(unexpected());
+    }
+    let found = parse_found(found);
+    Ok(parts[1..]
+        .chunks_exact(3)
+        .map(|answer| {
+            let (Value::Int(plan), Value::Int(pop), Value::BulkString(refs)) = (&answer[0], &answer[1], &answer[2])
+            else {
+                return None;
+            };
+            if *plan < 0 {
+                return None;
+            }
+            let mut records: Vec<(Uuid, LiveRecord)> = refs
+                .chunks_exact(4)
+                .filter_map(|r| {
+                    found
+                        .get(u32::from_be_bytes([r[0], r[1], r[2], r[3]]) as usize)
+                        .cloned()
+                })
+                .collect();
+            records.sort_unstable_by_key(|(id, _)| *id);
+            records.dedup_by_key(|(id, _)| *id);
+            Some(InOne {
+                graph_first: *plan == 1,
+                population: (*pop).max(0) as u64,
+                records,
+            })
+        })
+        .collect())
 }
 
 /// True when the index was built and Redis has not lost it since.

@@ -45,7 +45,8 @@ struct Inner {
     urls: Vec<String>,
     prefix: String,
     timeout: Duration,
-    conn: RwLock<Option<Conn>>,
+    /// One connection per [`Lane`].
+    conns: [RwLock<Option<Conn>>; 2],
     /// When the cluster connection was last dropped to be made anew (see [`Redis::recover`]).
     reset_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -57,6 +58,19 @@ const CLUSTER_RESET_EVERY: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub struct Redis {
     inner: Arc<Inner>,
+    lane: Lane,
+}
+
+/// Which of the handle's two connections a call takes. Redis answers one connection's
+/// commands in the order they came, but serves its connections in turn (a read of each ready
+/// one per pass of its event loop): the check-ins' writes, on their own connection, wait
+/// behind one read's worth of the queries' scripts, not behind all those queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Queries, scripts and everything else.
+    Reads = 0,
+    /// The check-in pipeline's rate limits and index writes, and the live radar's news.
+    Writes = 1,
 }
 
 impl Redis {
@@ -67,9 +81,18 @@ impl Redis {
                 urls,
                 prefix,
                 timeout,
-                conn: RwLock::new(None),
+                conns: [RwLock::new(None), RwLock::new(None)],
                 reset_at: std::sync::Mutex::new(None),
             }),
+            lane: Lane::Reads,
+        }
+    }
+
+    /// The same Redis over the connection of `lane`.
+    pub fn lane(&self, lane: Lane) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            lane,
         }
     }
 
@@ -99,10 +122,11 @@ impl Redis {
     }
 
     async fn conn(&self) -> StoreResult<Conn> {
-        if let Some(c) = self.inner.conn.read().await.as_ref() {
+        let slot = &self.inner.conns[self.lane as usize];
+        if let Some(c) = slot.read().await.as_ref() {
             return Ok(c.clone());
         }
-        let mut guard = self.inner.conn.write().await;
+        let mut guard = slot.write().await;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
         }
@@ -145,7 +169,7 @@ impl Redis {
             };
             if due {
                 tracing::debug!("a Redis Cluster call failed: connecting anew to re-read the slots");
-                *self.inner.conn.write().await = None;
+                *self.inner.conns[self.lane as usize].write().await = None;
             }
         }
         r

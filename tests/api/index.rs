@@ -169,3 +169,111 @@ async fn the_one_round_trip_query_finds_what_the_pipelined_steps_find() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_batch_query_answers_each_user_as_their_own_query_does() {
+    let app = spawn_app().await;
+    let redis = &app.ctx.redis;
+    if redis.is_cluster() {
+        // detection asks each actor alone there
+        return;
+    }
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut rng = Lcg(11);
+    // two cities: users of one share most cells, the other shares none with them
+    let paris = Coord::new(48.8566, 2.3522).expect("valid");
+    let suva = Coord::new(-18.1248, 178.4501).expect("valid");
+    let mut users = vec![];
+    for i in 0..600 {
+        let c = if i % 3 == 0 { suva } else { paris };
+        let p = Coord::new(c.lat() + (rng.next() - 0.5) * 0.3, c.lng() + (rng.next() - 0.5) * 0.45).expect("valid");
+        let precision = match i % 10 {
+            0 => Precision::City,
+            1 | 2 => Precision::Approximate,
+            _ => Precision::Exact,
+        };
+        let expires = if i % 19 == 0 { now + 300 } else { now + 600_000 };
+        users.push((Uuid::new_v4(), record(p, precision, expires)));
+    }
+    index::put_many(redis, &users).await.expect("indexed");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // eight askers with graphs of different sizes (one empty, one of everyone), and one whose
+    // adjacency set is absent
+    let mut askers = vec![];
+    for (n, step) in [
+        (0usize, 1usize),
+        (1, 2),
+        (2, 3),
+        (3, 7),
+        (4, 50),
+        (5, 1),
+        (6, 600),
+        (7, 5),
+    ] {
+        let (me, rec) = &users[n * 37];
+        let mut members: Vec<Vec<u8>> = vec![graph::ADJACENCY_SENTINEL.to_vec()];
+        members.extend(
+            users
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % step == n % step)
+                .map(|(_, (u, _))| u.as_bytes().to_vec()),
+        );
+        if n == 6 {
+            members.truncate(1);
+        }
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(graph::adjacency_key(redis, *me)).arg(members.clone());
+        redis.run::<()>(&sadd).await.expect("adjacency");
+        let radius = [800.0, 5_000.0, 25_000.0][n % 3];
+        askers.push((*me, rec.published(), radius, members.len() as u64 - 1));
+    }
+    let absent = Uuid::new_v4();
+    askers.insert(3, (absent, paris, 5_000.0, 0));
+    let covers: Vec<_> = askers
+        .iter()
+        .map(|(_, c, r, _)| (cover(*c, *r).cells, fetch_cover(*c, *r).cells))
+        .collect();
+    let asked: Vec<index::Asked> = askers
+        .iter()
+        .zip(&covers)
+        .map(|((u, ..), (e, c))| index::Asked {
+            user: *u,
+            exact_cells: e,
+            coarse_cells: c,
+        })
+        .collect();
+    let mut found = 0;
+    for weight in [2, 0, 1_000] {
+        let got = index::nearby_many_in_one(redis, &asked, weight).await.expect("script");
+        assert_eq!(got.len(), askers.len());
+        for ((user, _, radius, degree), ((exact, coarse), got)) in askers.iter().zip(covers.iter().zip(got)) {
+            let alone = index::nearby_in_one(redis, *user, exact, coarse, *degree, weight)
+                .await
+                .expect("script");
+            let (Some(alone), Some(got)) = (alone, got) else {
+                assert_eq!(*user, absent, "only the absent adjacency set is told to rebuild");
+                continue;
+            };
+            assert_eq!(got.graph_first, alone.graph_first, "radius {radius}, weight {weight}");
+            if got.graph_first {
+                // each gave up past the budget (the batch's cells are read whole, to DENSE)
+                assert!(got.population > degree * weight && alone.population > degree * weight);
+            } else {
+                assert_eq!(got.population, alone.population, "radius {radius}, weight {weight}");
+            }
+            let got: BTreeMap<Uuid, LiveRecord> = got.records.into_iter().collect();
+            let alone: BTreeMap<Uuid, LiveRecord> = alone.records.into_iter().collect();
+            assert_eq!(got, alone, "radius {radius}, weight {weight}");
+            assert!(!got.contains_key(user), "never the asker");
+            found += got.len();
+        }
+    }
+    assert!(found > 100, "the askers have connections in reach: {found}");
+    assert!(
+        index::nearby_many_in_one(redis, &[], 2)
+            .await
+            .expect("script")
+            .is_empty()
+    );
+}
