@@ -164,37 +164,45 @@ pub async fn unmetered(ctx: &Ctx, user: Uuid, radius_m: f64, limit: usize) -> Se
     answer(ctx, user, radius_m, limit, first?, givers?).await
 }
 
+/// What [`listed_among`] can tell.
+#[derive(Debug)]
+pub enum Among {
+    /// The users listed, sorted as nearby sorts.
+    Listed(Vec<Hit>),
+    /// The caller's own live record is no longer at the centre: they checked in elsewhere, and
+    /// the news of it is on its way (their own change is announced after its commit).
+    Moved,
+    /// It cannot be told from these users alone: only the full query can.
+    Unknown,
+}
+
 /// What a nearby query of `user` at `centre` over `radius_m` would list of `users` alone, now:
 /// each of them as [`nearby`] would list it (a connection, live, not hiding from the caller, an
 /// exact share's point, reached by the circle: the same [`select`]), sorted
 /// as it sorts. The live radar's read of the users a message named, instead of the whole
-/// answer; `None` when it cannot be told from them alone (sharing disabled, the caller's
-/// adjacency not cached, or the caller's own record no longer live at `centre` — stopped
-/// sharing, moved, or checked in where nothing is indexed, even when that news was lost):
-/// then only the full query can tell.
-pub async fn listed_among(
-    ctx: &Ctx,
-    user: Uuid,
-    centre: Coord,
-    radius_m: f64,
-    users: &[Uuid],
-) -> ServiceResult<Option<Vec<Hit>>> {
+/// answer; [`Among::Unknown`] when it cannot be told from them alone (sharing disabled, the
+/// caller's adjacency not cached, or the caller's own record no longer live — stopped sharing,
+/// or checked in where nothing is indexed, even when that news was lost), [`Among::Moved`]
+/// when the caller's record is live elsewhere.
+pub async fn listed_among(ctx: &Ctx, user: Uuid, centre: Coord, radius_m: f64, users: &[Uuid]) -> ServiceResult<Among> {
     if !ctx.controls.get().policy.location_sharing_enabled {
-        return Ok(None);
+        return Ok(Among::Unknown);
     }
     if users.is_empty() {
-        return Ok(Some(vec![]));
+        return Ok(Among::Listed(vec![]));
     }
     // most users a region's message names are not the caller's connections: their records are
     // not read
     let Some((ids, own)) = index::connected_among(&ctx.redis, user, users).await? else {
-        return Ok(None);
+        return Ok(Among::Unknown);
     };
-    if !own.is_some_and(|r| r.is_live(now_ms()) && r.centre() == centre) {
-        return Ok(None);
+    match own.filter(|r| r.is_live(now_ms())) {
+        None => return Ok(Among::Unknown),
+        Some(r) if r.centre() != centre => return Ok(Among::Moved),
+        Some(_) => {}
     }
     if ids.is_empty() {
-        return Ok(Some(vec![]));
+        return Ok(Among::Listed(vec![]));
     }
     let (records, givers) = futures_util::join!(
         index::records(&ctx.redis, &ids),
@@ -206,7 +214,14 @@ pub async fn listed_among(
         .filter_map(|(id, r)| r.map(|r| (id, r)))
         .collect();
     let records = super::shares::exact_for_recipient(ctx, user, givers?, records).await?;
-    Ok(Some(select(user, centre, radius_m, now_ms(), records, users.len())))
+    Ok(Among::Listed(select(
+        user,
+        centre,
+        radius_m,
+        now_ms(),
+        records,
+        users.len(),
+    )))
 }
 
 /// The rest of a nearby query once the caller's record and degree are read.

@@ -18,7 +18,7 @@
 //! needs I/O is a boxed future that lives as long as the look. The body's drop (the client
 //! went) is the stream's end: it leaves the hub and gives its slot back.
 
-use super::nearby::{listed_among, unmetered};
+use super::nearby::{Among, listed_among, unmetered};
 use super::radar::{Registration, Woken};
 use super::{Code, Ctx, ServiceError, ServiceResult};
 use crate::domain::geo::Coord;
@@ -43,6 +43,9 @@ pub const TICK: Duration = Duration::from_millis(500);
 const COALESCE: Duration = Duration::from_millis(250);
 /// A stream's slot lasts this long unless renewed (a crashed instance's streams stop counting).
 const LEASE: Duration = Duration::from_secs(30);
+/// When a read finds that the caller moved, how long the stream waits for the news of it (which
+/// makes it read its whole answer) before it reads anyway.
+const MOVED_WAIT: Duration = Duration::from_secs(1);
 /// Items a stream follows, as nearby's largest page.
 const LIMIT: usize = 500;
 /// How often a stream sends a sign of life (a comment), whatever else it sent.
@@ -273,6 +276,9 @@ struct Core {
     registration: Option<Registration>,
     renewed: Instant,
     read_at: Instant,
+    /// Set when a read of named users found the caller moved: the whole answer is read when
+    /// the caller's own change is heard, or at this time if it is not.
+    moved_until: Option<Instant>,
 }
 
 /// A look done: the core back, the events it made, whether the stream ends.
@@ -363,6 +369,7 @@ pub async fn open(ctx: Arc<Ctx>, user: Uuid, session: Option<Uuid>, radius_m: f6
         centre,
         renewed: now,
         read_at: now,
+        moved_until: None,
     });
     core.follow();
     let first = unmetered(&core.ctx, user, radius_m, LIMIT).await?;
@@ -407,7 +414,14 @@ impl Radar {
         let full = named.full
             || core.read_at.elapsed() >= core.safety()
             || expiry <= now_ms()
+            || core.moved_until.is_some_and(|t| t <= Instant::now())
             || (!named.users.is_empty() && (core.centre.is_none() || core.known.len() >= LIMIT));
+        // while the caller's own news is awaited, the users named wait for the full read it makes
+        let named = if full || core.moved_until.is_none() {
+            named
+        } else {
+            Woken::default()
+        };
         if let Some(reason) = ended(&core.ctx, core.user, core.session) {
             self.out.push_back((core.id + 1, Event::End(reason)));
             self.over = true;
@@ -500,7 +514,7 @@ async fn look(mut core: Box<Core>, named: Woken, mut full: bool, renew: bool) ->
     {
         ctx.metrics.radar_partial_reads.inc();
         match listed_among(&ctx, core.user, c, core.radius_m, &named.users).await {
-            Ok(Some(now)) => match changes(&core.known, &named.users, now, LIMIT) {
+            Ok(Among::Listed(now)) => match changes(&core.known, &named.users, now, LIMIT) {
                 Some(changed) => {
                     let who = apply(&mut core.known, &changed);
                     core.number(&mut events, changed);
@@ -510,12 +524,16 @@ async fn look(mut core: Box<Core>, named: Woken, mut full: bool, renew: bool) ->
                 }
                 None => full = true,
             },
-            Ok(None) => full = true,
+            // the caller's own change makes the full read when it is heard (each would be a
+            // full read otherwise: one now, one for the news)
+            Ok(Among::Moved) => core.moved_until = Some(Instant::now() + MOVED_WAIT),
+            Ok(Among::Unknown) => full = true,
             Err(_) => core.read_at = core.retry_soon(),
         }
     }
     if full {
         core.read_at = Instant::now();
+        core.moved_until = None;
         ctx.metrics.radar_reads.inc();
         let (answer, me) = futures_util::join!(unmetered(&ctx, core.user, core.radius_m, LIMIT), own(&ctx, core.user));
         match answer {
