@@ -77,6 +77,15 @@ struct Pair<'a> {
     seen: std::borrow::Cow<'a, LiveRecord>,
 }
 
+/// How far from A's published point A's connections are read, for a notify radius of `reach_m`.
+/// B lists a coarse A when B's circle reaches A's cell: B's own point may lie as far as the
+/// cell reaches beyond A's published point. An exact B is indexed at B's own point; a coarse B
+/// at the centre of B's cell, which the coarse cover (widened by a res-5 cell's reach) holds
+/// whenever B's own point is in reach.
+fn read_reach_m(me: &LiveRecord, reach_m: f64) -> f64 {
+    (reach_m + published_reach_m(me)).min(MAX_RADIUS_M)
+}
+
 /// Live records of A's connections whose own point could lie within `reach_m` (the largest
 /// notify radius in use, at most 200 km) of A's published point: the one planner of nearby,
 /// whichever side is cheaper.
@@ -86,11 +95,7 @@ async fn live_connections(
     me: &LiveRecord,
     reach_m: f64,
 ) -> crate::service::ServiceResult<Vec<(Uuid, LiveRecord)>> {
-    // B lists a coarse A when B's circle reaches A's cell: B's own point may lie as far as the
-    // cell reaches beyond A's published point. An exact B is indexed at B's own point; a
-    // coarse B at the centre of B's cell, which the coarse cover (widened by a res-5 cell's
-    // reach) holds whenever B's own point is in reach
-    let reach_m = (reach_m + published_reach_m(me)).min(MAX_RADIUS_M);
+    let reach_m = read_reach_m(me, reach_m);
     let found = candidates(ctx, actor, me.published(), reach_m, reach_m, None).await?;
     let now = now_ms();
     Ok(found
@@ -121,19 +126,19 @@ async fn connections_of_all(
             .collect();
         near.sort_unstable();
         let scripts = near.chunks(ACTORS_PER_SCRIPT).map(|chunk| {
-            let asked: Vec<(Uuid, f64, Vec<CellIndex>, Vec<CellIndex>)> = chunk
+            // each actor's two covers, as `candidates` makes them
+            let asked: Vec<(Uuid, Vec<CellIndex>, Vec<CellIndex>)> = chunk
                 .iter()
                 .map(|(_, a)| {
                     let me = latest[a];
-                    let reach = (reach_m + published_reach_m(me)).min(MAX_RADIUS_M);
-                    let centre = me.published();
-                    (*a, reach, cover(centre, reach).cells, fetch_cover(centre, reach).cells)
+                    let (centre, reach) = (me.published(), read_reach_m(me, reach_m));
+                    (*a, cover(centre, reach).cells, fetch_cover(centre, reach).cells)
                 })
                 .collect();
             async move {
                 let questions: Vec<index::Asked> = asked
                     .iter()
-                    .map(|(user, _, exact, coarse)| index::Asked {
+                    .map(|(user, exact, coarse)| index::Asked {
                         user: *user,
                         exact_cells: exact,
                         coarse_cells: coarse,

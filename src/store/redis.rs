@@ -47,8 +47,9 @@ struct Inner {
     timeout: Duration,
     /// One connection per [`Lane`].
     conns: [RwLock<Option<Conn>>; 2],
-    /// When the cluster connection was last dropped to be made anew (see [`Redis::recover`]).
-    reset_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When each lane's cluster connection was last dropped to be made anew (see
+    /// [`Redis::recover`]).
+    reset_at: [std::sync::Mutex<Option<std::time::Instant>>; 2],
 }
 
 /// Least time between two fresh cluster connections while a shard does not answer.
@@ -82,7 +83,7 @@ impl Redis {
                 prefix,
                 timeout,
                 conns: [RwLock::new(None), RwLock::new(None)],
-                reset_at: std::sync::Mutex::new(None),
+                reset_at: [std::sync::Mutex::new(None), std::sync::Mutex::new(None)],
             }),
             lane: Lane::Reads,
         }
@@ -160,7 +161,9 @@ impl Redis {
     async fn recover<T>(&self, r: StoreResult<T>) -> StoreResult<T> {
         if self.is_cluster() && matches!(r, Err(StoreError::Unavailable(_))) {
             let due = {
-                let mut at = self.inner.reset_at.lock().unwrap_or_else(|e| e.into_inner());
+                let mut at = self.inner.reset_at[self.lane as usize]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 let due = at.is_none_or(|t| t.elapsed() >= CLUSTER_RESET_EVERY);
                 if due {
                     *at = Some(std::time::Instant::now());
