@@ -542,7 +542,10 @@ fn parse_found(found: &[u8]) -> Vec<(Uuid, LiveRecord)> {
 /// cell (and class) that any of their covers holds is read once, whoever needs it, and each
 /// record once, whoever it is a candidate of; the plan, the budget and the dense cells' ZINTER
 /// are still each user's own. Measured by the radar bench (a batch's users crowd the same
-/// cities): see the README.
+/// cities): see the README. It repeats [`NEARBY_LUA`]'s per-user steps on purpose: with
+/// [`nearby_in_one`] made a one-user call of this script (tried 2026-12-04), `scripts/
+/// instructions` counted +29.8 % Redis and +8.6 % of our instructions per nearby query — the
+/// bookkeeping of sharing (cell positions, record numbers, refs) that one user never needs.
 /// KEYS[1..ARGV[1]] the users' adjacency sets, the rest the cells; ARGV[2..5] the exact and
 /// coarse classes' live score ranges, ARGV[6] the record keys' prefix, ARGV[7] the record
 /// weight; then per user: their 16 bytes, the numbers of exact and coarse cells, and those

@@ -30,6 +30,16 @@ fn record(p: Coord, precision: Precision, expires_at_ms: i64) -> LiveRecord {
     }
 }
 
+/// The precisions of the test worlds: one user in ten at city precision, two approximate, the
+/// rest exact.
+fn mix(i: usize) -> Precision {
+    match i % 10 {
+        0 => Precision::City,
+        1 | 2 => Precision::Approximate,
+        _ => Precision::Exact,
+    }
+}
+
 /// A small deterministic generator (the test must not depend on a seed it cannot show).
 struct Lcg(u64);
 impl Lcg {
@@ -62,11 +72,7 @@ async fn the_one_round_trip_query_finds_what_the_pipelined_steps_find() {
             centre.lng() + (rng.next() - 0.5) * 0.9,
         )
         .expect("valid");
-        let precision = match i % 10 {
-            0 => Precision::City,
-            1 | 2 => Precision::Approximate,
-            _ => Precision::Exact,
-        };
+        let precision = mix(i);
         // a few expired members, still in their cells until the next write trims them
         let expires = if i % 17 == 0 { now + 300 } else { now + 600_000 };
         users.push((Uuid::new_v4(), record(p, precision, expires)));
@@ -187,11 +193,7 @@ async fn the_batch_query_answers_each_user_as_their_own_query_does() {
     for i in 0..600 {
         let c = if i % 3 == 0 { suva } else { paris };
         let p = Coord::new(c.lat() + (rng.next() - 0.5) * 0.3, c.lng() + (rng.next() - 0.5) * 0.45).expect("valid");
-        let precision = match i % 10 {
-            0 => Precision::City,
-            1 | 2 => Precision::Approximate,
-            _ => Precision::Exact,
-        };
+        let precision = mix(i);
         let expires = if i % 19 == 0 { now + 300 } else { now + 600_000 };
         users.push((Uuid::new_v4(), record(p, precision, expires)));
     }
